@@ -1,0 +1,216 @@
+// validate, deploy and destroy.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+
+#include "knetlab/cli/commands.h"
+#include "knetlab/cli/lab.h"
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/runtime/supervisor.h"
+#include "knetlab/topology/parse.h"
+#include "knetlab/util/error.h"
+
+namespace knl::cli {
+
+namespace {
+
+std::atomic<int> g_interrupted{0};
+
+// Ctrl-C or SIGTERM during a deploy rolls it back instead of leaving half a lab.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) { g_interrupted = sig; };
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~InterruptGuard() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// In the deploy worker: build the lab and print the outcome; returns the exit status.
+int run_deploy(const Plan& plan, const Install& install, bool quiet,
+               std::chrono::steady_clock::time_point start, LabLock& lock) {
+  // A SIGKILL of the command takes the worker with it; destroy then works
+  // from the journal.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  try {
+    become_subreaper();
+    auto journal = Journal::open_file(journal_path(plan.lab));
+    journal.record(
+        {JournalEntry::Kind::process, "supervisor", {::getpid(), process_start_time(::getpid())}});
+    auto kernel = make_netlink_kernel();
+    auto runtime = make_process_runtime();
+    bool tty = !quiet && ::isatty(STDERR_FILENO);
+    ExecutorOptions options;
+    options.pause_program = install.bin_dir + "/pause";
+    options.path_env = install.path_env;
+    options.progress = [&](std::string_view phase, size_t done, size_t total) {
+      if (g_interrupted)
+        throw UserError(
+            fmt::format("deploy interrupted by signal {}; rolled back", g_interrupted.load()));
+      if (tty) fmt::print(stderr, "\r\033[K  {:<16} {:>6}/{}", phase, done, total);
+      if (tty && done == total) fmt::print(stderr, "\n");
+    };
+    spdlog::info("deploying lab \"{}\": {} nodes, {} pods, {} hosts (cni {})", plan.lab,
+                 plan.nodes.size(), plan.pods.size(), plan.hosts.size(), plan.network.cni);
+    std::map<std::string, PodProcesses> pods;
+    {
+      InterruptGuard guard;
+      pods = Executor(*kernel, *runtime, journal, options).deploy(plan);
+    }
+    write_state(plan.lab, make_state(plan, pods, "ready"));
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    lock.unlock();
+    spdlog::info("lab \"{}\" is ready in {:.3f} s", plan.lab, seconds_since(start));
+  } catch (const std::exception& e) {
+    // The executor undid its work; the run folder goes too.
+    std::error_code ec;
+    std::filesystem::remove_all(lab_dir(plan.lab), ec);
+    fmt::print(stderr, "error: {}\n", e.what());
+    return dynamic_cast<const UserError*>(&e) ? 1 : 2;
+  }
+  if (!quiet) {
+    fmt::print("Lab \"{}\" is up: {} nodes, {} pods, {} hosts.\n", plan.lab, plan.nodes.size(),
+               plan.pods.size(), plan.hosts.size());
+    fmt::print("  knetlab get pods -o wide                     # where every pod runs\n");
+    if (!plan.pods.empty())
+      fmt::print("  knetlab exec pod/{} -- ip addr              # a command inside a pod\n",
+                 plan.pods.front().name);
+    fmt::print("  knetlab exec node/{} -- ip route   # a node's routes\n", plan.nodes.front().name);
+    fmt::print("  knetlab destroy --lab {}                # remove it all\n", plan.lab);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int validate(const std::string& file) {
+  auto plan = plan_file(file, locate_install());
+  fmt::print("{}: valid: lab \"{}\", {} nodes, {} pods, {} hosts, cni {}\n", file, plan.lab,
+             plan.nodes.size(), plan.pods.size(), plan.hosts.size(), plan.network.cni);
+  return 0;
+}
+
+int deploy(const std::string& file, bool quiet) {
+  auto start = std::chrono::steady_clock::now();
+  auto install = locate_install();
+  auto plan = plan_file(file, install);
+  LabLock lock(plan.lab);
+  if (std::filesystem::exists(lab_dir(plan.lab))) {
+    auto state = read_state(plan.lab);
+    if (state.value("phase", "") == "ready") {
+      auto desired = make_state(plan, {}, "ready");
+      bool same = desired["nodes"] == state["nodes"] && desired["hosts"] == state["hosts"] &&
+                  desired["network"] == state["network"];
+      for (size_t i = 0; same && i < desired["pods"].size(); ++i)
+        same = i < state["pods"].size() && desired["pods"][i]["name"] == state["pods"][i]["name"] &&
+               desired["pods"][i]["ip"] == state["pods"][i]["ip"] &&
+               desired["pods"][i]["containers"].size() == state["pods"][i]["containers"].size();
+      same = same && desired["pods"].size() == state["pods"].size();
+      if (same) {
+        spdlog::info("lab \"{}\" is already deployed and matches {}; nothing to do", plan.lab,
+                     file);
+        return 0;
+      }
+      throw UserError(
+          fmt::format("lab \"{}\" is already deployed from a different topology; "
+                      "changing a running lab is not supported by this version: run "
+                      "`knetlab destroy --lab {}` first",
+                      plan.lab, plan.lab));
+    }
+    spdlog::warn("lab \"{}\" has leftovers of an interrupted deploy; removing them first",
+                 plan.lab);
+    auto entries = Journal::read_file(journal_path(plan.lab));
+    auto kernel = make_netlink_kernel();
+    auto runtime = make_process_runtime();
+    Executor::undo(entries, *kernel, *runtime);
+    std::filesystem::remove_all(lab_dir(plan.lab));
+  }
+  std::filesystem::create_directories(lab_dir(plan.lab));
+  write_state(plan.lab, make_state(plan, {}, "deploying"));
+
+  // The work runs in a child that stays behind as the lab's supervisor: every
+  // sandbox and container descends from it, so it reaps them (see supervisor.h).
+  int result[2];
+  if (::pipe2(result, O_CLOEXEC) != 0) throw errno_error("create pipe", "deploy", "", errno);
+  std::fflush(stdout);
+  pid_t worker = ::fork();
+  if (worker < 0) throw errno_error("fork", "deploy worker", "", errno);
+  if (worker == 0) {
+    ::close(result[0]);
+    int code = run_deploy(plan, install, quiet, start, lock);
+    if (code != 0) {
+      [[maybe_unused]] auto n = ::write(result[1], &code, sizeof code);
+      ::_exit(code);
+    }
+    // Success: tell the command, then let go of everything it shares.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    [[maybe_unused]] auto n = ::write(result[1], &code, sizeof code);
+    ::close(result[1]);
+    run_supervisor(lab_dir(plan.lab) + "/events.log");
+  }
+  ::close(result[1]);
+  lock.unlock();
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGINT, &ignore, &old);  // the worker rolls back on Ctrl-C and reports
+  int code = -1;
+  while (::read(result[0], &code, sizeof code) < 0 && errno == EINTR) {
+  }
+  ::close(result[0]);
+  ::sigaction(SIGINT, &old, nullptr);
+  if (code < 0)
+    throw SystemError(fmt::format("the deploy worker of lab \"{}\" died; `knetlab destroy --lab "
+                                  "{}` removes what it built",
+                                  plan.lab, plan.lab),
+                      0);
+  if (code != 0) ::waitpid(worker, nullptr, 0);
+  return code;
+}
+
+int destroy(const std::string& file, const std::string& lab, bool all) {
+  std::vector<std::string> labs;
+  if (all) {
+    labs = deployed_labs();
+  } else if (!file.empty()) {
+    labs.push_back(parse_topology_file(file).name);
+  } else if (!lab.empty()) {
+    labs.push_back(lab);
+  } else {
+    throw UserError("destroy needs a topology FILE, --lab NAME or --all");
+  }
+  for (const auto& name : labs) {
+    auto start = std::chrono::steady_clock::now();
+    if (destroy_lab(name))
+      spdlog::info("lab \"{}\" destroyed in {:.3f} s", name, seconds_since(start));
+    else
+      spdlog::info("lab \"{}\" is not deployed; nothing to destroy", name);
+  }
+  return 0;
+}
+
+}  // namespace knl::cli

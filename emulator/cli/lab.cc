@@ -1,0 +1,185 @@
+#include "knetlab/cli/lab.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/plan/images.h"
+#include "knetlab/topology/parse.h"
+#include "knetlab/util/error.h"
+
+namespace knl::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Install locate_install() {
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw errno_error("find own program", "/proc/self/exe", "", ec.value());
+  Install install;
+  install.bin_dir = exe.parent_path().string();
+  install.images_dir = (exe.parent_path().parent_path() / "images").string();
+  install.path_env =
+      install.bin_dir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return install;
+}
+
+std::string lab_dir(const std::string& lab) {
+  return std::string(kRunRoot) + "/" + lab;
+}
+std::string journal_path(const std::string& lab) {
+  return lab_dir(lab) + "/journal";
+}
+std::string state_path(const std::string& lab) {
+  return lab_dir(lab) + "/state.json";
+}
+
+Plan plan_file(const std::string& file, const Install& install) {
+  auto topology = parse_topology_file(file);
+  check_buildable(topology);
+  PlanContext context{kRunRoot, install.bin_dir,
+                      load_image_catalog(install.images_dir, install.bin_dir)};
+  return make_plan(topology, context);
+}
+
+LabLock::LabLock(const std::string& lab) {
+  fs::create_directories(kRunRoot);
+  auto path = fmt::format("{}/.{}.lock", kRunRoot, lab);
+  fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd_) throw errno_error("open lock", path, "", errno);
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw errno_error("lock", path, "", errno);
+    throw UserError(
+        fmt::format("lab \"{}\" is busy: another knetlab command is deploying or "
+                    "destroying it; wait for it to finish",
+                    lab));
+  }
+}
+
+ProcessRecord process_of(const json& j) {
+  return {j.at("pid").get<int>(), j.at("startTime").get<uint64_t>()};
+}
+
+json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
+                const std::string& phase) {
+  json nodes = json::array(), hosts = json::array(), pod_list = json::array();
+  for (const auto& n : plan.nodes)
+    nodes.push_back({{"name", n.name},
+                     {"role", n.role},
+                     {"ip", n.ip.str()},
+                     {"podCIDR", n.pod_cidr.str()},
+                     {"netns", n.netns},
+                     {"vtepMAC", n.vtep_mac}});
+  for (const auto& h : plan.hosts)
+    hosts.push_back({{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}});
+  for (const auto& p : plan.pods) {
+    json containers = json::array();
+    auto running = pods.find(p.key());
+    for (const auto& c : p.containers) {
+      json entry = {{"name", c.name}, {"log", c.log_path}, {"argv", c.argv}};
+      if (running != pods.end()) {
+        const auto& rec = running->second.containers.at(c.name);
+        entry["pid"] = rec.pid, entry["startTime"] = rec.start_time;
+      }
+      containers.push_back(entry);
+    }
+    json pod = {{"name", p.name},
+                {"namespace", p.namespace_},
+                {"node", p.node},
+                {"ip", p.ip.str()},
+                {"labels", p.labels},
+                {"netns", p.netns},
+                {"hostNetwork", p.host_network},
+                {"deployment", p.deployment},
+                {"dir", p.dir},
+                {"containers", containers}};
+    if (running != pods.end())
+      pod["sandbox"] = {{"pid", running->second.sandbox.pid},
+                        {"startTime", running->second.sandbox.start_time}};
+    pod_list.push_back(pod);
+  }
+  return {{"name", plan.lab},
+          {"file", fs::absolute(plan.file).string()},
+          {"phase", phase},
+          {"network",
+           {{"cni", plan.network.cni},
+            {"kubeProxyMode", plan.network.kube_proxy_mode},
+            {"podSubnet", plan.network.pod_subnet.str()},
+            {"serviceSubnet", plan.network.service_subnet.str()}}},
+          {"lan", {{"netns", plan.lan_netns}, {"gateway", plan.lan_gateway.str()}}},
+          {"nodes", nodes},
+          {"hosts", hosts},
+          {"pods", pod_list}};
+}
+
+void write_state(const std::string& lab, const json& state) {
+  auto path = state_path(lab);
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << state.dump(1) << "\n";
+    if (!out) throw errno_error("write state", tmp, "", errno);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) throw errno_error("write state", path, "", errno);
+}
+
+json read_state(const std::string& lab) {
+  std::ifstream in(state_path(lab));
+  if (!in)
+    throw UserError(
+        fmt::format("lab \"{}\" is not deployed (no {}); deploy it with "
+                    "`knetlab deploy FILE`",
+                    lab, state_path(lab)));
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw UserError(
+        fmt::format("{}: unreadable state record ({}); `knetlab destroy --lab {}` "
+                    "removes the lab",
+                    state_path(lab), e.what(), lab));
+  }
+}
+
+std::vector<std::string> deployed_labs() {
+  std::vector<std::string> labs;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(kRunRoot, ec))
+    if (entry.is_directory() && fs::exists(entry.path() / "journal"))
+      labs.push_back(entry.path().filename().string());
+  std::sort(labs.begin(), labs.end());
+  return labs;
+}
+
+std::string pick_lab(const std::string& requested) {
+  if (!requested.empty()) return requested;
+  auto labs = deployed_labs();
+  if (labs.size() == 1) return labs.front();
+  if (labs.empty()) throw UserError("no lab is deployed; deploy one with `knetlab deploy FILE`");
+  throw UserError(fmt::format("{} labs are deployed ({}); pick one with --lab NAME", labs.size(),
+                              fmt::join(labs, ", ")));
+}
+
+bool destroy_lab(const std::string& lab) {
+  LabLock lock(lab);
+  auto dir = lab_dir(lab);
+  if (!fs::exists(dir)) return false;
+  auto entries = Journal::read_file(journal_path(lab));
+  auto kernel = make_netlink_kernel();
+  auto runtime = make_process_runtime();
+  Executor::undo(entries, *kernel, *runtime);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) throw errno_error("remove", dir, "", ec.value());
+  fs::remove(fmt::format("{}/.{}.lock", kRunRoot, lab), ec);
+  return true;
+}
+
+}  // namespace knl::cli

@@ -1,0 +1,116 @@
+// knetlab: a Kubernetes cluster network emulator on Linux namespaces.
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "knetlab/cli/commands.h"
+#include "knetlab/util/error.h"
+
+namespace {
+
+void setup_logging(int verbosity, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("knetlab");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(quiet            ? spdlog::level::err
+                    : verbosity >= 2 ? spdlog::level::trace
+                    : verbosity == 1 ? spdlog::level::debug
+                                     : spdlog::level::info);
+}
+
+// A lab keeps one namespace fd and one netlink socket per namespace open.
+void raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"knetlab: a Kubernetes cluster network on Linux namespaces, with real packets"};
+  app.require_subcommand(1);
+  int verbosity = 0;
+  bool quiet = false;
+  knl::cli::ListOptions list;
+  app.add_flag("-v,--verbose", verbosity, "more logs (-vv: all)");
+  app.add_flag("-q,--quiet", quiet, "only errors");
+  raise_fd_limit();
+
+  std::string file, lab, kind, name, target, container, output;
+  bool all = false;
+  std::vector<std::string> command;
+
+  auto* validate =
+      app.add_subcommand("validate", "check a topology file without touching the kernel");
+  validate->add_option("FILE", file, "topology file")->required();
+
+  auto* deploy = app.add_subcommand("deploy", "build the lab described by FILE");
+  deploy->add_option("FILE", file, "topology file")->required();
+
+  auto* destroy = app.add_subcommand("destroy", "remove everything a lab created");
+  destroy->add_option("FILE", file, "topology file of the lab");
+  destroy->add_option("--lab", lab, "lab name");
+  destroy->add_flag("--all", all, "every deployed lab");
+
+  auto add_listing = [&](CLI::App* sub) {
+    sub->add_option("--lab", list.lab, "lab name (may be left out when one lab runs)");
+    sub->add_option("--format", list.format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}));
+  };
+  auto* inspect = app.add_subcommand("inspect", "nodes, pods and hosts of a lab");
+  add_listing(inspect);
+
+  auto* get = app.add_subcommand("get", "kubectl-like listing: nodes, pods, hosts");
+  get->add_option("KIND", kind, "nodes | pods | hosts")->required();
+  get->add_option("NAME", name, "one object");
+  add_listing(get);
+  get->add_option("-o,--output", output, "wide or json")->check(CLI::IsMember({"wide", "json"}));
+
+  auto* exec = app.add_subcommand("exec", "run a command inside a node, pod or host");
+  exec->add_option("TARGET", target, "node/NAME, pod/NAME, pod/NAMESPACE/NAME, host/NAME")
+      ->required();
+  exec->add_option("-c,--container", container, "one container of the pod");
+  exec->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  exec->add_option("COMMAND", command, "the command, after --")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 1;
+  }
+  setup_logging(verbosity, quiet);
+  try {
+    if (*validate) return knl::cli::validate(file);
+    if (*deploy) return knl::cli::deploy(file, quiet);
+    if (*destroy) return knl::cli::destroy(file, lab, all);
+    if (*inspect) return knl::cli::inspect(list);
+    if (*get) {
+      if (!output.empty()) list.format = output;
+      return knl::cli::get(kind, name, list);
+    }
+    if (*exec) return knl::cli::exec(lab, target, container, command);
+  } catch (const knl::UserError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const knl::SystemError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+  return 1;
+}

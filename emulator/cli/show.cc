@@ -1,0 +1,173 @@
+// inspect and get: what the state record and the running processes say.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "knetlab/cli/commands.h"
+#include "knetlab/cli/lab.h"
+#include "knetlab/util/error.h"
+
+namespace knl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// Aligned columns, like kubectl.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i)
+      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}   ", row[i], widths[i]);
+    fmt::print("{}\n", line);
+  }
+}
+
+// Live view of one pod: how many containers run.
+std::pair<size_t, size_t> containers_running(const json& pod) {
+  size_t up = 0, total = pod["containers"].size();
+  for (const auto& c : pod["containers"])
+    if (c.contains("pid") && process_alive(process_of(c))) ++up;
+  return {up, total};
+}
+
+json pod_view(const json& pod) {
+  auto [up, total] = containers_running(pod);
+  return {{"name", pod["name"]},  {"namespace", pod["namespace"]}, {"node", pod["node"]},
+          {"ip", pod["ip"]},      {"labels", pod["labels"]},       {"ready", up == total},
+          {"netns", pod["netns"]}};
+}
+
+json node_view(const json& n) {
+  return {{"name", n["name"]},
+          {"role", n["role"]},
+          {"ip", n["ip"]},
+          {"podCIDR", n["podCIDR"]},
+          {"netns", n["netns"]}};
+}
+
+json host_view(const json& h) {
+  return {{"name", h["name"]}, {"ip", h["ip"]}, {"netns", h["netns"]}};
+}
+
+json inspect_json(const json& state) {
+  json out = {{"name", state["name"]},  {"network", state["network"]}, {"nodes", json::array()},
+              {"hosts", json::array()}, {"pods", json::array()},       {"services", json::array()}};
+  for (const auto& n : state["nodes"]) out["nodes"].push_back(node_view(n));
+  for (const auto& h : state["hosts"]) out["hosts"].push_back(host_view(h));
+  for (const auto& p : state["pods"]) out["pods"].push_back(pod_view(p));
+  return out;
+}
+
+void print_nodes(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "STATUS", "ROLES", "INTERNAL-IP", "POD-CIDR"});
+  if (wide) rows.back().insert(rows.back().end(), {"VTEP-MAC", "NETNS"});
+  for (const auto& n : state["nodes"]) {
+    if (!name.empty() && n["name"] != name) continue;
+    rows.push_back({n["name"], "Ready", n["role"], n["ip"], n["podCIDR"]});
+    if (wide) rows.back().insert(rows.back().end(), {n["vtepMAC"], n["netns"]});
+  }
+  print_table(rows);
+}
+
+void print_pods(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "READY", "STATUS", "IP", "NODE"});
+  if (wide) rows.back().insert(rows.back().end(), {"PID", "NETNS"});
+  for (const auto& p : state["pods"]) {
+    if (!name.empty() && p["name"] != name) continue;
+    auto [up, total] = containers_running(p);
+    rows.push_back({p["namespace"], p["name"], fmt::format("{}/{}", up, total),
+                    up == total ? "Running" : "Error", p["ip"], p["node"]});
+    if (wide)
+      rows.back().insert(
+          rows.back().end(),
+          {p.contains("sandbox") ? std::to_string(p["sandbox"]["pid"].get<int>()) : "-",
+           p["netns"]});
+  }
+  print_table(rows);
+}
+
+void print_hosts(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "IP"});
+  if (wide) rows.back().push_back("NETNS");
+  for (const auto& h : state["hosts"]) {
+    if (!name.empty() && h["name"] != name) continue;
+    rows.push_back({h["name"], h["ip"]});
+    if (wide) rows.back().push_back(h["netns"]);
+  }
+  print_table(rows);
+}
+
+}  // namespace
+
+int inspect(const ListOptions& options) {
+  auto state = read_state(pick_lab(options.lab));
+  if (options.format == "json") {
+    fmt::print("{}\n", inspect_json(state).dump(2));
+    return 0;
+  }
+  fmt::print("Lab {}  (cni {}, pods {}, services {})\n\nNODES\n", state["name"].get<std::string>(),
+             state["network"]["cni"].get<std::string>(),
+             state["network"]["podSubnet"].get<std::string>(),
+             state["network"]["serviceSubnet"].get<std::string>());
+  print_nodes(state, true, "");
+  fmt::print("\nPODS\n");
+  print_pods(state, true, "");
+  if (!state["hosts"].empty()) {
+    fmt::print("\nHOSTS\n");
+    print_hosts(state, true, "");
+  }
+  return 0;
+}
+
+int get(const std::string& kind, const std::string& name, const ListOptions& options) {
+  static const std::map<std::string, std::string> kinds = {
+      {"nodes", "nodes"}, {"node", "nodes"}, {"no", "nodes"},    {"pods", "pods"},
+      {"pod", "pods"},    {"po", "pods"},    {"hosts", "hosts"}, {"host", "hosts"}};
+  static const std::vector<std::string> later = {"services",       "svc",       "endpoints",
+                                                 "endpointslices", "ingresses", "networkpolicies"};
+  auto it = kinds.find(kind);
+  if (it == kinds.end()) {
+    if (std::find(later.begin(), later.end(), kind) != later.end())
+      throw UserError(
+          fmt::format("\"{}\" come with services, ingresses and policies, which this "
+                      "version does not build yet; try nodes, pods or hosts",
+                      kind));
+    throw UserError(fmt::format("unknown kind \"{}\"; try nodes, pods or hosts", kind));
+  }
+  auto state = read_state(pick_lab(options.lab));
+  const auto& what = it->second;
+  bool found = name.empty();
+  for (const auto& item : state[what]) found = found || item["name"] == name;
+  if (!found)
+    throw UserError(fmt::format("no {} named \"{}\" in lab \"{}\"", what.substr(0, what.size() - 1),
+                                name, state["name"].get<std::string>()));
+  if (options.format == "json") {
+    json items = json::array();
+    for (const auto& item : state[what]) {
+      if (!name.empty() && item["name"] != name) continue;
+      items.push_back(what == "pods"    ? pod_view(item)
+                      : what == "nodes" ? node_view(item)
+                                        : host_view(item));
+    }
+    fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
+    return 0;
+  }
+  bool wide = options.format == "wide";
+  if (what == "nodes") print_nodes(state, wide, name);
+  if (what == "pods") print_pods(state, wide, name);
+  if (what == "hosts") print_hosts(state, wide, name);
+  return 0;
+}
+
+}  // namespace knl::cli

@@ -1,0 +1,238 @@
+// rtnetlink through libnl-route-3. One socket per namespace, opened inside it
+// once and kept, so no thread of ours ever switches namespaces to talk to it.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/link/vxlan.h>
+#include <netlink/route/neighbour.h>
+#include <netlink/route/route.h>
+#include <netlink/socket.h>
+
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/kernel/netns.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+
+// One move-only owner per libnl object type, released exactly once.
+template <typename T, void (*Release)(T*)>
+struct Releaser {
+  void operator()(T* p) const { Release(p); }
+};
+using Socket = std::unique_ptr<nl_sock, Releaser<nl_sock, nl_socket_free>>;
+using Link = std::unique_ptr<rtnl_link, Releaser<rtnl_link, rtnl_link_put>>;
+using Addr = std::unique_ptr<nl_addr, Releaser<nl_addr, nl_addr_put>>;
+using Address = std::unique_ptr<rtnl_addr, Releaser<rtnl_addr, rtnl_addr_put>>;
+using Route = std::unique_ptr<rtnl_route, Releaser<rtnl_route, rtnl_route_put>>;
+using Neigh = std::unique_ptr<rtnl_neigh, Releaser<rtnl_neigh, rtnl_neigh_put>>;
+
+SystemError nl_failure(const std::string& op, const std::string& object, const std::string& netns,
+                       int err) {
+  // libnl reports NLE_* codes, not errno values.
+  return SystemError(fmt::format("{} {} in netns {}: {} (libnl error {})", op, object, netns,
+                                 nl_geterror(err), -err),
+                     -err);
+}
+
+Addr ipv4_addr(Ipv4 ip, int prefix) {
+  uint32_t be = htonl(ip.value);
+  Addr a(nl_addr_build(AF_INET, &be, sizeof be));
+  nl_addr_set_prefixlen(a.get(), prefix);
+  return a;
+}
+
+Addr mac_addr(const std::string& mac) {
+  nl_addr* a = nullptr;
+  if (int err = nl_addr_parse(mac.c_str(), AF_LLC, &a); err < 0)
+    throw SystemError(fmt::format("parse MAC address {}: {}", mac, nl_geterror(err)), -err);
+  return Addr(a);
+}
+
+class NetlinkKernel final : public Kernel {
+ public:
+  void create_netns(const std::string& name) override { create_named_netns(name); }
+
+  void delete_netns(const std::string& name) override {
+    for (auto it = indexes_.begin(); it != indexes_.end();)
+      it = it->first.first == name ? indexes_.erase(it) : std::next(it);
+    sockets_.erase(name);
+    delete_named_netns(name);
+  }
+
+  void add_link(const LinkSpec& spec) override {
+    auto& ns = in(spec.netns);
+    Link link;
+    std::string object = spec.name;
+    switch (spec.kind) {
+      case LinkKind::bridge:
+        link.reset(rtnl_link_alloc());
+        rtnl_link_set_type(link.get(), "bridge");
+        object = "bridge " + spec.name;
+        break;
+      case LinkKind::veth: {
+        link.reset(rtnl_link_veth_alloc());
+        Link peer(rtnl_link_veth_get_peer(link.get()));
+        auto& peer_ns = in(spec.peer_netns);
+        rtnl_link_set_name(peer.get(), spec.peer_name.c_str());
+        rtnl_link_set_mtu(peer.get(), static_cast<unsigned>(spec.mtu));
+        rtnl_link_set_ns_fd(peer.get(), peer_ns.fd.get());
+        object = fmt::format("veth {} (peer {} in netns {})", spec.name, spec.peer_name,
+                             spec.peer_netns);
+        break;
+      }
+      case LinkKind::vxlan:
+        link.reset(rtnl_link_vxlan_alloc());
+        rtnl_link_vxlan_set_id(link.get(), spec.vni);
+        rtnl_link_vxlan_set_local(link.get(), ipv4_addr(spec.local, 32).get());
+        rtnl_link_vxlan_set_port(link.get(), static_cast<uint32_t>(spec.port));
+        rtnl_link_vxlan_set_learning(link.get(), 0);
+        rtnl_link_vxlan_set_link(link.get(), index(spec.netns, spec.underlay));
+        object = "vxlan " + spec.name;
+        break;
+    }
+    rtnl_link_set_name(link.get(), spec.name.c_str());
+    rtnl_link_set_mtu(link.get(), static_cast<unsigned>(spec.mtu));
+    if (!spec.mac.empty()) rtnl_link_set_addr(link.get(), mac_addr(spec.mac).get());
+    if (!spec.master.empty())
+      rtnl_link_set_master(link.get(), static_cast<int>(index(spec.netns, spec.master)));
+    rtnl_link_set_flags(link.get(), IFF_UP);
+    if (int err = rtnl_link_add(ns.sock.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
+      throw nl_failure("create link", object, spec.netns, err);
+    // The kernel refuses to bring a veth's peer up while creating the pair.
+    if (spec.kind == LinkKind::veth) set_link_up(spec.peer_netns, spec.peer_name);
+  }
+
+  void set_link_up(const std::string& netns, const std::string& name) override {
+    auto& ns = in(netns);
+    Link change(rtnl_link_alloc());
+    rtnl_link_set_ifindex(change.get(), static_cast<int>(index(netns, name)));
+    rtnl_link_set_flags(change.get(), IFF_UP);
+    if (int err = rtnl_link_change(ns.sock.get(), change.get(), change.get(), 0); err < 0)
+      throw nl_failure("set up link", name, netns, err);
+  }
+
+  void add_address(const AddressSpec& spec) override {
+    auto& ns = in(spec.netns);
+    Address addr(rtnl_addr_alloc());
+    rtnl_addr_set_ifindex(addr.get(), static_cast<int>(index(spec.netns, spec.dev)));
+    rtnl_addr_set_local(addr.get(), ipv4_addr(spec.ip, spec.prefix).get());
+    if (int err = rtnl_addr_add(ns.sock.get(), addr.get(), 0); err < 0)
+      throw nl_failure("add address",
+                       fmt::format("{}/{} on {}", spec.ip.str(), spec.prefix, spec.dev), spec.netns,
+                       err);
+  }
+
+  void add_route(const RouteSpec& spec) override {
+    auto& ns = in(spec.netns);
+    Route route(rtnl_route_alloc());
+    rtnl_route_set_family(route.get(), AF_INET);
+    rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
+    rtnl_route_set_dst(route.get(), ipv4_addr(spec.dst.network, spec.dst.prefix).get());
+    rtnl_nexthop* nh = rtnl_route_nh_alloc();
+    rtnl_route_nh_set_ifindex(nh, static_cast<int>(index(spec.netns, spec.dev)));
+    rtnl_route_nh_set_gateway(nh, ipv4_addr(spec.via, 32).get());
+    if (spec.onlink) rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+    rtnl_route_add_nexthop(route.get(), nh);  // the route owns nh from here
+    if (int err = rtnl_route_add(ns.sock.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
+      throw nl_failure("add route",
+                       fmt::format("{} via {} dev {}", spec.dst.str(), spec.via.str(), spec.dev),
+                       spec.netns, err);
+  }
+
+  void add_neighbour(const NeighbourSpec& spec) override {
+    auto& ns = in(spec.netns);
+    Neigh neigh(rtnl_neigh_alloc());
+    rtnl_neigh_set_ifindex(neigh.get(), static_cast<int>(index(spec.netns, spec.dev)));
+    rtnl_neigh_set_family(neigh.get(), AF_INET);
+    rtnl_neigh_set_dst(neigh.get(), ipv4_addr(spec.ip, 32).get());
+    rtnl_neigh_set_lladdr(neigh.get(), mac_addr(spec.mac).get());
+    rtnl_neigh_set_state(neigh.get(), NUD_PERMANENT);
+    if (int err = rtnl_neigh_add(ns.sock.get(), neigh.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
+      throw nl_failure("add neighbour",
+                       fmt::format("{} lladdr {} dev {}", spec.ip.str(), spec.mac, spec.dev),
+                       spec.netns, err);
+  }
+
+  void add_fdb(const FdbSpec& spec) override {
+    auto& ns = in(spec.netns);
+    Neigh entry(rtnl_neigh_alloc());
+    rtnl_neigh_set_ifindex(entry.get(), static_cast<int>(index(spec.netns, spec.dev)));
+    // The remote VTEP is an IPv4 address in an AF_BRIDGE entry: libnl wants the
+    // address before the family, or it refuses the mismatch.
+    rtnl_neigh_set_dst(entry.get(), ipv4_addr(spec.dst, 32).get());
+    rtnl_neigh_set_family(entry.get(), AF_BRIDGE);
+    rtnl_neigh_set_lladdr(entry.get(), mac_addr(spec.mac).get());
+    rtnl_neigh_set_state(entry.get(), NUD_PERMANENT);
+    rtnl_neigh_set_flags(entry.get(), NTF_SELF);
+    if (int err = rtnl_neigh_add(ns.sock.get(), entry.get(), NLM_F_CREATE | NLM_F_APPEND); err < 0)
+      throw nl_failure("add fdb entry",
+                       fmt::format("{} dst {} dev {}", spec.mac, spec.dst.str(), spec.dev),
+                       spec.netns, err);
+  }
+
+  void set_sysctl(const SysctlSpec& spec) override {
+    auto& ns = in(spec.netns);
+    auto path = "/proc/sys/" + spec.key;
+    // /proc/sys/net shows the namespace of the thread that opens it.
+    run_in_netns(ns.fd.get(), [&] {
+      Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd || ::write(fd.get(), spec.value.data(), spec.value.size()) < 0)
+        throw errno_error("set sysctl", fmt::format("{}={}", spec.key, spec.value), spec.netns,
+                          errno);
+    });
+  }
+
+ private:
+  struct Namespace {
+    Fd fd;
+    Socket sock;
+  };
+
+  Namespace& in(const std::string& netns) {
+    auto it = sockets_.find(netns);
+    if (it != sockets_.end()) return it->second;
+    Namespace ns{open_netns(netns), Socket(nl_socket_alloc())};
+    int err = 0;
+    run_in_netns(ns.fd.get(), [&] { err = nl_connect(ns.sock.get(), NETLINK_ROUTE); });
+    if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
+    return sockets_.emplace(netns, std::move(ns)).first->second;
+  }
+
+  uint32_t index(const std::string& netns, const std::string& name) {
+    auto key = std::pair{netns, name};
+    if (auto it = indexes_.find(key); it != indexes_.end()) return it->second;
+    rtnl_link* raw = nullptr;
+    if (int err = rtnl_link_get_kernel(in(netns).sock.get(), 0, name.c_str(), &raw); err < 0)
+      throw nl_failure("look up link", name, netns, err);
+    Link link(raw);
+    auto idx = static_cast<uint32_t>(rtnl_link_get_ifindex(link.get()));
+    indexes_[key] = idx;
+    return idx;
+  }
+
+  std::map<std::string, Namespace> sockets_;
+  std::map<std::pair<std::string, std::string>, uint32_t> indexes_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_netlink_kernel() {
+  return std::make_unique<NetlinkKernel>();
+}
+
+}  // namespace knl

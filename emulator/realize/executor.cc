@@ -1,0 +1,94 @@
+#include "knetlab/realize/executor.h"
+
+#include <fmt/format.h>
+
+#include <exception>
+
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
+  std::map<std::string, PodProcesses> running;
+  try {
+    const size_t steps = plan.links.size() + plan.addresses.size() + plan.routes.size() +
+                         plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size() +
+                         plan.loopbacks.size();
+    size_t done = 0;
+    for (const auto& ns : plan.namespaces) {
+      journal_.record({JournalEntry::Kind::netns, ns.name, {}});
+      kernel_.create_netns(ns.name);
+      report("namespaces", ++done, plan.namespaces.size());
+    }
+    done = 0;
+    auto step = [&] {
+      if (++done % 100 == 0 || done == steps) report("links and routes", done, steps);
+    };
+    for (const auto& link : plan.links) kernel_.add_link(link), step();
+    for (const auto& [netns, name] : plan.loopbacks) kernel_.set_link_up(netns, name), step();
+    for (const auto& a : plan.addresses) kernel_.add_address(a), step();
+    for (const auto& r : plan.routes) kernel_.add_route(r), step();
+    for (const auto& n : plan.neighbours) kernel_.add_neighbour(n), step();
+    for (const auto& f : plan.fdb) kernel_.add_fdb(f), step();
+    for (const auto& s : plan.sysctls) kernel_.set_sysctl(s), step();
+
+    journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
+    for (const auto& f : plan.files) runtime_.write_file(f);
+    done = 0;
+    for (const auto& pod : plan.pods) {
+      auto& procs = running[pod.key()];
+      procs.sandbox = runtime_.start_sandbox(pod, options_.pause_program);
+      journal_.record({JournalEntry::Kind::process, "sandbox:" + pod.key(), procs.sandbox});
+      for (const auto& c : pod.containers) {
+        auto p = runtime_.start_container(procs.sandbox, c, options_.path_env);
+        journal_.record({JournalEntry::Kind::process, "container:" + pod.key() + "/" + c.name, p});
+        procs.containers[c.name] = p;
+      }
+      report("pods", ++done, plan.pods.size());
+    }
+    std::vector<const PodPlan*> pods;
+    for (const auto& pod : plan.pods) pods.push_back(&pod);
+    runtime_.wait_ready(pods, std::chrono::steady_clock::now() + options_.ready_timeout);
+    for (const auto& pod : plan.pods)
+      for (const auto& [name, p] : running[pod.key()].containers)
+        if (!runtime_.alive(p))
+          throw SystemError(fmt::format("pod {} container {} exited right after it started (see "
+                                        "its log {}/{}.log)",
+                                        pod.key(), name, pod.dir, name),
+                            0);
+  } catch (...) {
+    try {
+      undo(journal_.entries(), kernel_, runtime_);
+    } catch (const std::exception&) {
+      // The deploy's own failure is what the user must see; destroy retries the rest.
+    }
+    throw;
+  }
+  return running;
+}
+
+void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Runtime& runtime) {
+  std::exception_ptr first;
+  auto attempt = [&](auto&& work) {
+    try {
+      work();
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  };
+  // Processes first (a pod's sandbox takes its containers with it), then any
+  // process still inside the lab's namespaces, then namespaces, then files.
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+    if (it->kind == JournalEntry::Kind::process) attempt([&] { runtime.stop(it->process); });
+  std::vector<std::string> netns;
+  for (const auto& e : entries)
+    if (e.kind == JournalEntry::Kind::netns) netns.push_back(e.name);
+  attempt([&] { runtime.stop_namespace_members(netns); });
+  for (auto it = netns.rbegin(); it != netns.rend(); ++it)
+    attempt([&] { kernel.delete_netns(*it); });
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+    if (it->kind == JournalEntry::Kind::dir) attempt([&] { runtime.remove_tree(it->name); });
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace knl

@@ -1,0 +1,75 @@
+#include <fcntl.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "knetlab/realize/journal.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+const char* kind_word(JournalEntry::Kind kind) {
+  switch (kind) {
+    case JournalEntry::Kind::netns:
+      return "netns";
+    case JournalEntry::Kind::dir:
+      return "dir";
+    case JournalEntry::Kind::process:
+      return "process";
+  }
+  return "";
+}
+}  // namespace
+
+Journal Journal::open_file(const std::string& path) {
+  Journal j;
+  j.fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!j.fd_) throw errno_error("open journal", path, "", errno);
+  j.entries_ = read_file(path);
+  return j;
+}
+
+Journal Journal::in_memory() {
+  return Journal();
+}
+
+std::vector<JournalEntry> Journal::read_file(const std::string& path) {
+  std::vector<JournalEntry> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string kind;
+    JournalEntry e{};
+    words >> kind;
+    if (kind == "netns") {
+      e.kind = JournalEntry::Kind::netns;
+      words >> e.name;
+    } else if (kind == "dir") {
+      e.kind = JournalEntry::Kind::dir;
+      words >> e.name;
+    } else if (kind == "process") {
+      e.kind = JournalEntry::Kind::process;
+      words >> e.process.pid >> e.process.start_time >> e.name;
+    } else {
+      continue;  // a line cut short by a crash
+    }
+    if (!words.fail()) out.push_back(e);
+  }
+  return out;
+}
+
+void Journal::record(const JournalEntry& entry) {
+  entries_.push_back(entry);
+  if (!fd_) return;
+  auto line = entry.kind == JournalEntry::Kind::process
+                  ? fmt::format("process {} {} {}\n", entry.process.pid, entry.process.start_time,
+                                entry.name)
+                  : fmt::format("{} {}\n", kind_word(entry.kind), entry.name);
+  if (::write(fd_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    throw errno_error("write journal", line, "", errno);
+}
+
+}  // namespace knl

@@ -1,0 +1,241 @@
+#include "knetlab/topology/schema.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+std::string Where::str() const {
+  return fmt::format("{}:{}:{}", file, line, column);
+}
+
+namespace {
+
+const char* type_name(toml::value_t type) {
+  switch (type) {
+    case toml::value_t::boolean:
+      return "a boolean";
+    case toml::value_t::integer:
+      return "an integer";
+    case toml::value_t::floating:
+      return "a float";
+    case toml::value_t::string:
+      return "a string";
+    case toml::value_t::array:
+      return "an array";
+    case toml::value_t::table:
+      return "a table";
+    case toml::value_t::empty:
+      return "nothing";
+    default:
+      return "a date or time";
+  }
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      bool same = std::tolower(a[i - 1]) == std::tolower(b[j - 1]);
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string line_text_of(const TomlValue& value) {
+  return value.location().line_str();
+}
+
+}  // namespace
+
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    size_t d = edit_distance(word, candidate);
+    if (d < best_distance) best_distance = d, best = candidate;
+  }
+  return best;
+}
+
+Where where_of(const TomlValue& value, const std::string& key) {
+  auto loc = value.location();
+  Where where{loc.file_name(), loc.line(), loc.column()};
+  if (!key.empty()) {
+    // toml11 keeps the location of values, not keys: find the key on the line.
+    auto text = loc.line_str();
+    auto limit = std::min<size_t>(text.size(), loc.column() > 0 ? loc.column() - 1 : 0);
+    auto pos = text.rfind(key, limit);
+    if (pos != std::string::npos) where.column = static_cast<unsigned>(pos + 1);
+  }
+  return where;
+}
+
+void fail_at(const Where& where, const std::string& line_text, const std::string& message) {
+  std::string text = fmt::format("{}: {}", where.str(), message);
+  if (!line_text.empty() && where.line > 0) {
+    text += fmt::format("\n  {:>4} | {}\n       | {}^", where.line, line_text,
+                        std::string(where.column > 0 ? where.column - 1 : 0, ' '));
+  }
+  throw UserError(text);
+}
+
+void fail_at(const TomlValue& value, const std::string& message, const std::string& key) {
+  fail_at(where_of(value, key), line_text_of(value), message);
+}
+
+TableReader::TableReader(const TomlValue& value, std::string context)
+    : value_(&value), context_(std::move(context)) {
+  if (!value.is_table())
+    fail_at(value, fmt::format("{} must be a table, not {}", context_, type_name(value.type())));
+}
+
+void TableReader::allow_only(std::initializer_list<const char*> known) const {
+  std::vector<std::string> names(known.begin(), known.end());
+  for (const auto& [key, v] : value_->as_table()) {
+    if (std::find(names.begin(), names.end(), key) != names.end()) continue;
+    auto guess = nearest(key, names);
+    std::string hint = guess.empty() ? fmt::format("known keys: {}", fmt::join(names, ", "))
+                                     : fmt::format("did you mean \"{}\"?", guess);
+    fail_at(v, fmt::format("unknown key \"{}\" in {}; {}", key, context_, hint), key);
+  }
+}
+
+bool TableReader::has(const std::string& key) const {
+  return find(key) != nullptr;
+}
+
+const TomlValue* TableReader::find(const std::string& key) const {
+  const auto& table = value_->as_table();
+  auto it = table.find(key);
+  return it == table.end() ? nullptr : &it->second;
+}
+
+void TableReader::fail(const std::string& key, const std::string& message) const {
+  if (const auto* v = find(key)) fail_at(*v, message, key);
+  fail_at(*value_, message);
+}
+
+namespace {
+const TomlValue& expect(const TableReader& t, const std::string& key, toml::value_t type) {
+  const auto& v = *t.find(key);
+  if (v.type() != type)
+    fail_at(v,
+            fmt::format("\"{}\" in {} must be {}, not {}", key, t.context(), type_name(type),
+                        type_name(v.type())),
+            key);
+  return v;
+}
+}  // namespace
+
+std::string TableReader::required_string(const std::string& key) const {
+  if (!has(key)) fail_at(*value_, fmt::format("{} needs \"{}\"", context_, key));
+  return string(key, "");
+}
+
+std::string TableReader::string(const std::string& key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  return expect(*this, key, toml::value_t::string).as_string().str;
+}
+
+std::string TableReader::one_of(const std::string& key, const std::string& fallback,
+                                std::initializer_list<const char*> allowed) const {
+  auto s = string(key, fallback);
+  for (const char* a : allowed)
+    if (s == a) return s;
+  std::vector<std::string> names(allowed.begin(), allowed.end());
+  std::vector<std::string> quoted;
+  for (const auto& n : names) quoted.push_back("\"" + n + "\"");
+  auto guess = nearest(s, names);
+  fail(key, fmt::format("\"{}\" = \"{}\" is not allowed; write one of {}{}", key, s,
+                        fmt::join(quoted, ", "),
+                        guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
+}
+
+int64_t TableReader::integer(const std::string& key, int64_t fallback, int64_t min,
+                             int64_t max) const {
+  if (!has(key)) return fallback;
+  auto n = expect(*this, key, toml::value_t::integer).as_integer();
+  if (n < min || n > max)
+    fail(key, fmt::format("\"{}\" = {} is out of range; write a number from {} to {}", key, n, min,
+                          max));
+  return n;
+}
+
+bool TableReader::boolean(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  return expect(*this, key, toml::value_t::boolean).as_boolean();
+}
+
+std::vector<std::string> TableReader::strings(const std::string& key) const {
+  std::vector<std::string> out;
+  if (!has(key)) return out;
+  for (const auto& v : expect(*this, key, toml::value_t::array).as_array()) {
+    if (!v.is_string())
+      fail_at(v, fmt::format("\"{}\" in {} must be an array of strings, not of {}", key, context_,
+                             type_name(v.type())));
+    out.push_back(v.as_string().str);
+  }
+  return out;
+}
+
+Labels TableReader::labels(const std::string& key) const {
+  Labels out;
+  if (!has(key)) return out;
+  for (const auto& [k, v] : expect(*this, key, toml::value_t::table).as_table()) {
+    if (!v.is_string())
+      fail_at(v,
+              fmt::format("label \"{}\" in \"{}\" must be a string, not {}", k, key,
+                          type_name(v.type())),
+              k);
+    out[k] = v.as_string().str;
+  }
+  return out;
+}
+
+Ipv4Net TableReader::cidr(const std::string& key, const std::string& fallback) const {
+  auto text = string(key, fallback);
+  auto net = Ipv4Net::parse(text);
+  if (!net) {
+    std::string hint = "write a network such as \"10.244.0.0/16\"";
+    if (auto slash = text.find('/'); slash != std::string::npos) {
+      auto ip = Ipv4::parse(text.substr(0, slash));
+      int prefix = std::atoi(text.c_str() + slash + 1);
+      if (ip && prefix >= 0 && prefix <= 32) {
+        Ipv4Net masked{Ipv4{ip->value & Ipv4Net{*ip, prefix}.mask()}, prefix};
+        hint = fmt::format("host bits are set; did you mean \"{}\"?", masked.str());
+      }
+    }
+    fail(key, fmt::format("\"{}\" = \"{}\" is not an IPv4 network; {}", key, text, hint));
+  }
+  return *net;
+}
+
+std::optional<TableReader> TableReader::table(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return TableReader(expect(*this, key, toml::value_t::table), context_ + "." + key);
+}
+
+std::vector<TableReader> TableReader::tables(const std::string& key) const {
+  std::vector<TableReader> out;
+  if (!has(key)) return out;
+  std::string ctx = context_.empty() ? "[[" + key + "]]" : context_ + "." + key;
+  for (const auto& v : expect(*this, key, toml::value_t::array).as_array()) {
+    if (!v.is_table())
+      fail_at(
+          v, fmt::format("each entry of \"{}\" must be a table, not {}", key, type_name(v.type())));
+    out.emplace_back(v, ctx);
+  }
+  return out;
+}
+
+}  // namespace knl

@@ -1,0 +1,22 @@
+#pragma once
+// One function per verb; each returns the process exit status.
+
+#include <string>
+#include <vector>
+
+namespace knl::cli {
+
+struct ListOptions {
+  std::string lab;
+  std::string format = "table";  // table | json | wide
+};
+
+int validate(const std::string& file);
+int deploy(const std::string& file, bool quiet);
+int destroy(const std::string& file, const std::string& lab, bool all);
+int inspect(const ListOptions& options);
+int get(const std::string& kind, const std::string& name, const ListOptions& options);
+int exec(const std::string& lab, const std::string& target, const std::string& container,
+         const std::vector<std::string>& command);
+
+}  // namespace knl::cli

@@ -1,0 +1,62 @@
+#pragma once
+// What the verbs share: where knetlab is installed, the run folder of each lab
+// (/run/knetlab/<lab>: journal, state.json, pod files), and picking a lab.
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "knetlab/kernel/fd.h"
+#include "knetlab/plan/plan.h"
+#include "knetlab/realize/executor.h"
+
+namespace knl::cli {
+
+struct Install {
+  std::string bin_dir;     // knetlab, pause, netexec
+  std::string images_dir;  // images/<name>/image.toml
+  std::string path_env;    // PATH inside every target: bin_dir first
+};
+Install locate_install();
+
+inline constexpr const char* kRunRoot = "/run/knetlab";
+std::string lab_dir(const std::string& lab);
+std::string journal_path(const std::string& lab);
+std::string state_path(const std::string& lab);
+
+/// Parses, checks and plans `file`: every user error surfaces here.
+Plan plan_file(const std::string& file, const Install& install);
+
+/// An exclusive lock on one lab, held for the object's life.
+class LabLock {
+ public:
+  explicit LabLock(const std::string& lab);
+  /// Lets go early (a process that outlives the command must not hold it).
+  void unlock() { fd_.reset(); }
+
+ private:
+  Fd fd_;
+};
+
+/// The record inspect, get and exec read: the plan plus the pods' processes.
+nlohmann::json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
+                          const std::string& phase);
+void write_state(const std::string& lab, const nlohmann::json& state);
+/// The record of `lab`; UserError when it is not deployed.
+nlohmann::json read_state(const std::string& lab);
+
+/// Labs that have a run folder, sorted.
+std::vector<std::string> deployed_labs();
+/// `requested`, or the only deployed lab; UserError otherwise.
+std::string pick_lab(const std::string& requested);
+
+/// Removes everything `lab` created, from its journal. Returns false when the
+/// lab had nothing to remove.
+bool destroy_lab(const std::string& lab);
+
+/// A process record kept in the state.
+ProcessRecord process_of(const nlohmann::json& j);
+
+}  // namespace knl::cli

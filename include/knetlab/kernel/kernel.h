@@ -1,0 +1,34 @@
+#pragma once
+// The narrow interface through which the executor changes the kernel. The
+// real implementation (NetlinkKernel) talks rtnetlink through libnl from
+// sockets opened inside each namespace; tests use a recording fake.
+//
+/// Every call either does all it says or throws SystemError naming the
+/// operation, the object, the namespace and the errno text. Deleting what is
+/// already gone succeeds.
+
+#include <memory>
+#include <string>
+
+#include "knetlab/plan/plan.h"
+
+namespace knl {
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void create_netns(const std::string& name) = 0;
+  virtual void delete_netns(const std::string& name) = 0;
+  virtual void add_link(const LinkSpec& link) = 0;
+  virtual void set_link_up(const std::string& netns, const std::string& name) = 0;
+  virtual void add_address(const AddressSpec& address) = 0;
+  virtual void add_route(const RouteSpec& route) = 0;
+  virtual void add_neighbour(const NeighbourSpec& neighbour) = 0;
+  virtual void add_fdb(const FdbSpec& fdb) = 0;
+  virtual void set_sysctl(const SysctlSpec& sysctl) = 0;
+};
+
+/// The real kernel. Not thread-safe: one instance per thread.
+std::unique_ptr<Kernel> make_netlink_kernel();
+
+}  // namespace knl

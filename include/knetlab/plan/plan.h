@@ -1,0 +1,151 @@
+#pragma once
+// Topology -> Plan: every address, name and kernel object the lab needs, per
+// namespace, in the order the executor creates them. make_plan() is pure and
+// deterministic: the same inputs give the same plan, byte for byte.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "knetlab/topology/model.h"
+
+namespace knl {
+
+/// What an image folder says (images/<name>/image.toml).
+struct ImageSpec {
+  std::string name;
+  std::string program;  // absolute path of the program to run
+  std::vector<std::string> args;
+};
+
+/// Inputs besides the topology: where files go and which images exist.
+struct PlanContext {
+  std::string run_root = "/run/knetlab";  // the lab's files go to <run_root>/<lab>
+  std::string bin_dir;                    // put first on every container's PATH
+  std::map<std::string, ImageSpec> images;
+};
+
+enum class NetnsRole { lan, node, host, pod };
+
+struct NetnsSpec {
+  std::string name;  // under /run/netns
+  NetnsRole role;
+};
+
+enum class LinkKind { bridge, veth, vxlan };
+
+/// A link created by a netlink socket inside `netns`. A veth's peer is created
+/// directly in `peer_netns` (never moved afterwards).
+struct LinkSpec {
+  LinkKind kind;
+  std::string netns, name;
+  int mtu = 1500;
+  std::string mac;     // empty: the kernel picks
+  std::string master;  // a bridge in `netns`, or empty
+  std::string peer_netns, peer_name;
+  // vxlan
+  uint32_t vni = 0;
+  Ipv4 local;
+  int port = 0;
+  std::string underlay;  // the device the tunnel leaves by
+};
+
+struct AddressSpec {
+  std::string netns, dev;
+  Ipv4 ip;
+  int prefix = 32;
+};
+
+struct RouteSpec {
+  std::string netns;
+  Ipv4Net dst;  // 0.0.0.0/0 for the default route
+  Ipv4 via;
+  std::string dev;
+  bool onlink = false;
+};
+
+struct NeighbourSpec {
+  std::string netns, dev;
+  Ipv4 ip;
+  std::string mac;
+};
+
+/// A bridge forwarding entry on a vxlan device: frames for `mac` go to `dst`.
+struct FdbSpec {
+  std::string netns, dev, mac;
+  Ipv4 dst;
+};
+
+struct SysctlSpec {
+  std::string netns, key, value;  // key as under /proc/sys, e.g. net/ipv4/ip_forward
+};
+
+struct FileSpec {
+  std::string path, content;
+};
+
+struct ContainerPlan {
+  std::string name;
+  std::vector<std::string> argv;  // argv[0] is an absolute path or a PATH name
+  std::string log_path;
+  std::vector<int> tcp_ports;  // declared TCP container ports: ready once they accept
+  std::optional<Readiness> readiness;
+};
+
+struct PodPlan {
+  std::string name, namespace_, node, deployment;
+  Ipv4 ip;
+  std::string netns;  // the pod's own, or the node's with hostNetwork
+  bool host_network = false;
+  Labels labels;
+  std::string dir;  // resolv.conf, hosts, hostname and the container logs
+  std::vector<ContainerPlan> containers;
+  std::string key() const { return namespace_ + "/" + name; }
+};
+
+struct NodePlan {
+  std::string name, role, netns, vtep_mac;
+  Ipv4 ip;
+  Ipv4Net pod_cidr;
+};
+
+struct HostPlan {
+  std::string name, netns;
+  Ipv4 ip;
+};
+
+struct Plan {
+  std::string lab, file, run_dir, bin_dir;
+  Network network;
+  std::string lan_netns;
+  Ipv4 lan_gateway;
+  std::vector<NodePlan> nodes;
+  std::vector<HostPlan> hosts;
+  std::vector<PodPlan> pods;
+
+  // Desired kernel objects, in creation order.
+  std::vector<NetnsSpec> namespaces;
+  std::vector<LinkSpec> links;
+  std::vector<std::pair<std::string, std::string>> loopbacks;  // (netns, "lo") to set up
+  std::vector<AddressSpec> addresses;
+  std::vector<RouteSpec> routes;
+  std::vector<NeighbourSpec> neighbours;
+  std::vector<FdbSpec> fdb;
+  std::vector<SysctlSpec> sysctls;
+  std::vector<FileSpec> files;
+};
+
+/// Kernel object names (DESIGN.md "How the lab looks in the kernel").
+std::string netns_prefix(const std::string& lab);
+std::string node_netns(const std::string& lab, const std::string& node);
+std::string host_netns(const std::string& lab, const std::string& host);
+std::string pod_netns(const std::string& lab, const std::string& ns, const std::string& pod);
+std::string lan_netns(const std::string& lab);
+/// "veth" + 8 hex digits: the node side of a pod's veth pair.
+std::string pod_veth_name(const std::string& ns, const std::string& pod);
+
+/// Throws UserError (naming the file location) for what only planning can see,
+/// such as an image that does not exist.
+Plan make_plan(const Topology& topology, const PlanContext& context);
+
+}  // namespace knl

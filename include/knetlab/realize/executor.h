@@ -1,0 +1,57 @@
+#pragma once
+// Applies a Plan to the kernel and undoes it. The executor is the only code
+// that calls the Kernel and Runtime interfaces for a lab; it records every
+// creation in the Journal first, and on any failure undoes everything it did
+// before rethrowing, so a failed deploy leaves nothing behind.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/realize/journal.h"
+#include "knetlab/runtime/runtime.h"
+
+namespace knl {
+
+struct ExecutorOptions {
+  std::string pause_program;
+  std::string path_env;  // PATH of every container
+  std::chrono::milliseconds ready_timeout{30000};
+  /// Called as work advances: (phase, done, total). May be empty.
+  std::function<void(std::string_view, size_t, size_t)> progress;
+};
+
+/// The processes of one running pod.
+struct PodProcesses {
+  ProcessRecord sandbox;
+  std::map<std::string, ProcessRecord> containers;
+};
+
+class Executor {
+ public:
+  Executor(Kernel& kernel, Runtime& runtime, Journal& journal, ExecutorOptions options)
+      : kernel_(kernel), runtime_(runtime), journal_(journal), options_(std::move(options)) {}
+
+  /// Builds everything in `plan`; returns the processes of every pod (by
+  /// PodPlan::key()). On failure, undoes all and rethrows.
+  std::map<std::string, PodProcesses> deploy(const Plan& plan);
+
+  /// Undoes what `entries` record, newest first. Idempotent; keeps going past
+  /// failures and throws the first one at the end.
+  static void undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Runtime& runtime);
+
+ private:
+  void report(std::string_view phase, size_t done, size_t total) const {
+    if (options_.progress) options_.progress(phase, done, total);
+  }
+
+  Kernel& kernel_;
+  Runtime& runtime_;
+  Journal& journal_;
+  ExecutorOptions options_;
+};
+
+}  // namespace knl

@@ -1,0 +1,39 @@
+#pragma once
+// The lab's journal: one line per thing created, appended *before* it is
+// created (namespaces, folders) or the moment it exists (processes), so that
+// destroy can undo a deploy that crashed, was killed or failed half-way.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "knetlab/kernel/fd.h"
+#include "knetlab/runtime/runtime.h"
+
+namespace knl {
+
+struct JournalEntry {
+  enum class Kind { netns, dir, process } kind;
+  std::string name;  // netns name, folder, or what the process is
+  ProcessRecord process;
+  auto operator<=>(const JournalEntry&) const = default;
+};
+
+class Journal {
+ public:
+  /// Appends to the file at `path` (created if missing).
+  static Journal open_file(const std::string& path);
+  /// Keeps entries in memory only (tests).
+  static Journal in_memory();
+  /// Every entry of the file at `path`; empty when it does not exist.
+  static std::vector<JournalEntry> read_file(const std::string& path);
+
+  void record(const JournalEntry& entry);
+  const std::vector<JournalEntry>& entries() const { return entries_; }
+
+ private:
+  Fd fd_;
+  std::vector<JournalEntry> entries_;
+};
+
+}  // namespace knl

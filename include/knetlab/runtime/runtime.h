@@ -1,0 +1,66 @@
+#pragma once
+// Processes of a lab: pod sandboxes (the pause process that holds a pod's
+// namespaces), containers joined to them, files they read, and readiness.
+// The executor drives it through this interface; tests use a recording fake.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "knetlab/plan/plan.h"
+
+namespace knl {
+
+/// A process we started. The start time (in clock ticks since boot, from
+/// /proc/PID/stat) tells it apart from a later process that reuses the pid.
+struct ProcessRecord {
+  int pid = 0;
+  uint64_t start_time = 0;
+  auto operator<=>(const ProcessRecord&) const = default;
+};
+
+/// Start time of `pid`, or 0 when no such process runs.
+uint64_t process_start_time(int pid);
+/// True when the process recorded in `p` still runs (not a zombie).
+bool process_alive(const ProcessRecord& p);
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual void write_file(const FileSpec& file) = 0;
+  virtual void remove_tree(const std::string& dir) = 0;
+  /// Starts the pause process of `pod`: PID 1 of the pod's PID namespace, in
+  /// its network namespace, with its own UTS, IPC and mount namespaces.
+  virtual ProcessRecord start_sandbox(const PodPlan& pod, const std::string& pause_program) = 0;
+  /// Starts `container` joined to the namespaces of `sandbox`.
+  virtual ProcessRecord start_container(const ProcessRecord& sandbox,
+                                        const ContainerPlan& container,
+                                        const std::string& path_env) = 0;
+  /// Kills the process and waits until it is gone; a vanished one is fine.
+  virtual void stop(const ProcessRecord& process) = 0;
+  /// True while the process runs (not exited, not a zombie, pid not reused).
+  virtual bool alive(const ProcessRecord& process) = 0;
+  /// Kills every process whose network namespace is one of `netns` (those a
+  /// crash kept out of the journal, and those a user started with exec).
+  virtual void stop_namespace_members(const std::vector<std::string>& netns) = 0;
+  /// Waits until every pod's containers run and answer their probes; throws
+  /// SystemError naming the first pod that is not ready by `deadline`.
+  virtual void wait_ready(const std::vector<const PodPlan*>& pods,
+                          std::chrono::steady_clock::time_point deadline) = 0;
+};
+
+std::unique_ptr<Runtime> make_process_runtime();
+
+/// Which namespaces `exec` enters.
+struct ExecTarget {
+  std::string netns;  // a name under /run/netns (nodes, hosts), or empty
+  int pid = 0;        // a process whose namespaces to join (pods), or 0
+};
+
+/// Runs argv in the target with this process's stdio; returns its exit status
+/// (128 + signal when killed).
+int exec_in(const ExecTarget& target, const std::vector<std::string>& argv,
+            const std::string& path_env);
+
+}  // namespace knl
