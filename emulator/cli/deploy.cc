@@ -55,23 +55,32 @@ int run_deploy(const Plan& plan, const Install& install, bool quiet,
   // A SIGKILL of the command takes the worker with it; destroy then works
   // from the journal.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // SIGCHLD stays blocked in every thread this process will have, so that the
+  // supervisor's sigwait() is the one that sees it.
+  sigset_t children;
+  sigemptyset(&children);
+  sigaddset(&children, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &children, nullptr);
   try {
     become_subreaper();
     auto journal = Journal::open_file(journal_path(plan.lab));
     journal.record(
         {JournalEntry::Kind::process, "supervisor", {::getpid(), process_start_time(::getpid())}});
     auto kernel = make_netlink_kernel();
-    auto runtime = make_process_runtime();
+    auto runtime = make_process_runtime(runtime_options(install));
     bool tty = !quiet && ::isatty(STDERR_FILENO);
+    auto phase_start = std::chrono::steady_clock::now();
     ExecutorOptions options;
-    options.pause_program = install.bin_dir + "/pause";
-    options.path_env = install.path_env;
     options.progress = [&](std::string_view phase, size_t done, size_t total) {
       if (g_interrupted)
         throw UserError(
             fmt::format("deploy interrupted by signal {}; rolled back", g_interrupted.load()));
       if (tty) fmt::print(stderr, "\r\033[K  {:<16} {:>6}/{}", phase, done, total);
       if (tty && done == total) fmt::print(stderr, "\n");
+      if (done == total) {
+        spdlog::debug("{}: {} in {:.3f} s", phase, total, seconds_since(phase_start));
+        phase_start = std::chrono::steady_clock::now();
+      }
     };
     spdlog::info("deploying lab \"{}\": {} nodes, {} pods, {} hosts (cni {})", plan.lab,
                  plan.nodes.size(), plan.pods.size(), plan.hosts.size(), plan.network.cni);
@@ -144,7 +153,7 @@ int deploy(const std::string& file, bool quiet) {
                  plan.lab);
     auto entries = Journal::read_file(journal_path(plan.lab));
     auto kernel = make_netlink_kernel();
-    auto runtime = make_process_runtime();
+    auto runtime = make_process_runtime(runtime_options(install));
     Executor::undo(entries, *kernel, *runtime);
     std::filesystem::remove_all(lab_dir(plan.lab));
   }

@@ -32,6 +32,10 @@ Install locate_install() {
   return install;
 }
 
+RuntimeOptions runtime_options(const Install& install) {
+  return {install.bin_dir + "/pause", install.path_env};
+}
+
 std::string lab_dir(const std::string& lab) {
   return std::string(kRunRoot) + "/" + lab;
 }
@@ -173,7 +177,7 @@ bool destroy_lab(const std::string& lab) {
   if (!fs::exists(dir)) return false;
   auto entries = Journal::read_file(journal_path(lab));
   auto kernel = make_netlink_kernel();
-  auto runtime = make_process_runtime();
+  auto runtime = make_process_runtime(runtime_options(locate_install()));
   Executor::undo(entries, *kernel, *runtime);
   std::error_code ec;
   fs::remove_all(dir, ec);

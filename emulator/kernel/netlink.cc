@@ -65,7 +65,15 @@ Addr mac_addr(const std::string& mac) {
 
 class NetlinkKernel final : public Kernel {
  public:
-  void create_netns(const std::string& name) override { create_named_netns(name); }
+  void create_netns(const std::string& name) override {
+    // The namespace's rtnetlink socket is opened in passing, while the worker
+    // thread is inside it anyway.
+    Socket sock(nl_socket_alloc());
+    int err = 0;
+    create_named_netns(name, [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
+    if (err < 0) throw nl_failure("open rtnetlink socket", "", name, err);
+    sockets_.emplace(name, Namespace{open_netns(name), std::move(sock)});
+  }
 
   void delete_netns(const std::string& name) override {
     for (auto it = indexes_.begin(); it != indexes_.end();)
@@ -183,6 +191,11 @@ class NetlinkKernel final : public Kernel {
       throw nl_failure("add fdb entry",
                        fmt::format("{} dst {} dev {}", spec.mac, spec.dst.str(), spec.dev),
                        spec.netns, err);
+  }
+
+  void release_handles() override {
+    sockets_.clear();
+    indexes_.clear();
   }
 
   void set_sysctl(const SysctlSpec& spec) override {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -56,26 +57,87 @@ void prepare_netns_dir() {
 
 }  // namespace
 
-void create_named_netns(const std::string& name) {
+namespace {
+
+// The one thread that does namespace work: every task first enters the
+// namespace it needs, so the thread's own namespace never matters and no
+// other code ever runs on it. Reusing it saves a thread creation per call.
+class NamespaceWorker {
+ public:
+  static NamespaceWorker& instance() {
+    static NamespaceWorker worker;
+    return worker;
+  }
+
+  void run(const std::function<void()>& task) {
+    std::unique_lock lock(call_);
+    std::exception_ptr failure;
+    {
+      std::unique_lock state(mutex_);
+      task_ = &task;
+      failure_ = &failure;
+      wake_.notify_one();
+      done_.wait(state, [&] { return task_ == nullptr; });
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  ~NamespaceWorker() {
+    {
+      std::lock_guard state(mutex_);
+      stop_ = true;
+      wake_.notify_one();
+    }
+    thread_.join();
+  }
+
+ private:
+  NamespaceWorker() : thread_([this] { loop(); }) {}
+
+  void loop() {
+    std::unique_lock state(mutex_);
+    for (;;) {
+      wake_.wait(state, [&] { return stop_ || task_ != nullptr; });
+      if (stop_) return;
+      try {
+        (*task_)();
+      } catch (...) {
+        *failure_ = std::current_exception();
+      }
+      task_ = nullptr;
+      done_.notify_one();
+    }
+  }
+
+  std::mutex call_, mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void()>* task_ = nullptr;
+  std::exception_ptr* failure_ = nullptr;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+void create_named_netns(const std::string& name, const std::function<void()>& inside) {
   prepare_netns_dir();
   auto path = netns_path(name);
   Fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (!file) throw errno_error("create network namespace", name, "", errno);
   file.reset();
-  int err = 0;
-  // unshare() changes only the calling thread's namespace; that thread ends here.
-  std::thread worker([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      err = errno;
-      return;
-    }
-    auto self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
-    if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) err = errno;
-  });
-  worker.join();
-  if (err) {
+  // unshare() moves only the worker thread into the new namespace.
+  try {
+    NamespaceWorker::instance().run([&] {
+      if (::unshare(CLONE_NEWNET) != 0)
+        throw errno_error("create network namespace", name, "", errno);
+      if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0)
+        throw errno_error("bind-mount network namespace", path, "", errno);
+      if (inside) inside();
+    });
+  } catch (...) {
+    ::umount2(path.c_str(), MNT_DETACH);
     ::unlink(path.c_str());
-    throw errno_error("create network namespace", name, "", err);
+    throw;
   }
 }
 
@@ -88,18 +150,11 @@ void delete_named_netns(const std::string& name) {
 }
 
 void run_in_netns(int netns_fd, const std::function<void()>& work) {
-  std::exception_ptr failure;
-  std::thread worker([&] {
-    try {
-      if (::setns(netns_fd, CLONE_NEWNET) != 0)
-        throw errno_error("enter network namespace", "fd " + std::to_string(netns_fd), "", errno);
-      work();
-    } catch (...) {
-      failure = std::current_exception();
-    }
+  NamespaceWorker::instance().run([&] {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0)
+      throw errno_error("enter network namespace", "fd " + std::to_string(netns_fd), "", errno);
+    work();
   });
-  worker.join();
-  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace knl

@@ -31,16 +31,19 @@ std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
     for (const auto& n : plan.neighbours) kernel_.add_neighbour(n), step();
     for (const auto& f : plan.fdb) kernel_.add_fdb(f), step();
     for (const auto& s : plan.sysctls) kernel_.set_sysctl(s), step();
+    kernel_.release_handles();
 
     journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
     for (const auto& f : plan.files) runtime_.write_file(f);
+    auto mount_template = runtime_.start_mount_template();
+    journal_.record({JournalEntry::Kind::process, "mount-template", mount_template});
     done = 0;
     for (const auto& pod : plan.pods) {
       auto& procs = running[pod.key()];
-      procs.sandbox = runtime_.start_sandbox(pod, options_.pause_program);
+      procs.sandbox = runtime_.start_sandbox(pod, mount_template);
       journal_.record({JournalEntry::Kind::process, "sandbox:" + pod.key(), procs.sandbox});
       for (const auto& c : pod.containers) {
-        auto p = runtime_.start_container(procs.sandbox, c, options_.path_env);
+        auto p = runtime_.start_container(procs.sandbox, c);
         journal_.record({JournalEntry::Kind::process, "container:" + pod.key() + "/" + c.name, p});
         procs.containers[c.name] = p;
       }
@@ -48,14 +51,7 @@ std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
     }
     std::vector<const PodPlan*> pods;
     for (const auto& pod : plan.pods) pods.push_back(&pod);
-    runtime_.wait_ready(pods, std::chrono::steady_clock::now() + options_.ready_timeout);
-    for (const auto& pod : plan.pods)
-      for (const auto& [name, p] : running[pod.key()].containers)
-        if (!runtime_.alive(p))
-          throw SystemError(fmt::format("pod {} container {} exited right after it started (see "
-                                        "its log {}/{}.log)",
-                                        pod.key(), name, pod.dir, name),
-                            0);
+    runtime_.wait_ready(pods, running, std::chrono::steady_clock::now() + options_.ready_timeout);
   } catch (...) {
     try {
       undo(journal_.entries(), kernel_, runtime_);
@@ -78,12 +74,17 @@ void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Ru
   };
   // Processes first (a pod's sandbox takes its containers with it), then any
   // process still inside the lab's namespaces, then namespaces, then files.
+  // The supervisor reaps the others, so it goes after them.
+  std::vector<ProcessRecord> processes, supervisors;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-    if (it->kind == JournalEntry::Kind::process) attempt([&] { runtime.stop(it->process); });
+    if (it->kind == JournalEntry::Kind::process)
+      (it->name == kSupervisorEntry ? supervisors : processes).push_back(it->process);
+  attempt([&] { runtime.stop(processes); });
   std::vector<std::string> netns;
   for (const auto& e : entries)
     if (e.kind == JournalEntry::Kind::netns) netns.push_back(e.name);
   attempt([&] { runtime.stop_namespace_members(netns); });
+  attempt([&] { runtime.stop(supervisors); });
   for (auto it = netns.rbegin(); it != netns.rend(); ++it)
     attempt([&] { kernel.delete_netns(*it); });
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)

@@ -194,8 +194,103 @@ bool http_ok(Ipv4 ip, int port, const std::string& path) {
          status < 400;
 }
 
+// A child made by clone(CLONE_VM | CLONE_VFORK) shares our memory until it
+// execs, and we are stopped meanwhile: it reads its arguments from here and
+// writes here which step failed. It makes system calls only.
+struct ChildArgs {
+  int netns_fd = -1;     // sandbox: the pod's network namespace
+  int template_fd = -1;  // sandbox: the mount namespace to copy
+  int mnt_fd = -1;       // container: the pod's mount namespace
+  int stdin_fd = -1, stdout_fd = -1;
+  const char* hostname = nullptr;
+  std::vector<std::pair<const char*, const char*>> binds;
+  const char* program = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  int failed_step = 0, error = 0;
+};
+
+[[noreturn]] void child_failed(ChildArgs* a, int step) {
+  a->failed_step = step;
+  a->error = errno;
+  ::_exit(127);
+}
+
+void child_stdio(ChildArgs* a) {
+  ::dup2(a->stdin_fd, 0);
+  ::dup2(a->stdout_fd, 1);
+  ::dup2(a->stdout_fd, 2);
+  ::setsid();
+}
+
+// PID 1 of a new PID namespace (and new UTS and IPC ones, from clone's flags).
+int sandbox_child(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  if (::setns(a->netns_fd, CLONE_NEWNET) != 0) child_failed(a, 1);
+  // A copy of the small template, not of the machine's mount table.
+  if (::setns(a->template_fd, CLONE_NEWNS) != 0) child_failed(a, 11);
+  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, 2);
+  if (::sethostname(a->hostname, std::strlen(a->hostname)) != 0) child_failed(a, 3);
+  for (const auto& [from, to] : a->binds)
+    if (::mount(from, to, nullptr, MS_BIND, nullptr) != 0) child_failed(a, 5);
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    child_failed(a, 7);
+  ::umount2("/sys", MNT_DETACH);
+  if (::mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr) != 0)
+    child_failed(a, 10);
+  child_stdio(a);
+  ::execve(a->program, a->argv, a->envp);
+  child_failed(a, 8);
+}
+
+// The holder of the pod mount template.
+int template_child(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, 2);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_failed(a, 4);
+  ::umount2(kNetnsDir, MNT_DETACH);
+  child_stdio(a);
+  ::execve(a->program, a->argv, a->envp);
+  child_failed(a, 8);
+}
+
+// Born in the pod's PID, network, UTS and IPC namespaces (the calling thread
+// entered them); joins the pod's mount namespace and execs the container.
+int container_child(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  if (::setns(a->mnt_fd, CLONE_NEWNS) != 0 || ::chdir("/") != 0) child_failed(a, 9);
+  child_stdio(a);
+  ::execve(a->program, a->argv, a->envp);
+  child_failed(a, 8);
+}
+
+// Runs `child` as a new process with `flags`; returns its pid once it has
+// exec'd, or throws naming the step that failed.
+int clone_child(int (*child)(void*), ChildArgs& args, int flags, const std::string& what,
+                const std::string& netns) {
+  constexpr size_t kStack = 64 * 1024;
+  thread_local std::vector<char> stack(kStack);
+  // The stack grows down from its 16-byte aligned top.
+  auto top = reinterpret_cast<uintptr_t>(stack.data() + kStack) & ~uintptr_t{15};
+  int pid =
+      ::clone(child, reinterpret_cast<void*>(top), flags | CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (pid < 0) throw errno_error("clone", what, netns, errno);
+  if (args.failed_step) {
+    wait_child(pid);
+    throw errno_error(kSteps[static_cast<size_t>(args.failed_step)], what, netns, args.error);
+  }
+  return pid;
+}
+
 class ProcessRuntime final : public Runtime {
  public:
+  explicit ProcessRuntime(RuntimeOptions options)
+      : options_(std::move(options)),
+        env_(environment(options_.path_env)),
+        null_(::open("/dev/null", O_RDWR | O_CLOEXEC)) {
+    if (!null_) throw errno_error("open", "/dev/null", "", errno);
+  }
+
   void write_file(const FileSpec& file) override {
     std::error_code ec;
     auto dir = std::filesystem::path(file.path).parent_path();
@@ -212,118 +307,99 @@ class ProcessRuntime final : public Runtime {
     if (ec && ec.value() != ENOENT) throw errno_error("remove", dir, "", ec.value());
   }
 
-  ProcessRecord start_sandbox(const PodPlan& pod, const std::string& pause_program) override {
-    auto netns = netns_path(pod.netns);
-    auto hostname = pod.name;
-    std::array<std::pair<std::string, const char*>, 3> binds = {{
-        {pod.dir + "/resolv.conf", "/etc/resolv.conf"},
-        {pod.dir + "/hosts", "/etc/hosts"},
-        {pod.dir + "/hostname", "/etc/hostname"},
-    }};
+  ProcessRecord start_mount_template() override {
+    // The template holder: a pause in a mount namespace made private, with
+    // the machine's /run/netns mounts detached. Pods copy it, which costs a
+    // few mounts instead of one per network namespace on the machine.
     std::vector<std::string> args = {"pause"};
     auto argv = c_strings(args);
     char* envp[] = {nullptr};
-    const char* program = pause_program.c_str();
-    auto pipe = make_pipe();
-    Fd netns_fd(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!netns_fd) throw errno_error("open network namespace", netns, "", errno);
-
-    pid_t child = ::fork();
-    if (child < 0) throw errno_error("fork", "sandbox of pod " + pod.key(), pod.netns, errno);
-    if (child == 0) {
-      int w = pipe.write.get();
-      if (::setns(netns_fd.get(), CLONE_NEWNET) != 0) child_fail(w, 1);
-      if (::unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID) != 0)
-        child_fail(w, 2);
-      if (::sethostname(hostname.data(), hostname.size()) != 0) child_fail(w, 3);
-      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_fail(w, 4);
-      // A pod must not hold copies of the lab's other namespace mounts.
-      ::umount2(kNetnsDir, MNT_DETACH);
-      for (const auto& [from, to] : binds)
-        if (::mount(from.c_str(), to, nullptr, MS_BIND, nullptr) != 0) child_fail(w, 5);
-      pid_t init = ::fork();
-      if (init < 0) child_fail(w, 6);
-      if (init == 0) {
-        // PID 1 of the pod: its own /proc and a /sys that shows its links.
-        if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-          child_fail(w, 7);
-        ::umount2("/sys", MNT_DETACH);
-        if (::mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                    nullptr) != 0)
-          child_fail(w, 11);
-        ::setsid();
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 0), ::dup2(null, 1), ::dup2(null, 2);
-        ::execve(program, argv.data(), envp);
-        child_fail(w, 8);
-      }
-      report(w, kPid, init);
-      ::_exit(0);
-    }
-    pipe.write.reset();
-    int pid;
-    try {
-      pid = collect(pipe.read.get(), "sandbox of pod " + pod.key(), pod.netns);
-    } catch (...) {
-      wait_child(child);
-      throw;
-    }
-    wait_child(child);
+    ChildArgs a;
+    a.stdin_fd = a.stdout_fd = null_.get();
+    a.program = options_.pause.c_str();
+    a.argv = argv.data();
+    a.envp = envp;
+    int pid = clone_child(template_child, a, 0, "mount template", "");
     return {pid, process_start_time(pid)};
   }
 
-  ProcessRecord start_container(const ProcessRecord& sandbox, const ContainerPlan& container,
-                                const std::string& path_env) override {
-    auto what = fmt::format("container {}", container.name);
-    auto args = container.argv;
-    args[0] = resolve_program(args[0], path_env);
+  ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) override {
+    auto what = "sandbox of pod " + pod.key();
+    Fd netns = open_netns(pod.netns);
+    auto template_path = fmt::format("/proc/{}/ns/mnt", mount_template.pid);
+    Fd mnt(::open(template_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mnt) throw errno_error("open mount template", template_path, "", errno);
+    std::vector<std::string> files = {pod.dir + "/resolv.conf", pod.dir + "/hosts",
+                                      pod.dir + "/hostname"};
+    std::vector<std::string> args = {"pause"};
     auto argv = c_strings(args);
-    auto env_strings = environment(path_env);
-    auto envp = c_strings(env_strings);
-    auto fds = open_pod_namespaces(sandbox.pid);
+    char* envp[] = {nullptr};
+    ChildArgs a;
+    a.netns_fd = netns.get();
+    a.template_fd = mnt.get();
+    a.stdin_fd = a.stdout_fd = null_.get();
+    a.hostname = pod.name.c_str();
+    a.binds = {{files[0].c_str(), "/etc/resolv.conf"},
+               {files[1].c_str(), "/etc/hosts"},
+               {files[2].c_str(), "/etc/hostname"}};
+    a.program = options_.pause.c_str();
+    a.argv = argv.data();
+    a.envp = envp;
+    int pid =
+        clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what, pod.netns);
+    return {pid, process_start_time(pid)};
+  }
+
+  ProcessRecord start_container(const ProcessRecord& sandbox,
+                                const ContainerPlan& container) override {
+    auto what = "container " + container.name;
     Fd log(::open(container.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (!log) throw errno_error("open log", container.log_path, "", errno);
-    auto pipe = make_pipe();
-
-    pid_t child = ::fork();
-    if (child < 0) throw errno_error("fork", what, "", errno);
-    if (child == 0) {
-      int w = pipe.write.get();
-      enter_pod(fds, w);
-      pid_t process = ::fork();
-      if (process < 0) child_fail(w, 6);
-      if (process == 0) {
-        ::setsid();
-        int null = ::open("/dev/null", O_RDONLY);
-        ::dup2(null, 0), ::dup2(log.get(), 1), ::dup2(log.get(), 2);
-        ::execve(argv[0], argv.data(), envp.data());
-        child_fail(w, 8);
-      }
-      report(w, kPid, process);
-      ::_exit(0);
-    }
-    pipe.write.reset();
-    int pid;
-    try {
-      pid = collect(pipe.read.get(), what, "");
-    } catch (...) {
-      wait_child(child);
-      throw;
-    }
-    wait_child(child);
+    auto args = container.argv;
+    args[0] = resolve_program(args[0], options_.path_env);
+    auto argv = c_strings(args);
+    auto env = env_;
+    auto envp = c_strings(env);
+    auto fds = open_pod_namespaces(sandbox.pid);  // ipc, uts, net, pid, mnt
+    ChildArgs a;
+    a.mnt_fd = fds[4].get();
+    a.stdin_fd = null_.get();
+    a.stdout_fd = log.get();
+    a.program = argv[0];
+    a.argv = argv.data();
+    a.envp = envp.data();
+    int pid = 0;
+    // The worker thread enters the pod's namespaces; the child is born in them.
+    run_in_netns(fds[2].get(), [&] {
+      for (size_t i : {0, 1, 3})
+        if (::setns(fds[i].get(), kPodNamespaces[i].second) != 0)
+          throw errno_error("enter namespace", what, "", errno);
+      pid = clone_child(container_child, a, 0, what, "");
+    });
     return {pid, process_start_time(pid)};
   }
 
-  void stop(const ProcessRecord& process) override {
-    if (process.pid == ::getpid()) return;  // a failing deploy's own supervisor record
-    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
-    if (!pidfd) return;  // gone already
-    // The pid is ours only if the process it names started when ours did.
-    if (process_start_time(process.pid) != process.start_time) return;
-    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
-      throw errno_error("kill process", std::to_string(process.pid), "", errno);
-    pollfd p{pidfd.get(), POLLIN, 0};
-    while (::poll(&p, 1, 5000) < 0 && errno == EINTR) {
+  void stop(const std::vector<ProcessRecord>& processes) override {
+    std::vector<Fd> pidfds;
+    for (const auto& process : processes) {
+      if (process.pid == ::getpid()) continue;  // a failing deploy's own supervisor record
+      Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
+      if (!pidfd) continue;  // gone already
+      // The pid is ours only if the process it names started when ours did.
+      if (process_start_time(process.pid) != process.start_time) continue;
+      if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+        throw errno_error("kill process", std::to_string(process.pid), "", errno);
+      pidfds.push_back(std::move(pidfd));
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (const auto& pidfd : pidfds) {
+      pollfd p{pidfd.get(), POLLIN, 0};
+      for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) >= 0) break;
+        if (errno != EINTR) break;
+      }
     }
   }
 
@@ -336,6 +412,7 @@ class ProcessRuntime final : public Runtime {
       if (::stat(netns_path(name).c_str(), &st) == 0) targets.emplace(st.st_dev, st.st_ino);
     }
     if (targets.empty()) return;
+    std::vector<ProcessRecord> members;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
       const auto& name = entry.path().filename().string();
@@ -344,36 +421,35 @@ class ProcessRuntime final : public Runtime {
       if (::stat((entry.path() / "ns/net").c_str(), &st) != 0) continue;
       if (!targets.count({st.st_dev, st.st_ino})) continue;
       int pid = std::stoi(name);
-      stop({pid, process_start_time(pid)});
+      members.push_back({pid, process_start_time(pid)});
     }
+    stop(members);
   }
 
   void wait_ready(const std::vector<const PodPlan*>& pods,
+                  const std::map<std::string, PodProcesses>& processes,
                   std::chrono::steady_clock::time_point deadline) override {
     std::map<std::string, std::vector<const PodPlan*>> by_node;
     for (const auto* pod : pods) by_node[pod->node].push_back(pod);
     for (const auto& [node, list] : by_node) {
-      if (list.empty()) continue;
       // Probe from the node, as the kubelet does: it also proves the pod is wired.
       auto fd = open_netns(node_netns_of(*list.front()));
       run_in_netns(fd.get(), [&] {
         for (const auto* pod : list) {
+          const auto& running = processes.at(pod->key()).containers;
           for (const auto& c : pod->containers) {
             for (;;) {
-              bool ready = true;
-              for (int port : c.tcp_ports) ready = ready && tcp_connects(pod->ip, port);
-              if (ready && c.readiness) {
-                ready = c.readiness->http_get.empty()
-                            ? tcp_connects(pod->ip, c.readiness->port)
-                            : http_ok(pod->ip, c.readiness->port, c.readiness->http_get);
-              }
-              if (ready) break;
+              if (!process_alive(running.at(c.name)))
+                throw SystemError(fmt::format("pod {} container {} exited (its log: {})",
+                                              pod->key(), c.name, c.log_path),
+                                  ESRCH);
+              if (container_ready(*pod, c)) break;
               if (std::chrono::steady_clock::now() > deadline)
                 throw SystemError(fmt::format("pod {} container {} is not ready: its ports do not "
-                                              "answer (see its log {})",
+                                              "answer (its log: {})",
                                               pod->key(), c.name, c.log_path),
                                   ETIMEDOUT);
-              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+              std::this_thread::sleep_for(std::chrono::milliseconds(5));
             }
           }
         }
@@ -382,18 +458,31 @@ class ProcessRuntime final : public Runtime {
   }
 
  private:
+  static bool container_ready(const PodPlan& pod, const ContainerPlan& c) {
+    for (int port : c.tcp_ports)
+      if (!tcp_connects(pod.ip, port)) return false;
+    if (!c.readiness) return true;
+    return c.readiness->http_get.empty()
+               ? tcp_connects(pod.ip, c.readiness->port)
+               : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);
+  }
+
   static std::string node_netns_of(const PodPlan& pod) {
     if (pod.host_network) return pod.netns;
     // Pod netns names are knl-<lab>-p-...; the node's is knl-<lab>-n-<node>.
     auto lab_end = pod.netns.find("-p-");
     return pod.netns.substr(0, lab_end) + "-n-" + pod.node;
   }
+
+  RuntimeOptions options_;
+  std::vector<std::string> env_;
+  Fd null_;
 };
 
 }  // namespace
 
-std::unique_ptr<Runtime> make_process_runtime() {
-  return std::make_unique<ProcessRuntime>();
+std::unique_ptr<Runtime> make_process_runtime(const RuntimeOptions& options) {
+  return std::make_unique<ProcessRuntime>(options);
 }
 
 int exec_in(const ExecTarget& target, const std::vector<std::string>& command,

@@ -26,6 +26,7 @@ void run_supervisor(const std::string& events_path) {
   ::dup2(null, 0), ::dup2(null, 1), ::dup2(null, 2);
   [[maybe_unused]] int rc = ::chdir("/");
   int events = ::open(events_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // The caller blocked SIGCHLD before it started any thread (see supervisor.h).
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);

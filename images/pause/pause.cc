@@ -1,23 +1,51 @@
 // pause: holds a pod's namespaces. As PID 1 of the pod it reaps every orphan
 // that is re-parented to it, and it sleeps until SIGTERM or SIGINT, like
 // Kubernetes' pause container. knetlab sets up the namespaces before exec.
+//
+// It is built without libc (-nostdlib, raw system calls): every pod starts it
+// at least once, and on virtual machines the C library's start-up (which
+// probes the CPU with cpuid, trapping to the hypervisor) made it cost 1.3 ms
+// against 0.5 ms without (measured with clone+exec here).
 
+#include <asm/unistd.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-int main() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+namespace {
+
+long sys(long number, long a = 0, long b = 0, long c = 0, long d = 0) {
+  long ret;
+#if defined(__x86_64__)
+  register long r10 asm("r10") = d;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10)
+               : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+  register long x8 asm("x8") = number;
+  register long x0 asm("x0") = a;
+  register long x1 asm("x1") = b;
+  register long x2 asm("x2") = c;
+  register long x3 asm("x3") = d;
+  asm volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  ret = x0;
+#else
+#error "pause: add the system call convention of this architecture"
+#endif
+  return ret;
+}
+
+constexpr long kWaitNoHang = 1;  // WNOHANG
+constexpr long kSigsetSize = 8;  // the kernel's sigset_t
+
+}  // namespace
+
+extern "C" [[noreturn]] void _start() {
+  unsigned long waited = (1UL << (SIGCHLD - 1)) | (1UL << (SIGTERM - 1)) | (1UL << (SIGINT - 1));
+  sys(__NR_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&waited), 0, kSigsetSize);
   for (;;) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
-    if (sig == SIGTERM || sig == SIGINT) return 0;
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    long sig = sys(__NR_rt_sigtimedwait, reinterpret_cast<long>(&waited), 0, 0, kSigsetSize);
+    if (sig == SIGTERM || sig == SIGINT) sys(__NR_exit_group, 0);
+    while (sys(__NR_wait4, -1, 0, kWaitNoHang, 0) > 0) {
     }
   }
 }

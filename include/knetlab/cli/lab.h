@@ -20,6 +20,7 @@ struct Install {
   std::string path_env;    // PATH inside every target: bin_dir first
 };
 Install locate_install();
+RuntimeOptions runtime_options(const Install& install);
 
 inline constexpr const char* kRunRoot = "/run/knetlab";
 std::string lab_dir(const std::string& lab);

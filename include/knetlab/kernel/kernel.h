@@ -26,6 +26,9 @@ class Kernel {
   virtual void add_neighbour(const NeighbourSpec& neighbour) = 0;
   virtual void add_fdb(const FdbSpec& fdb) = 0;
   virtual void set_sysctl(const SysctlSpec& sysctl) = 0;
+  /// Closes the handles kept per namespace (an fd and a socket each): a lab
+  /// of a thousand pods must not make every later child process inherit them.
+  virtual void release_handles() = 0;
 };
 
 /// The real kernel. Not thread-safe: one instance per thread.

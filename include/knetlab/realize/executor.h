@@ -17,17 +17,9 @@
 namespace knl {
 
 struct ExecutorOptions {
-  std::string pause_program;
-  std::string path_env;  // PATH of every container
   std::chrono::milliseconds ready_timeout{30000};
   /// Called as work advances: (phase, done, total). May be empty.
   std::function<void(std::string_view, size_t, size_t)> progress;
-};
-
-/// The processes of one running pod.
-struct PodProcesses {
-  ProcessRecord sandbox;
-  std::map<std::string, ProcessRecord> containers;
 };
 
 class Executor {

@@ -12,6 +12,9 @@
 
 namespace knl {
 
+/// The name of the lab supervisor's process entry (runtime/supervisor.h).
+inline constexpr const char* kSupervisorEntry = "supervisor";
+
 struct JournalEntry {
   enum class Kind { netns, dir, process } kind;
   std::string name;  // netns name, folder, or what the process is

@@ -4,6 +4,7 @@
 // The executor drives it through this interface; tests use a recording fake.
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,32 +26,50 @@ uint64_t process_start_time(int pid);
 /// True when the process recorded in `p` still runs (not a zombie).
 bool process_alive(const ProcessRecord& p);
 
+/// The processes of one running pod.
+struct PodProcesses {
+  ProcessRecord sandbox;
+  std::map<std::string, ProcessRecord> containers;
+};
+
 class Runtime {
  public:
   virtual ~Runtime() = default;
   virtual void write_file(const FileSpec& file) = 0;
   virtual void remove_tree(const std::string& dir) = 0;
+  /// Starts the process holding the lab's template mount namespace, from
+  /// which every pod's mount namespace is copied.
+  virtual ProcessRecord start_mount_template() = 0;
   /// Starts the pause process of `pod`: PID 1 of the pod's PID namespace, in
   /// its network namespace, with its own UTS, IPC and mount namespaces.
-  virtual ProcessRecord start_sandbox(const PodPlan& pod, const std::string& pause_program) = 0;
+  virtual ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) = 0;
   /// Starts `container` joined to the namespaces of `sandbox`.
   virtual ProcessRecord start_container(const ProcessRecord& sandbox,
-                                        const ContainerPlan& container,
-                                        const std::string& path_env) = 0;
-  /// Kills the process and waits until it is gone; a vanished one is fine.
-  virtual void stop(const ProcessRecord& process) = 0;
+                                        const ContainerPlan& container) = 0;
+  /// Kills the processes, then waits until they are gone; vanished ones are
+  /// fine. All are signalled before any is waited for: a pod's PID 1 cannot
+  /// finish exiting before the other processes of its PID namespace are reaped.
+  virtual void stop(const std::vector<ProcessRecord>& processes) = 0;
   /// True while the process runs (not exited, not a zombie, pid not reused).
   virtual bool alive(const ProcessRecord& process) = 0;
   /// Kills every process whose network namespace is one of `netns` (those a
   /// crash kept out of the journal, and those a user started with exec).
   virtual void stop_namespace_members(const std::vector<std::string>& netns) = 0;
   /// Waits until every pod's containers run and answer their probes; throws
-  /// SystemError naming the first pod that is not ready by `deadline`.
+  /// SystemError naming the first pod whose container exited or is not ready
+  /// by `deadline`.
   virtual void wait_ready(const std::vector<const PodPlan*>& pods,
+                          const std::map<std::string, PodProcesses>& processes,
                           std::chrono::steady_clock::time_point deadline) = 0;
 };
 
-std::unique_ptr<Runtime> make_process_runtime();
+/// Where the programs are and the PATH that containers get.
+struct RuntimeOptions {
+  std::string pause;
+  std::string path_env;
+};
+
+std::unique_ptr<Runtime> make_process_runtime(const RuntimeOptions& options);
 
 /// Which namespaces `exec` enters.
 struct ExecTarget {

@@ -11,6 +11,8 @@ namespace knl {
 void become_subreaper();
 
 /// Detaches from the terminal and reaps until SIGTERM or SIGKILL; never returns.
+/// SIGCHLD must have been blocked before the process started any thread, or
+/// another thread may take it.
 /// Each exit is appended to `events_path`.
 [[noreturn]] void run_supervisor(const std::string& events_path);
 
