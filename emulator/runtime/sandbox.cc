@@ -36,68 +36,35 @@ namespace knl {
 
 namespace {
 
-// What a child tells its parent through the pipe before it execs.
-struct Report {
-  int kind;   // kPid, or the step that failed
-  int value;  // the pid, or errno
+// What a child was doing when it failed, named in the error message.
+enum Step {
+  kEnterNetns = 1,
+  kUnshare,
+  kHostname,
+  kPrivate,
+  kBind,
+  kProc,
+  kExec,
+  kEnterNs,
+  kSys,
+  kEnterTemplate
 };
-constexpr int kPid = 0;
-
-// Steps, named in error messages.
-constexpr std::array<const char*, 12> kSteps = {"",
+constexpr std::array<const char*, 11> kSteps = {"",
                                                 "enter network namespace",
                                                 "unshare namespaces",
                                                 "set hostname",
                                                 "make mounts private",
                                                 "bind-mount pod file",
-                                                "fork",
                                                 "mount /proc",
                                                 "exec",
                                                 "enter namespace",
-                                                "open log",
-                                                "mount /sys"};
-
-void report(int fd, int kind, int value) {
-  Report r{kind, value};
-  [[maybe_unused]] auto n = ::write(fd, &r, sizeof r);
-}
-
-[[noreturn]] void child_fail(int fd, int step) {
-  report(fd, step, errno);
-  ::_exit(127);
-}
-
-// Reads reports until every writer has closed the pipe; returns the pid.
-int collect(int read_fd, const std::string& what, const std::string& netns) {
-  int pid = 0;
-  Report r;
-  for (;;) {
-    auto n = ::read(read_fd, &r, sizeof r);
-    if (n < 0 && errno == EINTR) continue;
-    if (n != static_cast<ssize_t>(sizeof r)) break;
-    if (r.kind == kPid) {
-      pid = r.value;
-    } else {
-      throw errno_error(kSteps[static_cast<size_t>(r.kind)], what, netns, r.value);
-    }
-  }
-  if (pid <= 0) throw SystemError(fmt::format("start {}: no process was started", what), 0);
-  return pid;
-}
+                                                "mount /sys",
+                                                "enter mount template"};
 
 void wait_child(pid_t pid) {
   int status;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-}
-
-struct Pipe {
-  Fd read, write;
-};
-Pipe make_pipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("create pipe", "", "", errno);
-  return {Fd(fds[0]), Fd(fds[1])};
 }
 
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
@@ -147,13 +114,6 @@ std::vector<Fd> open_pod_namespaces(int pid) {
     fds.push_back(std::move(fd));
   }
   return fds;
-}
-
-// In a forked child: join the namespaces opened by open_pod_namespaces().
-void enter_pod(const std::vector<Fd>& fds, int report_fd) {
-  for (size_t i = 0; i < fds.size(); ++i)
-    if (::setns(fds[i].get(), kPodNamespaces[i].second) != 0) child_fail(report_fd, 9);
-  if (::chdir("/") != 0) child_fail(report_fd, 9);
 }
 
 bool tcp_connects(Ipv4 ip, int port) {
@@ -216,7 +176,21 @@ struct ChildArgs {
   ::_exit(127);
 }
 
+// Execs with the signal state a fresh process expects: nothing blocked and
+// nothing ignored (our SIGCHLD mask and exec's ignored SIGINT would survive).
+[[noreturn]] void child_exec(ChildArgs* a) {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) ::signal(sig, SIG_DFL);
+  ::execve(a->program, a->argv, a->envp);
+  child_failed(a, kExec);
+}
+
+// A child with its own stdio also gets its own session; one without (exec)
+// keeps the terminal's, so that Ctrl-C reaches it.
 void child_stdio(ChildArgs* a) {
+  if (a->stdout_fd < 0) return;
   ::dup2(a->stdin_fd, 0);
   ::dup2(a->stdout_fd, 1);
   ::dup2(a->stdout_fd, 2);
@@ -226,42 +200,41 @@ void child_stdio(ChildArgs* a) {
 // PID 1 of a new PID namespace (and new UTS and IPC ones, from clone's flags).
 int sandbox_child(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
-  if (::setns(a->netns_fd, CLONE_NEWNET) != 0) child_failed(a, 1);
+  if (::setns(a->netns_fd, CLONE_NEWNET) != 0) child_failed(a, kEnterNetns);
   // A copy of the small template, not of the machine's mount table.
-  if (::setns(a->template_fd, CLONE_NEWNS) != 0) child_failed(a, 11);
-  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, 2);
-  if (::sethostname(a->hostname, std::strlen(a->hostname)) != 0) child_failed(a, 3);
+  if (::setns(a->template_fd, CLONE_NEWNS) != 0) child_failed(a, kEnterTemplate);
+  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, kUnshare);
+  if (::sethostname(a->hostname, std::strlen(a->hostname)) != 0) child_failed(a, kHostname);
   for (const auto& [from, to] : a->binds)
-    if (::mount(from, to, nullptr, MS_BIND, nullptr) != 0) child_failed(a, 5);
+    if (::mount(from, to, nullptr, MS_BIND, nullptr) != 0) child_failed(a, kBind);
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    child_failed(a, 7);
+    child_failed(a, kProc);
   ::umount2("/sys", MNT_DETACH);
   if (::mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr) != 0)
-    child_failed(a, 10);
+    child_failed(a, kSys);
   child_stdio(a);
-  ::execve(a->program, a->argv, a->envp);
-  child_failed(a, 8);
+  child_exec(a);
 }
 
 // The holder of the pod mount template.
 int template_child(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
-  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, 2);
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_failed(a, 4);
+  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, kUnshare);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_failed(a, kPrivate);
   ::umount2(kNetnsDir, MNT_DETACH);
   child_stdio(a);
-  ::execve(a->program, a->argv, a->envp);
-  child_failed(a, 8);
+  child_exec(a);
 }
 
-// Born in the pod's PID, network, UTS and IPC namespaces (the calling thread
-// entered them); joins the pod's mount namespace and execs the container.
+// Born in the namespaces the calling thread entered (a pod's PID, network,
+// UTS and IPC ones, or a node's network namespace); joins the pod's mount
+// namespace, if any, and execs.
 int container_child(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
-  if (::setns(a->mnt_fd, CLONE_NEWNS) != 0 || ::chdir("/") != 0) child_failed(a, 9);
+  if (a->mnt_fd >= 0 && (::setns(a->mnt_fd, CLONE_NEWNS) != 0 || ::chdir("/") != 0))
+    child_failed(a, kEnterNs);
   child_stdio(a);
-  ::execve(a->program, a->argv, a->envp);
-  child_failed(a, 8);
+  child_exec(a);
 }
 
 // Runs `child` as a new process with `flags`; returns its pid once it has
@@ -488,55 +461,45 @@ std::unique_ptr<Runtime> make_process_runtime(const RuntimeOptions& options) {
 int exec_in(const ExecTarget& target, const std::vector<std::string>& command,
             const std::string& path_env) {
   auto args = command;
-  auto env_strings = environment(path_env);
   args[0] = resolve_program(args[0], path_env);
+  auto env = environment(path_env);
   auto argv = c_strings(args);
-  auto envp = c_strings(env_strings);
-  std::vector<Fd> fds;
+  auto envp = c_strings(env);
+  std::vector<Fd> pod;  // ipc, uts, net, pid, mnt
   Fd netns;
   if (target.pid)
-    fds = open_pod_namespaces(target.pid);
+    pod = open_pod_namespaces(target.pid);
   else
     netns = open_netns(target.netns);
-  auto pipe = make_pipe();
+  ChildArgs a;
+  a.mnt_fd = target.pid ? pod[4].get() : -1;
+  a.program = argv[0];
+  a.argv = argv.data();
+  a.envp = envp.data();
 
   struct sigaction ignore {
   }, old_int{}, old_quit{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGINT, &ignore, &old_int);
   ::sigaction(SIGQUIT, &ignore, &old_quit);
-  pid_t child = ::fork();
-  if (child < 0) throw errno_error("fork", "exec", target.netns, errno);
-  if (child == 0) {
-    int w = pipe.write.get();
-    if (target.pid)
-      enter_pod(fds, w);
-    else if (::setns(netns.get(), CLONE_NEWNET) != 0)
-      child_fail(w, 1);
-    pid_t process = ::fork();
-    if (process < 0) child_fail(w, 6);
-    if (process == 0) {
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGQUIT, SIG_DFL);
-      ::execve(argv[0], argv.data(), envp.data());
-      child_fail(w, 8);
-    }
-    ::close(w);
-    int status = 0;
-    while (::waitpid(process, &status, 0) < 0 && errno == EINTR) {
-    }
-    ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  int pid = 0;
+  try {
+    run_in_netns(target.pid ? pod[2].get() : netns.get(), [&] {
+      for (size_t i : {0, 1, 3})
+        if (target.pid && ::setns(pod[i].get(), kPodNamespaces[i].second) != 0)
+          throw errno_error("enter namespace", kPodNamespaces[i].first, target.netns, errno);
+      pid = clone_child(container_child, a, 0, command[0], target.netns);
+    });
+  } catch (...) {
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGQUIT, &old_quit, nullptr);
+    throw;
   }
-  pipe.write.reset();
-  Report r;
-  ssize_t n = ::read(pipe.read.get(), &r, sizeof r);
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGQUIT, &old_quit, nullptr);
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind != kPid)
-    throw errno_error(kSteps[static_cast<size_t>(r.kind)], command[0], target.netns, r.value);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
