@@ -64,8 +64,9 @@ int run_deploy(const Plan& plan, const Install& install, bool quiet,
   try {
     become_subreaper();
     auto journal = Journal::open_file(journal_path(plan.lab));
-    journal.record(
-        {JournalEntry::Kind::process, "supervisor", {::getpid(), process_start_time(::getpid())}});
+    journal.record({JournalEntry::Kind::process,
+                    kSupervisorEntry,
+                    {::getpid(), process_start_time(::getpid())}});
     auto kernel = make_netlink_kernel();
     auto runtime = make_process_runtime(runtime_options(install));
     bool tty = !quiet && ::isatty(STDERR_FILENO);

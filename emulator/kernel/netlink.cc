@@ -71,7 +71,10 @@ class NetlinkKernel final : public Kernel {
     Socket sock(nl_socket_alloc());
     int err = 0;
     create_named_netns(name, [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
-    if (err < 0) throw nl_failure("open rtnetlink socket", "", name, err);
+    if (err < 0) {
+      delete_named_netns(name);
+      throw nl_failure("open rtnetlink socket", "", name, err);
+    }
     sockets_.emplace(name, Namespace{open_netns(name), std::move(sock)});
   }
 

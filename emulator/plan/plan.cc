@@ -199,7 +199,7 @@ class Planner {
         std::vector<std::string> names;
         for (const auto& [name, spec] : c_.images) names.push_back(name);
         auto guess = nearest(c.image, names);
-        fail_at(c.where, "",
+        fail_at(c.where_image, "",
                 fmt::format("container \"{}\" of pod \"{}\": no image \"{}\" (images: {}){}",
                             c.name, pod.key(), c.image, fmt::join(names, ", "),
                             guess.empty() ? "" : fmt::format("; did you mean \"{}\"?", guess)));

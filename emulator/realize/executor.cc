@@ -16,8 +16,14 @@ std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
                          plan.loopbacks.size();
     size_t done = 0;
     for (const auto& ns : plan.namespaces) {
-      journal_.record({JournalEntry::Kind::netns, ns.name, {}});
-      kernel_.create_netns(ns.name);
+      JournalEntry entry{JournalEntry::Kind::netns, ns.name, {}};
+      journal_.record(entry);
+      try {
+        kernel_.create_netns(ns.name);
+      } catch (...) {
+        journal_.cancel(entry);  // it cleaned up after itself; the name may be another's
+        throw;
+      }
       report("namespaces", ++done, plan.namespaces.size());
     }
     done = 0;

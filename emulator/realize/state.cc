@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -44,6 +45,8 @@ std::vector<JournalEntry> Journal::read_file(const std::string& path) {
     std::string kind;
     JournalEntry e{};
     words >> kind;
+    bool cancel = kind == "cancel";
+    if (cancel) words >> kind;
     if (kind == "netns") {
       e.kind = JournalEntry::Kind::netns;
       words >> e.name;
@@ -56,20 +59,40 @@ std::vector<JournalEntry> Journal::read_file(const std::string& path) {
     } else {
       continue;  // a line cut short by a crash
     }
-    if (!words.fail()) out.push_back(e);
+    if (words.fail()) continue;
+    if (!cancel) {
+      out.push_back(e);
+    } else if (auto it = std::find(out.rbegin(), out.rend(), e); it != out.rend()) {
+      out.erase(std::next(it).base());
+    }
   }
   return out;
 }
 
-void Journal::record(const JournalEntry& entry) {
-  entries_.push_back(entry);
+namespace {
+std::string journal_line(const JournalEntry& entry) {
+  return entry.kind == JournalEntry::Kind::process
+             ? fmt::format("process {} {} {}\n", entry.process.pid, entry.process.start_time,
+                           entry.name)
+             : fmt::format("{} {}\n", kind_word(entry.kind), entry.name);
+}
+}  // namespace
+
+void Journal::append(const std::string& line) {
   if (!fd_) return;
-  auto line = entry.kind == JournalEntry::Kind::process
-                  ? fmt::format("process {} {} {}\n", entry.process.pid, entry.process.start_time,
-                                entry.name)
-                  : fmt::format("{} {}\n", kind_word(entry.kind), entry.name);
   if (::write(fd_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
     throw errno_error("write journal", line, "", errno);
+}
+
+void Journal::record(const JournalEntry& entry) {
+  entries_.push_back(entry);
+  append(journal_line(entry));
+}
+
+void Journal::cancel(const JournalEntry& entry) {
+  if (auto it = std::find(entries_.rbegin(), entries_.rend(), entry); it != entries_.rend())
+    entries_.erase(std::next(it).base());
+  append("cancel " + journal_line(entry));
 }
 
 }  // namespace knl

@@ -295,7 +295,8 @@ class Parser {
                 t.strings("args"),
                 {},
                 std::nullopt,
-                t.where()};
+                t.where(),
+                t.has("image") ? where_of(*t.find("image"), "image") : t.where()};
     names.add(t, c.name);
     if (c.image.empty() == c.command.empty())
       t.fail(c.image.empty() ? "name" : "command",

@@ -1,0 +1,208 @@
+// Plan: allocation of addresses and names, flannel's objects, determinism.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "knetlab/plan/plan.h"
+#include "knetlab/topology/parse.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+namespace {
+
+PlanContext context() {
+  PlanContext c;
+  c.bin_dir = "/opt/knetlab/bin";
+  c.images = {{"netexec", {"netexec", "/opt/knetlab/bin/netexec", {"--http-port=8080"}}},
+              {"shell", {"shell", "/opt/knetlab/bin/pause", {}}}};
+  return c;
+}
+
+Plan plan_of(const std::string& text) {
+  return make_plan(parse_topology(text, "lab.toml"), context());
+}
+
+const char* kLab = R"(
+name = "demo"
+[[nodes]]
+name = "cp"
+role = "control-plane"
+[[nodes]]
+name = "w1"
+[[nodes]]
+name = "w2"
+[[hosts]]
+name = "client"
+[[deployments]]
+name = "web"
+replicas = 4
+labels = { app = "web" }
+[[deployments.containers]]
+name = "netexec"
+image = "netexec"
+ports = [{ containerPort = 8080 }]
+)";
+
+// Every desired object as one line, in plan order.
+std::string dump(const Plan& p) {
+  std::ostringstream out;
+  for (const auto& n : p.namespaces) out << "netns " << n.name << "\n";
+  for (const auto& l : p.links)
+    out << "link " << l.netns << " " << l.name << " mtu " << l.mtu << " master " << l.master
+        << " peer " << l.peer_netns << "/" << l.peer_name << " mac " << l.mac << " vni " << l.vni
+        << " port " << l.port << "\n";
+  for (const auto& a : p.addresses)
+    out << "addr " << a.netns << " " << a.dev << " " << a.ip.str() << "/" << a.prefix << "\n";
+  for (const auto& r : p.routes)
+    out << "route " << r.netns << " " << r.dst.str() << " via " << r.via.str() << " " << r.dev
+        << (r.onlink ? " onlink" : "") << "\n";
+  for (const auto& n : p.neighbours)
+    out << "neigh " << n.netns << " " << n.ip.str() << " " << n.mac << "\n";
+  for (const auto& f : p.fdb)
+    out << "fdb " << f.netns << " " << f.mac << " " << f.dst.str() << "\n";
+  for (const auto& f : p.files) out << "file " << f.path << "\n" << f.content;
+  return out.str();
+}
+
+TEST(Plan, AllocatesNodeAndHostAddressesInOrder) {
+  auto p = plan_of(kLab);
+  ASSERT_EQ(p.nodes.size(), 3u);
+  EXPECT_EQ(p.lan_gateway.str(), "172.18.0.1");
+  EXPECT_EQ(p.nodes[0].ip.str(), "172.18.0.2");
+  EXPECT_EQ(p.nodes[2].ip.str(), "172.18.0.4");
+  EXPECT_EQ(p.hosts[0].ip.str(), "172.18.0.5");  // after the nodes
+  EXPECT_EQ(p.nodes[0].pod_cidr.str(), "10.244.0.0/24");
+  EXPECT_EQ(p.nodes[2].pod_cidr.str(), "10.244.2.0/24");
+}
+
+TEST(Plan, AllocatesPodAddressesPerNode) {
+  auto p = plan_of(kLab);
+  ASSERT_EQ(p.pods.size(), 4u);
+  EXPECT_EQ(p.pods[0].node, "cp");
+  EXPECT_EQ(p.pods[0].ip.str(), "10.244.0.2");
+  EXPECT_EQ(p.pods[1].ip.str(), "10.244.1.2");
+  EXPECT_EQ(p.pods[3].node, "cp");
+  EXPECT_EQ(p.pods[3].ip.str(), "10.244.0.3");  // the node's second pod
+  EXPECT_EQ(p.pods[0].netns, "knl-demo-p-default-web-0");
+}
+
+TEST(Plan, SkipsPodCidrsThatNodesFixed) {
+  auto p = plan_of(R"(
+name = "demo"
+[[nodes]]
+name = "a"
+[[nodes]]
+name = "b"
+podCIDR = "10.244.0.0/24"
+)");
+  EXPECT_EQ(p.nodes[0].pod_cidr.str(), "10.244.1.0/24");
+  EXPECT_EQ(p.nodes[1].pod_cidr.str(), "10.244.0.0/24");
+}
+
+TEST(Plan, BuildsFlannelVxlanPerNode) {
+  auto p = plan_of(kLab);
+  auto vxlans = std::count_if(p.links.begin(), p.links.end(),
+                              [](const LinkSpec& l) { return l.kind == LinkKind::vxlan; });
+  EXPECT_EQ(vxlans, 3);
+  const auto& v = *std::find_if(p.links.begin(), p.links.end(),
+                                [](const LinkSpec& l) { return l.kind == LinkKind::vxlan; });
+  EXPECT_EQ(v.name, "flannel.1");
+  EXPECT_EQ(v.vni, 1u);
+  EXPECT_EQ(v.port, 8472);
+  EXPECT_EQ(v.mtu, 1450);
+  EXPECT_EQ(v.local.str(), "172.18.0.2");
+  EXPECT_EQ(v.mac, p.nodes[0].vtep_mac);
+  // Each node: a route, a neighbour and an FDB entry per other node.
+  EXPECT_EQ(p.fdb.size(), 6u);
+  EXPECT_EQ(p.neighbours.size(), 6u);
+  auto text = dump(p);
+  EXPECT_NE(text.find("route knl-demo-n-cp 10.244.1.0/24 via 10.244.1.0 flannel.1 onlink"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("neigh knl-demo-n-cp 10.244.1.0 " + p.nodes[1].vtep_mac), std::string::npos);
+  EXPECT_NE(text.find("fdb knl-demo-n-cp " + p.nodes[1].vtep_mac + " 172.18.0.3"),
+            std::string::npos);
+  EXPECT_NE(text.find("addr knl-demo-n-w1 flannel.1 10.244.1.0/32"), std::string::npos);
+}
+
+TEST(Plan, BridgeCniHasNoTunnel) {
+  auto p = plan_of("name = \"one\"\n[network]\ncni = \"bridge\"\n[[nodes]]\nname = \"n\"\n");
+  EXPECT_TRUE(p.fdb.empty());
+  for (const auto& l : p.links) EXPECT_NE(l.kind, LinkKind::vxlan);
+  for (const auto& l : p.links)
+    if (l.name == "cni0") EXPECT_EQ(l.mtu, 1500);
+}
+
+TEST(Plan, WiresPodsToTheirNodeBridge) {
+  auto p = plan_of(kLab);
+  auto text = dump(p);
+  auto veth = pod_veth_name("default", "web-1");
+  EXPECT_EQ(veth.size(), 12u);
+  EXPECT_NE(text.find("link knl-demo-n-w1 " + veth +
+                      " mtu 1450 master cni0 peer knl-demo-p-default-web-1/eth0"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("addr knl-demo-p-default-web-1 eth0 10.244.1.2/24"), std::string::npos);
+  EXPECT_NE(text.find("route knl-demo-p-default-web-1 0.0.0.0/0 via 10.244.1.1 eth0"),
+            std::string::npos);
+  EXPECT_NE(text.find("addr knl-demo-n-w1 cni0 10.244.1.1/24"), std::string::npos);
+}
+
+TEST(Plan, GivesEveryPodItsResolvConfAndHosts) {
+  auto p = plan_of(kLab);
+  auto text = dump(p);
+  EXPECT_NE(text.find("file /run/knetlab/demo/pods/default_web-0/resolv.conf\n"
+                      "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+                      "nameserver 10.96.0.10\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("10.244.0.2\tweb-0\n"), std::string::npos);
+}
+
+TEST(Plan, ResolvesImagesAndKeepsTheirArgumentsUnlessOverridden) {
+  auto p = plan_of(kLab);
+  const auto& c = p.pods[0].containers[0];
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"/opt/knetlab/bin/netexec", "--http-port=8080"}));
+  EXPECT_EQ(c.tcp_ports, std::vector<int>{8080});
+  EXPECT_EQ(c.log_path, "/run/knetlab/demo/pods/default_web-0/netexec.log");
+}
+
+TEST(Plan, RejectsAnUnknownImageAtItsLine) {
+  try {
+    plan_of(
+        "name = \"demo\"\n[[nodes]]\nname = \"n\"\n[[pods]]\nname = \"p\"\n"
+        "[[pods.containers]]\nname = \"c\"\nimage = \"netexek\"\n");
+    FAIL() << "accepted an unknown image";
+  } catch (const UserError& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.rfind("lab.toml:8:1:", 0), 0u) << what;
+    EXPECT_NE(what.find("did you mean \"netexec\""), std::string::npos) << what;
+  }
+}
+
+TEST(Plan, HostNetworkPodsShareTheirNodesNamespace) {
+  auto p = plan_of(
+      "name = \"demo\"\n[[nodes]]\nname = \"n\"\n[[pods]]\nname = \"p\"\n"
+      "hostNetwork = true\n[[pods.containers]]\nname = \"c\"\nimage = \"shell\"\n");
+  EXPECT_EQ(p.pods[0].netns, "knl-demo-n-n");
+  EXPECT_EQ(p.pods[0].ip.str(), "172.18.0.2");
+  EXPECT_EQ(p.namespaces.size(), 2u);  // the LAN and the node
+}
+
+TEST(Plan, IsDeterministic) {
+  EXPECT_EQ(dump(plan_of(kLab)), dump(plan_of(kLab)));
+}
+
+TEST(Plan, TwoLabsShareNoKernelName) {
+  auto a = plan_of(kLab);
+  std::string other = kLab;
+  other.replace(other.find("\"demo\""), 6, "\"demo2\"");
+  auto b = plan_of(other);
+  for (const auto& x : a.namespaces)
+    for (const auto& y : b.namespaces) EXPECT_NE(x.name, y.name);
+}
+
+}  // namespace
+}  // namespace knl

@@ -32,9 +32,14 @@ class Journal {
   static std::vector<JournalEntry> read_file(const std::string& path);
 
   void record(const JournalEntry& entry);
+  /// Takes back `entry` (recorded last for it) when its creation failed and
+  /// left nothing: a namespace whose name was taken is not ours to remove.
+  void cancel(const JournalEntry& entry);
   const std::vector<JournalEntry>& entries() const { return entries_; }
 
  private:
+  void append(const std::string& line);
+
   Fd fd_;
   std::vector<JournalEntry> entries_;
 };

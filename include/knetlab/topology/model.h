@@ -97,7 +97,7 @@ struct Container {
   std::vector<std::string> args;
   std::vector<ContainerPort> ports;
   std::optional<Readiness> readiness;
-  Where where;
+  Where where, where_image;
 };
 
 struct PodTemplate {
