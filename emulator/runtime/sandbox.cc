@@ -36,6 +36,9 @@ namespace knl {
 
 namespace {
 
+// waitid()'s id type for a pidfd (P_PIDFD, Linux 5.4).
+constexpr int kPidfdId = 3;
+
 // What a child was doing when it failed, named in the error message.
 enum Step {
   kEnterNetns = 1,
@@ -364,15 +367,20 @@ class ProcessRuntime final : public Runtime {
         throw errno_error("kill process", std::to_string(process.pid), "", errno);
       pidfds.push_back(std::move(pidfd));
     }
+    // Our own children (during a deploy's rollback) must also be reaped: a
+    // pod's PID 1 cannot finish exiting while its containers are zombies.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (const auto& pidfd : pidfds) {
-      pollfd p{pidfd.get(), POLLIN, 0};
-      for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) >= 0) break;
-        if (errno != EINTR) break;
+    while (!pidfds.empty() && std::chrono::steady_clock::now() < deadline) {
+      for (auto it = pidfds.begin(); it != pidfds.end();) {
+        siginfo_t info{};
+        bool reaped = ::waitid(static_cast<idtype_t>(kPidfdId), static_cast<id_t>(it->get()), &info,
+                               WEXITED | WNOHANG) == 0 &&
+                      info.si_pid != 0;
+        pollfd p{it->get(), POLLIN, 0};
+        bool exited = reaped || (errno == ECHILD && ::poll(&p, 1, 0) == 1);
+        it = exited ? pidfds.erase(it) : std::next(it);
       }
+      if (!pidfds.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 

@@ -1,0 +1,399 @@
+// Root integration tests: real labs from topologies/, real packets, and
+// assertions on what answered. Each lab is destroyed by its fixture, after
+// which nothing of it may be left.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace knl::test {
+namespace {
+
+using nlohmann::json;
+
+// quickstart.toml: 3 nodes, web-0..3 (netexec), sidecar-demo, host client.
+class ROOT_Quickstart : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    lab_ = new Lab("itquick", source_file("topologies/quickstart.toml"));
+  }
+  static void TearDownTestSuite() {
+    delete lab_;
+    lab_ = nullptr;
+  }
+  void SetUp() override {
+    KNL_REQUIRE_ROOT();
+    ASSERT_TRUE(lab_->ok()) << lab_->deployed().err;
+  }
+  static Lab* lab_;
+};
+Lab* ROOT_Quickstart::lab_ = nullptr;
+
+const std::vector<std::string> kWeb = {"web-0", "web-1", "web-2", "web-3"};
+
+TEST_F(ROOT_Quickstart, EveryPodReachesEveryPodOverTcpWithItsOwnAddress) {
+  auto ips = lab_->pod_ips();
+  for (const auto& from : kWeb) {
+    for (const auto& to : kWeb) {
+      if (from == to) continue;
+      auto url = fmt::format("http://{}:8080/", ips[to]);
+      auto name = lab_->exec("pod/" + from, {"netexec", "get", url + "hostname", "--timeout=3"});
+      EXPECT_EQ(name.status, 0) << from << " -> " << to << ": " << name.err;
+      EXPECT_EQ(name.out, to) << from << " -> " << to;
+      auto seen = lab_->exec("pod/" + from, {"netexec", "get", url + "clientip", "--timeout=3"});
+      EXPECT_EQ(seen.out.substr(0, seen.out.find(':')), ips[from])
+          << to << " saw " << from << " as " << seen.out << " (pod traffic is never NATed)";
+    }
+  }
+}
+
+TEST_F(ROOT_Quickstart, EveryPodReachesEveryPodOverUdp) {
+  auto ips = lab_->pod_ips();
+  for (const auto& from : kWeb) {
+    for (const auto& to : kWeb) {
+      if (from == to) continue;
+      auto target = ips[to] + ":8081";
+      auto name = lab_->exec("pod/" + from, {"netexec", "udp", target, "hostname", "--timeout=3"});
+      EXPECT_EQ(name.out, to) << from << " -> " << to << ": " << name.err;
+      auto seen = lab_->exec("pod/" + from, {"netexec", "udp", target, "clientip", "--timeout=3"});
+      EXPECT_EQ(seen.out.substr(0, seen.out.find(':')), ips[from]) << from << " -> " << to;
+    }
+  }
+}
+
+TEST_F(ROOT_Quickstart, CrossNodeTrafficIsEncapsulatedOnFlannel1) {
+  auto ips = lab_->pod_ips();  // web-1 runs on worker1, web-2 on worker2
+  auto tx_packets = [&] {
+    auto r = lab_->exec("node/worker1", {"ip", "-s", "-j", "link", "show", "flannel.1"});
+    return json::parse(r.out)[0]["stats64"]["tx"]["packets"].get<uint64_t>();
+  };
+  auto before = tx_packets();
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(
+        lab_->exec("pod/web-1", {"netexec", "get", "http://" + ips["web-2"] + ":8080/hostname"})
+            .out,
+        "web-2");
+  EXPECT_GE(tx_packets() - before, 15u) << "requests to worker2 did not leave through flannel.1";
+
+  auto link = json::parse(
+      lab_->exec("node/worker1", {"ip", "-d", "-j", "link", "show", "flannel.1"}).out)[0];
+  EXPECT_EQ(link["mtu"], 1450);
+  EXPECT_EQ(link["linkinfo"]["info_kind"], "vxlan");
+  EXPECT_EQ(link["linkinfo"]["info_data"]["id"], 1);
+  EXPECT_EQ(link["linkinfo"]["info_data"]["port"], 8472);
+  EXPECT_EQ(link["linkinfo"]["info_data"]["learning"], false);
+  EXPECT_EQ(link["linkinfo"]["info_data"]["local"], "172.18.0.3");
+  auto fdb = lab_->exec("node/worker1", {"bridge", "fdb", "show", "dev", "flannel.1"}).out;
+  EXPECT_NE(fdb.find("dst 172.18.0.2 self permanent"), std::string::npos) << fdb;
+  EXPECT_NE(fdb.find("dst 172.18.0.4 self permanent"), std::string::npos) << fdb;
+  auto routes = lab_->exec("node/worker1", {"ip", "route"}).out;
+  EXPECT_NE(routes.find("10.244.2.0/24 via 10.244.2.0 dev flannel.1 proto static onlink"),
+            std::string::npos)
+      << routes;
+}
+
+TEST_F(ROOT_Quickstart, NodesReachPodsOnEveryNode) {
+  auto ips = lab_->pod_ips();
+  for (const auto& node : {"control-plane", "worker1", "worker2"})
+    for (const auto& pod : kWeb)
+      EXPECT_EQ(lab_->exec(std::string("node/") + node,
+                           {"netexec", "get", "http://" + ips[pod] + ":8080/hostname"})
+                    .out,
+                pod)
+          << node << " -> " << pod;
+}
+
+TEST_F(ROOT_Quickstart, ContainersOfOnePodTalkOverLocalhost) {
+  auto r = lab_->exec("pod/sidecar-demo",
+                      {"netexec", "get", "http://127.0.0.1:9090/hostname", "--timeout=2"});
+  EXPECT_EQ(r.out, "sidecar-demo") << r.err;
+  auto from_sidecar = knetlab({"exec", "--lab", lab_->name(), "-c", "sidecar", "pod/sidecar-demo",
+                               "--", "netexec", "get", "http://localhost:9090/clientip"});
+  EXPECT_EQ(from_sidecar.out.rfind("127.0.0.1:", 0), 0u) << from_sidecar.out;
+}
+
+TEST_F(ROOT_Quickstart, PodsHaveTheirOwnNameFilesAndPauseAsPid1) {
+  EXPECT_EQ(lab_->exec("pod/web-2", {"hostname"}).out, "web-2");
+  EXPECT_EQ(lab_->exec("pod/web-2", {"cat", "/proc/1/comm"}).out, "pause");
+  auto resolv = lab_->exec("pod/web-2", {"cat", "/etc/resolv.conf"}).out;
+  EXPECT_NE(resolv.find("search default.svc.cluster.local svc.cluster.local cluster.local"),
+            std::string::npos)
+      << resolv;
+  EXPECT_NE(resolv.find("nameserver 10.96.0.10"), std::string::npos) << resolv;
+  auto hosts = lab_->exec("pod/web-2", {"cat", "/etc/hosts"}).out;
+  EXPECT_NE(hosts.find(lab_->pod_ips()["web-2"] + "\tweb-2"), std::string::npos) << hosts;
+  // An orphan inside the pod is reaped by pause, not left a zombie.
+  lab_->exec("pod/web-2", {"sh", "-c", "sleep 0.2 & exit 0"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  auto states = lab_->exec("pod/web-2", {"ps", "-eo", "stat="}).out;
+  EXPECT_EQ(states.find('Z'), std::string::npos) << states;
+}
+
+TEST_F(ROOT_Quickstart, ExecReturnsTheCommandsExitStatus) {
+  EXPECT_EQ(lab_->exec("pod/web-0", {"sh", "-c", "exit 7"}).status, 7);
+  EXPECT_EQ(lab_->exec("pod/default/web-0", {"true"}).status, 0);
+  EXPECT_EQ(lab_->exec("node/worker2", {"sh", "-c", "exit 3"}).status, 3);
+  EXPECT_EQ(lab_->exec("host/client", {"false"}).status, 1);
+  auto unknown = lab_->exec("pod/web-9", {"true"});
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.err.find("no running pod \"web-9\""), std::string::npos) << unknown.err;
+  auto router = lab_->exec("router/spine", {"true"});
+  EXPECT_EQ(router.status, 1) << router.err;
+}
+
+TEST_F(ROOT_Quickstart, HostsSitOnTheNodesLan) {
+  auto addr = json::parse(
+      lab_->exec("host/client", {"ip", "-j", "-4", "addr", "show", "eth0"}).out)[0]["addr_info"][0];
+  EXPECT_EQ(addr["local"], "172.18.0.5");  // after the three nodes
+  auto route = lab_->exec("host/client", {"ip", "route", "show", "default"}).out;
+  EXPECT_NE(route.find("via 172.18.0.1"), std::string::npos) << route;
+  // The client reaches a node's address over the LAN (the node answers ICMP).
+  EXPECT_EQ(lab_->exec("host/client", {"ping", "-c", "1", "-W", "2", "172.18.0.3"}).status, 0);
+}
+
+TEST_F(ROOT_Quickstart, InspectAndGetDescribeTheLab) {
+  auto j = lab_->inspect();
+  EXPECT_EQ(j["network"]["cni"], "vxlan");
+  ASSERT_EQ(j["nodes"].size(), 3u);
+  EXPECT_EQ(j["nodes"][1]["podCIDR"], "10.244.1.0/24");
+  ASSERT_EQ(j["pods"].size(), 5u);
+  for (const auto& pod : j["pods"]) {
+    EXPECT_TRUE(pod["ready"].get<bool>()) << pod;
+    EXPECT_TRUE(std::filesystem::exists("/run/netns/" + pod["netns"].get<std::string>()));
+  }
+  EXPECT_EQ(j["hosts"][0]["name"], "client");
+  auto table = knetlab({"get", "pods", "--lab", lab_->name(), "-o", "wide"});
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find("sidecar-demo"), std::string::npos);
+  EXPECT_NE(table.out.find("2/2"), std::string::npos) << table.out;
+  auto nodes =
+      json::parse(knetlab({"get", "nodes", "worker2", "--lab", lab_->name(), "-o", "json"}).out);
+  ASSERT_EQ(nodes["items"].size(), 1u);
+  EXPECT_EQ(nodes["items"][0]["ip"], "172.18.0.4");
+}
+
+// cni = "bridge", one node.
+TEST(ROOT_SingleNode, PodsMeetOnTheNodeBridge) {
+  KNL_REQUIRE_ROOT();
+  Lab lab("itsingle", source_file("topologies/single-node.toml"));
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  auto ips = lab.pod_ips();
+  for (const auto& to : {"echo-0", "echo-1", "echo-2"}) {
+    auto url = fmt::format("http://{}:8080/", ips[to]);
+    EXPECT_EQ(lab.exec("pod/toolbox", {"netexec", "get", url + "hostname"}).out, to);
+    auto seen = lab.exec("pod/toolbox", {"netexec", "get", url + "clientip"}).out;
+    EXPECT_EQ(seen.substr(0, seen.find(':')), ips["toolbox"]);
+  }
+  auto links = lab.exec("node/node", {"ip", "-o", "link", "show"}).out;
+  EXPECT_EQ(links.find("flannel.1"), std::string::npos) << "the bridge CNI has no tunnel";
+}
+
+const char* kTwoNodes = R"(name = "x"
+[[nodes]]
+name = "n1"
+[[nodes]]
+name = "n2"
+[[hosts]]
+name = "outside"
+[[pods]]
+name = "a"
+node = "n1"
+[[pods.containers]]
+name = "c"
+image = "netexec"
+ports = [{ containerPort = 8080 }]
+[[pods]]
+name = "b"
+node = "n2"
+[[pods.containers]]
+name = "c"
+image = "netexec"
+ports = [{ containerPort = 8080 }]
+[[pods]]
+name = "hostnet"
+node = "n2"
+hostNetwork = true
+[[pods.containers]]
+name = "c"
+image = "netexec"
+args = ["--http-port=8090", "--udp-port=0"]
+ports = [{ containerPort = 8090 }]
+)";
+
+TEST(ROOT_Lifecycle, HostNetworkPodsAnswerOnTheNodesAddress) {
+  KNL_REQUIRE_ROOT();
+  Lab lab("ithostnet", kTwoNodes);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  auto r = lab.exec("host/outside", {"netexec", "get", "http://172.18.0.3:8090/hostname"});
+  EXPECT_EQ(r.out, "hostnet") << r.err;
+  auto seen = lab.exec("host/outside", {"netexec", "get", "http://172.18.0.3:8090/clientip"}).out;
+  EXPECT_EQ(seen.substr(0, seen.find(':')), "172.18.0.4");
+}
+
+TEST(ROOT_Lifecycle, DestroyLeavesNothingAndTheMachineUnchanged) {
+  KNL_REQUIRE_ROOT();
+  auto before = host_network_snapshot();
+  std::vector<int> pids;
+  {
+    Lab lab("itclean", kTwoNodes);
+    ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+    auto journal = read_text("/run/knetlab/itclean/journal");
+    std::istringstream lines(journal);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("process ", 0) == 0) pids.push_back(std::stoi(line.substr(8)));
+    EXPECT_GE(pids.size(), 5u) << journal;
+  }
+  EXPECT_TRUE(nothing_left("itclean"));
+  for (int pid : pids) {
+    auto stat = read_text(fmt::format("/proc/{}/stat", pid));
+    EXPECT_TRUE(stat.empty() || stat.find(") Z ") != std::string::npos)
+        << "process " << pid << " still runs: " << stat;
+  }
+  EXPECT_EQ(host_network_snapshot(), before) << "the machine's own network namespace changed";
+  // Destroying again is fine and says so.
+  auto again = knetlab({"destroy", "--lab", "itclean"});
+  EXPECT_EQ(again.status, 0);
+  EXPECT_NE(again.err.find("nothing to destroy"), std::string::npos) << again.err;
+}
+
+TEST(ROOT_Lifecycle, TwoLabsWithTheSameNodeNamesRunSideBySide) {
+  KNL_REQUIRE_ROOT();
+  auto one = std::make_unique<Lab>("itsidea", kTwoNodes);
+  Lab two("itsideb", kTwoNodes);
+  ASSERT_TRUE(one->ok()) << one->deployed().err;
+  ASSERT_TRUE(two.ok()) << two.deployed().err;
+  for (const auto* lab : {one.get(), &two})
+    EXPECT_EQ(lab->exec("pod/a", {"netexec", "get", "http://10.244.1.2:8080/hostname"}).out, "b")
+        << lab->name();
+  one.reset();  // destroying one leaves the other working
+  EXPECT_EQ(two.exec("pod/a", {"netexec", "get", "http://10.244.1.2:8080/hostname"}).out, "b");
+}
+
+TEST(ROOT_Lifecycle, AKernelRefusalRollsTheDeployBack) {
+  KNL_REQUIRE_ROOT();
+  // A namespace of ours already holds the name the host would get.
+  ASSERT_EQ(run({"ip", "netns", "add", "knl-itrefuse-h-outside"}).status, 0);
+  auto file = "/tmp/knetlab-test-itrefuse.toml";
+  std::ofstream(file) << renamed(kTwoNodes, "itrefuse");
+  auto r = knetlab({"deploy", file});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("create network namespace knl-itrefuse-h-outside"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("File exists"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists("/run/netns/knl-itrefuse-h-outside"))
+      << "the rollback removed a namespace that was not the lab's";
+  ASSERT_EQ(run({"ip", "netns", "delete", "knl-itrefuse-h-outside"}).status, 0);
+  EXPECT_TRUE(nothing_left("itrefuse"));
+  std::filesystem::remove(file);
+}
+
+TEST(ROOT_Lifecycle, AContainerThatExitsFailsTheDeployAndRollsItBack) {
+  KNL_REQUIRE_ROOT();
+  auto file = "/tmp/knetlab-test-itexit.toml";
+  std::ofstream(file) << renamed(kTwoNodes, "itexit") << R"(
+[[pods]]
+name = "broken"
+node = "n1"
+[[pods.containers]]
+name = "main"
+command = ["false"]
+ports = [{ containerPort = 8080 }]
+)";
+  auto start = std::chrono::steady_clock::now();
+  auto r = knetlab({"deploy", file});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("pod default/broken container main exited"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20))
+      << "waited for a container that had already exited";
+  EXPECT_TRUE(nothing_left("itexit"));
+  std::filesystem::remove(file);
+}
+
+TEST(ROOT_Lifecycle, SigkillDuringDeployThenDestroyLeavesNothing) {
+  KNL_REQUIRE_ROOT();
+  std::string topology =
+      "name = \"itkill\"\n[network]\ncni = \"bridge\"\n[[nodes]]\nname = \"n\"\n"
+      "[[deployments]]\nname = \"p\"\nreplicas = 200\n"
+      "[[deployments.containers]]\nname = \"c\"\nimage = \"shell\"\n";
+  auto file = "/tmp/knetlab-test-itkill.toml";
+  std::ofstream(file) << topology;
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1), ::dup2(null, 2);
+    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
+    ::execl(program.c_str(), "knetlab", "deploy", file, nullptr);
+    ::_exit(127);
+  }
+  // Kill it once some pods run: namespaces, links and processes all exist.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    auto journal = read_text("/run/knetlab/itkill/journal");
+    size_t sandboxes = 0;
+    for (size_t at = 0; (at = journal.find("sandbox:", at)) != std::string::npos; ++at) ++sandboxes;
+    if (sandboxes >= 20 || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(std::filesystem::exists("/run/knetlab/itkill/journal")) << "killed too late";
+  auto r = knetlab({"destroy", "--lab", "itkill"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(nothing_left("itkill"));
+  // No process of the lab survived: none of the machine's pause processes is in a lab namespace.
+  auto ps = run({"ps", "-eo", "stat=,comm="}).out;
+  std::istringstream lines(ps);
+  size_t running_pause = 0;
+  for (std::string line; std::getline(lines, line);)
+    running_pause += line.find("pause") != std::string::npos && line[0] != 'Z';
+  EXPECT_EQ(running_pause, 0u) << ps;
+  std::filesystem::remove(file);
+}
+
+TEST(ROOT_Cli, ValidateRejectsABrokenFileWithoutTouchingTheKernel) {
+  KNL_REQUIRE_ROOT();
+  auto file = "/tmp/knetlab-test-itbroken.toml";
+  std::ofstream(file) << "name = \"itbroken\"\n[[nodes]]\nname = \"n\"\nrole = \"master\"\n";
+  for (const char* verb : {"validate", "deploy"}) {
+    auto r = knetlab({verb, file});
+    EXPECT_EQ(r.status, 1) << verb;
+    EXPECT_NE(r.err.find(std::string(file) + ":4:1: \"role\" = \"master\" is not allowed"),
+              std::string::npos)
+        << r.err;
+  }
+  EXPECT_TRUE(nothing_left("itbroken"));
+  std::filesystem::remove(file);
+}
+
+TEST(ROOT_Cli, DeployingTheSameFileTwiceChangesNothing) {
+  KNL_REQUIRE_ROOT();
+  Lab lab("ittwice", kTwoNodes);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  auto pid_before = lab.inspect()["pods"][0]["netns"];
+  auto again = knetlab({"deploy", "/tmp/knetlab-test-ittwice.toml"});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("nothing to do"), std::string::npos) << again.err;
+  std::ofstream("/tmp/knetlab-test-ittwice.toml", std::ios::app)
+      << "[[hosts]]\nname = \"another\"\n";
+  auto changed = knetlab({"deploy", "/tmp/knetlab-test-ittwice.toml"});
+  EXPECT_EQ(changed.status, 1);
+  EXPECT_NE(changed.err.find("destroy --lab ittwice"), std::string::npos) << changed.err;
+  EXPECT_EQ(lab.exec("pod/a", {"netexec", "get", "http://10.244.1.2:8080/hostname"}).out, "b");
+}
+
+}  // namespace
+}  // namespace knl::test

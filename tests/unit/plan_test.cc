@@ -131,8 +131,11 @@ TEST(Plan, BridgeCniHasNoTunnel) {
   auto p = plan_of("name = \"one\"\n[network]\ncni = \"bridge\"\n[[nodes]]\nname = \"n\"\n");
   EXPECT_TRUE(p.fdb.empty());
   for (const auto& l : p.links) EXPECT_NE(l.kind, LinkKind::vxlan);
-  for (const auto& l : p.links)
-    if (l.name == "cni0") EXPECT_EQ(l.mtu, 1500);
+  for (const auto& l : p.links) {
+    if (l.name == "cni0") {
+      EXPECT_EQ(l.mtu, 1500);
+    }
+  }
 }
 
 TEST(Plan, WiresPodsToTheirNodeBridge) {

@@ -1,0 +1,68 @@
+#pragma once
+// What the root integration tests share: running the real knetlab binary and
+// other programs, a Lab fixture whose destructor always destroys, and a
+// snapshot of the machine's own network namespace.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace knl::test {
+
+struct Result {
+  int status = -1;  // exit status; -1 when it had to be killed
+  std::string out, err;
+};
+
+/// Runs argv with no stdin; kills it after `timeout_seconds`.
+Result run(const std::vector<std::string>& argv, int timeout_seconds = 120);
+/// Runs the knetlab binary of this build.
+Result knetlab(const std::vector<std::string>& args, int timeout_seconds = 120);
+/// `knetlab exec --lab LAB TARGET -- CMD...`, stdout without its last newline.
+Result exec(const std::string& lab, const std::string& target,
+            const std::vector<std::string>& command);
+
+std::string read_text(const std::string& path);
+std::string source_file(const std::string& relative);
+
+/// Skips the test (with a message) unless it runs as root.
+#define KNL_REQUIRE_ROOT() \
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: run the integration tests with sudo"
+
+/// Everything observable about the machine's own network namespace.
+std::string host_network_snapshot();
+
+/// True when nothing of lab `name` is left: no namespace, run folder or mount.
+::testing::AssertionResult nothing_left(const std::string& name);
+
+/// A deployed lab, destroyed when it goes out of scope (even when the test
+/// fails), after which nothing of it may be left.
+class Lab {
+ public:
+  /// Deploys `topology` after renaming its lab to `name`.
+  Lab(const std::string& name, std::string topology);
+  ~Lab();
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+
+  const std::string& name() const { return name_; }
+  const Result& deployed() const { return deploy_; }
+  bool ok() const { return deploy_.status == 0; }
+  nlohmann::json inspect() const;
+  Result exec(const std::string& target, const std::vector<std::string>& command) const {
+    return test::exec(name_, target, command);
+  }
+  /// Pod name -> IP.
+  std::map<std::string, std::string> pod_ips() const;
+
+ private:
+  std::string name_, file_;
+  Result deploy_;
+};
+
+/// A topology file's text with its lab renamed.
+std::string renamed(std::string topology, const std::string& name);
+
+}  // namespace knl::test
