@@ -45,6 +45,17 @@ class InterruptGuard {
   }, old_term_{};
 };
 
+// A lab's state record without what only running it adds (processes) or
+// where it was read from: equal for two deploys of the same topology.
+nlohmann::json desired_part(nlohmann::json state) {
+  state.erase("file");
+  for (auto& pod : state["pods"]) {
+    pod.erase("sandbox");
+    for (auto& c : pod["containers"]) c.erase("pid"), c.erase("startTime");
+  }
+  return state;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -131,15 +142,7 @@ int deploy(const std::string& file, bool quiet) {
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     auto state = read_state(plan.lab);
     if (state.value("phase", "") == "ready") {
-      auto desired = make_state(plan, {}, "ready");
-      bool same = desired["nodes"] == state["nodes"] && desired["hosts"] == state["hosts"] &&
-                  desired["network"] == state["network"];
-      for (size_t i = 0; same && i < desired["pods"].size(); ++i)
-        same = i < state["pods"].size() && desired["pods"][i]["name"] == state["pods"][i]["name"] &&
-               desired["pods"][i]["ip"] == state["pods"][i]["ip"] &&
-               desired["pods"][i]["containers"].size() == state["pods"][i]["containers"].size();
-      same = same && desired["pods"].size() == state["pods"].size();
-      if (same) {
+      if (desired_part(state) == desired_part(make_state(plan, {}, "ready"))) {
         spdlog::info("lab \"{}\" is already deployed and matches {}; nothing to do", plan.lab,
                      file);
         return 0;
@@ -152,11 +155,7 @@ int deploy(const std::string& file, bool quiet) {
     }
     spdlog::warn("lab \"{}\" has leftovers of an interrupted deploy; removing them first",
                  plan.lab);
-    auto entries = Journal::read_file(journal_path(plan.lab));
-    auto kernel = make_netlink_kernel();
-    auto runtime = make_process_runtime(runtime_options(install));
-    Executor::undo(entries, *kernel, *runtime);
-    std::filesystem::remove_all(lab_dir(plan.lab));
+    remove_lab(plan.lab);
   }
   std::filesystem::create_directories(lab_dir(plan.lab));
   write_state(plan.lab, make_state(plan, {}, "deploying"));

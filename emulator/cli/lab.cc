@@ -173,8 +173,15 @@ std::string pick_lab(const std::string& requested) {
 
 bool destroy_lab(const std::string& lab) {
   LabLock lock(lab);
+  if (!fs::exists(lab_dir(lab))) return false;
+  remove_lab(lab);
+  std::error_code ec;
+  fs::remove(fmt::format("{}/.{}.lock", kRunRoot, lab), ec);
+  return true;
+}
+
+void remove_lab(const std::string& lab) {
   auto dir = lab_dir(lab);
-  if (!fs::exists(dir)) return false;
   auto entries = Journal::read_file(journal_path(lab));
   auto kernel = make_netlink_kernel();
   auto runtime = make_process_runtime(runtime_options(locate_install()));
@@ -182,8 +189,6 @@ bool destroy_lab(const std::string& lab) {
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) throw errno_error("remove", dir, "", ec.value());
-  fs::remove(fmt::format("{}/.{}.lock", kRunRoot, lab), ec);
-  return true;
 }
 
 }  // namespace knl::cli

@@ -53,9 +53,11 @@ std::vector<std::string> deployed_labs();
 /// `requested`, or the only deployed lab; UserError otherwise.
 std::string pick_lab(const std::string& requested);
 
-/// Removes everything `lab` created, from its journal. Returns false when the
-/// lab had nothing to remove.
+/// Takes the lab's lock and removes everything `lab` created, from its
+/// journal. Returns false when the lab had nothing to remove.
 bool destroy_lab(const std::string& lab);
+/// The removal itself, for a caller that holds the lab's lock.
+void remove_lab(const std::string& lab);
 
 /// A process record kept in the state.
 ProcessRecord process_of(const nlohmann::json& j);
