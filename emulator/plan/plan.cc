@@ -231,6 +231,7 @@ class Planner {
                  pod.deployment,
                  {},
                  {},
+                 node.netns,
                  pod.spec.host_network,
                  pod.spec.labels,
                  fmt::format("{}/pods/{}_{}", p_.run_dir, pod.namespace_, pod.name),

@@ -414,7 +414,7 @@ class ProcessRuntime final : public Runtime {
     for (const auto* pod : pods) by_node[pod->node].push_back(pod);
     for (const auto& [node, list] : by_node) {
       // Probe from the node, as the kubelet does: it also proves the pod is wired.
-      auto fd = open_netns(node_netns_of(*list.front()));
+      auto fd = open_netns(list.front()->node_netns);
       run_in_netns(fd.get(), [&] {
         for (const auto* pod : list) {
           const auto& running = processes.at(pod->key()).containers;
@@ -446,13 +446,6 @@ class ProcessRuntime final : public Runtime {
     return c.readiness->http_get.empty()
                ? tcp_connects(pod.ip, c.readiness->port)
                : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);
-  }
-
-  static std::string node_netns_of(const PodPlan& pod) {
-    if (pod.host_network) return pod.netns;
-    // Pod netns names are knl-<lab>-p-...; the node's is knl-<lab>-n-<node>.
-    auto lab_end = pod.netns.find("-p-");
-    return pod.netns.substr(0, lab_end) + "-n-" + pod.node;
   }
 
   RuntimeOptions options_;

@@ -86,6 +86,7 @@ TEST(Plan, AllocatesPodAddressesPerNode) {
   EXPECT_EQ(p.pods[3].node, "cp");
   EXPECT_EQ(p.pods[3].ip.str(), "10.244.0.3");  // the node's second pod
   EXPECT_EQ(p.pods[0].netns, "knl-demo-p-default-web-0");
+  EXPECT_EQ(p.pods[1].node_netns, "knl-demo-n-w1");
 }
 
 TEST(Plan, SkipsPodCidrsThatNodesFixed) {

@@ -95,7 +95,8 @@ struct ContainerPlan {
 struct PodPlan {
   std::string name, namespace_, node, deployment;
   Ipv4 ip;
-  std::string netns;  // the pod's own, or the node's with hostNetwork
+  std::string netns;       // the pod's own, or the node's with hostNetwork
+  std::string node_netns;  // where the kubelet's probes come from
   bool host_network = false;
   Labels labels;
   std::string dir;  // resolv.conf, hosts, hostname and the container logs
