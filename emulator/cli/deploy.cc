@@ -12,10 +12,12 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
 #include "knetlab/kernel/kernel.h"
+#include "knetlab/realize/controller.h"
 #include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
@@ -49,8 +51,11 @@ class InterruptGuard {
 // where it was read from: equal for two deploys of the same topology.
 nlohmann::json desired_part(nlohmann::json state) {
   state.erase("file");
+  for (auto& service : state["services"])
+    service.erase("endpoints"), service.erase("endpointDetails");
   for (auto& pod : state["pods"]) {
     pod.erase("sandbox");
+    pod.erase("ready");
     for (auto& c : pod["containers"]) c.erase("pid"), c.erase("startTime");
   }
   return state;
@@ -60,26 +65,56 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// In the deploy worker: build the lab and print the outcome; returns the exit status.
-int run_deploy(const Plan& plan, const Install& install, bool quiet,
-               std::chrono::steady_clock::time_point start, LabLock& lock) {
+// Serves the command line's requests to the lab's controller.
+class ControllerHooks : public SupervisorHooks {
+ public:
+  explicit ControllerHooks(Controller& controller) : controller_(controller) {}
+  void exited(int pid, int status) override { controller_.exited(pid, status); }
+  void tick() override { controller_.tick(); }
+  std::string request(const std::string& line) override {
+    nlohmann::json answer;
+    try {
+      answer = {{"ok", true}, {"result", controller_.request(nlohmann::json::parse(line))}};
+    } catch (const UserError& e) {
+      answer = {{"ok", false}, {"user", true}, {"error", e.what()}};
+    } catch (const std::exception& e) {
+      answer = {{"ok", false}, {"user", false}, {"error", e.what()}};
+    }
+    return answer.dump();
+  }
+
+ private:
+  Controller& controller_;
+};
+
+// In the deploy worker: build the lab, report the outcome on `result_fd` and,
+// on success, stay behind as the lab's supervisor (never returns then).
+// Returns the exit status of a failure.
+int run_deploy(PlannedLab lab, const Install& install, bool quiet,
+               std::chrono::steady_clock::time_point start, LabLock& lock, int result_fd) {
+  const Plan& plan = lab.plan;
   // A SIGKILL of the command takes the worker with it; destroy then works
   // from the journal.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // SIGCHLD stays blocked in every thread this process will have, so that the
-  // supervisor's sigwait() is the one that sees it.
+  // supervisor is the one that sees it.
   sigset_t children;
   sigemptyset(&children);
   sigaddset(&children, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &children, nullptr);
+  std::unique_ptr<Controller> controller;
+  std::optional<Journal> journal;
+  std::unique_ptr<Kernel> kernel;
+  std::unique_ptr<Runtime> runtime;
+  Fd control;
   try {
     become_subreaper();
-    auto journal = Journal::open_file(journal_path(plan.lab));
-    journal.record({JournalEntry::Kind::process,
-                    kSupervisorEntry,
-                    {::getpid(), process_start_time(::getpid())}});
-    auto kernel = make_netlink_kernel();
-    auto runtime = make_process_runtime(runtime_options(install));
+    journal = Journal::open_file(journal_path(plan.lab));
+    journal->record({JournalEntry::Kind::process,
+                     kSupervisorEntry,
+                     {::getpid(), process_start_time(::getpid())}});
+    kernel = make_netlink_kernel();
+    runtime = make_process_runtime(runtime_options(install));
     bool tty = !quiet && ::isatty(STDERR_FILENO);
     auto phase_start = std::chrono::steady_clock::now();
     ExecutorOptions options;
@@ -94,14 +129,35 @@ int run_deploy(const Plan& plan, const Install& install, bool quiet,
         phase_start = std::chrono::steady_clock::now();
       }
     };
-    spdlog::info("deploying lab \"{}\": {} nodes, {} pods, {} hosts (cni {})", plan.lab,
-                 plan.nodes.size(), plan.pods.size(), plan.hosts.size(), plan.network.cni);
+    spdlog::info("deploying lab \"{}\": {} nodes, {} pods, {} services, {} hosts (cni {})",
+                 plan.lab, plan.nodes.size(), plan.pods.size(), plan.services.size(),
+                 plan.hosts.size(), plan.network.cni);
     std::map<std::string, PodProcesses> pods;
     {
       InterruptGuard guard;
-      pods = Executor(*kernel, *runtime, journal, options).deploy(plan);
+      pods = Executor(*kernel, *runtime, *journal, options).deploy(plan);
+      ControllerOptions copts;
+      const auto lab_name = plan.lab;
+      copts.publish = [lab_name](const Plan& p, const std::map<std::string, PodProcesses>& procs,
+                                 const EndpointMap& eps, const std::set<std::string>& ready) {
+        write_state(lab_name, make_state(p, procs, "ready", &eps, &ready));
+      };
+      copts.event = [lab_name](const std::string& text) {
+        append_event(events_path(lab_name), text);
+      };
+      controller = std::make_unique<Controller>(std::move(lab.topology), std::move(lab.context),
+                                                plan, pods, *journal, *kernel, *runtime, copts);
+      try {
+        controller->start();
+      } catch (...) {
+        Executor::undo(journal->entries(), *kernel, *runtime);
+        throw;
+      }
+      if (!plan.services.empty())
+        spdlog::debug("kube-proxy rules: {} services in {:.3f} s", plan.services.size(),
+                      controller->last_sync_seconds());
+      control = listen_control_socket(control_socket_path(plan.lab));
     }
-    write_state(plan.lab, make_state(plan, pods, "ready"));
     ::prctl(PR_SET_PDEATHSIG, 0);
     lock.unlock();
     spdlog::info("lab \"{}\" is ready in {:.3f} s", plan.lab, seconds_since(start));
@@ -113,16 +169,26 @@ int run_deploy(const Plan& plan, const Install& install, bool quiet,
     return dynamic_cast<const UserError*>(&e) ? 1 : 2;
   }
   if (!quiet) {
-    fmt::print("Lab \"{}\" is up: {} nodes, {} pods, {} hosts.\n", plan.lab, plan.nodes.size(),
-               plan.pods.size(), plan.hosts.size());
+    fmt::print("Lab \"{}\" is up: {} nodes, {} pods, {} services, {} hosts.\n", plan.lab,
+               plan.nodes.size(), plan.pods.size(), plan.services.size(), plan.hosts.size());
     fmt::print("  knetlab get pods -o wide                     # where every pod runs\n");
+    if (!plan.services.empty())
+      fmt::print(
+          "  knetlab get services                         # ClusterIPs, NodePorts, LB IPs\n");
     if (!plan.pods.empty())
       fmt::print("  knetlab exec pod/{} -- ip addr              # a command inside a pod\n",
                  plan.pods.front().name);
     fmt::print("  knetlab exec node/{} -- ip route   # a node's routes\n", plan.nodes.front().name);
     fmt::print("  knetlab destroy --lab {}                # remove it all\n", plan.lab);
   }
-  return 0;
+  // Success: tell the command, then let go of everything it shares.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  int code = 0;
+  [[maybe_unused]] auto n = ::write(result_fd, &code, sizeof code);
+  ::close(result_fd);
+  ControllerHooks hooks(*controller);
+  run_supervisor(events_path(plan.lab), std::move(control), hooks);
 }
 
 }  // namespace
@@ -137,7 +203,8 @@ int validate(const std::string& file) {
 int deploy(const std::string& file, bool quiet) {
   auto start = std::chrono::steady_clock::now();
   auto install = locate_install();
-  auto plan = plan_file(file, install);
+  auto lab = plan_lab(file, install);
+  const Plan& plan = lab.plan;
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     auto state = read_state(plan.lab);
@@ -148,8 +215,8 @@ int deploy(const std::string& file, bool quiet) {
         return 0;
       }
       throw UserError(
-          fmt::format("lab \"{}\" is already deployed from a different topology; "
-                      "changing a running lab is not supported by this version: run "
+          fmt::format("lab \"{}\" is already deployed from a different topology (or was scaled "
+                      "since); changing a running lab is not supported by this version: run "
                       "`knetlab destroy --lab {}` first",
                       plan.lab, plan.lab));
     }
@@ -169,17 +236,9 @@ int deploy(const std::string& file, bool quiet) {
   if (worker < 0) throw errno_error("fork", "deploy worker", "", errno);
   if (worker == 0) {
     ::close(result[0]);
-    int code = run_deploy(plan, install, quiet, start, lock);
-    if (code != 0) {
-      [[maybe_unused]] auto n = ::write(result[1], &code, sizeof code);
-      ::_exit(code);
-    }
-    // Success: tell the command, then let go of everything it shares.
-    std::fflush(stdout);
-    std::fflush(stderr);
+    int code = run_deploy(std::move(lab), install, quiet, start, lock, result[1]);
     [[maybe_unused]] auto n = ::write(result[1], &code, sizeof code);
-    ::close(result[1]);
-    run_supervisor(lab_dir(plan.lab) + "/events.log");
+    ::_exit(code);
   }
   ::close(result[1]);
   lock.unlock();

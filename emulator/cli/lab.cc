@@ -46,12 +46,24 @@ std::string state_path(const std::string& lab) {
   return lab_dir(lab) + "/state.json";
 }
 
-Plan plan_file(const std::string& file, const Install& install) {
+PlannedLab plan_lab(const std::string& file, const Install& install) {
   auto topology = parse_topology_file(file);
   check_buildable(topology);
   PlanContext context{kRunRoot, install.bin_dir,
                       load_image_catalog(install.images_dir, install.bin_dir)};
-  return make_plan(topology, context);
+  auto plan = make_plan(topology, context);
+  return {std::move(topology), std::move(context), std::move(plan)};
+}
+
+Plan plan_file(const std::string& file, const Install& install) {
+  return plan_lab(file, install).plan;
+}
+
+std::string control_socket_path(const std::string& lab) {
+  return lab_dir(lab) + "/control.sock";
+}
+std::string events_path(const std::string& lab) {
+  return lab_dir(lab) + "/events.log";
 }
 
 LabLock::LabLock(const std::string& lab) {
@@ -72,8 +84,64 @@ ProcessRecord process_of(const json& j) {
   return {j.at("pid").get<int>(), j.at("startTime").get<uint64_t>()};
 }
 
+namespace {
+
+json services_state(const Plan& plan, const EndpointMap* endpoints) {
+  json out = json::array();
+  for (const auto& s : plan.services) {
+    json ports = json::array(), eps = json::array(), details = json::array();
+    const ServiceEndpoints* found = nullptr;
+    if (endpoints)
+      if (auto it = endpoints->find(s.key()); it != endpoints->end()) found = &it->second;
+    for (size_t i = 0; i < s.ports.size(); ++i) {
+      const auto& p = s.ports[i];
+      json port = {{"name", p.name}, {"port", p.port}, {"protocol", p.protocol}};
+      if (p.target_port_name.empty())
+        port["targetPort"] = p.target_port;
+      else
+        port["targetPort"] = p.target_port_name;
+      port["nodePort"] = p.node_port ? json(p.node_port) : json(nullptr);
+      ports.push_back(port);
+      if (found && i < found->size())
+        for (const auto& e : (*found)[i]) {
+          eps.push_back(e.str());
+          details.push_back({{"ip", e.ip.str()},
+                             {"port", e.port},
+                             {"portName", p.name},
+                             {"protocol", p.protocol},
+                             {"node", e.node},
+                             {"pod", e.pod}});
+        }
+    }
+    json entry = {
+        {"name", s.name},
+        {"namespace", s.namespace_},
+        {"type", s.type},
+        {"clusterIP", s.headless     ? json("None")
+                      : s.cluster_ip ? json(s.cluster_ip->str())
+                                     : json(nullptr)},
+        {"ports", ports},
+        {"selector", s.selector},
+        {"sessionAffinity", s.affinity ? "ClientIP" : "None"},
+        {"externalTrafficPolicy", s.external_local ? "Local" : "Cluster"},
+        {"internalTrafficPolicy", s.internal_local ? "Local" : "Cluster"},
+        {"loadBalancerIP", s.load_balancer_ip ? json(s.load_balancer_ip->str()) : json(nullptr)},
+        {"endpoints", eps},
+        {"endpointDetails", details}};
+    json ranges = json::array();
+    for (const auto& r : s.source_ranges) ranges.push_back(r.str());
+    entry["loadBalancerSourceRanges"] = ranges;
+    if (!s.external_name.empty()) entry["externalName"] = s.external_name;
+    out.push_back(entry);
+  }
+  return out;
+}
+
+}  // namespace
+
 json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
-                const std::string& phase) {
+                const std::string& phase, const EndpointMap* endpoints,
+                const std::set<std::string>* ready_pods) {
   json nodes = json::array(), hosts = json::array(), pod_list = json::array();
   for (const auto& n : plan.nodes)
     nodes.push_back({{"name", n.name},
@@ -104,6 +172,7 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
                 {"hostNetwork", p.host_network},
                 {"deployment", p.deployment},
                 {"dir", p.dir},
+                {"ready", !ready_pods || ready_pods->count(p.key()) > 0},
                 {"containers", containers}};
     if (running != pods.end())
       pod["sandbox"] = {{"pid", running->second.sandbox.pid},
@@ -121,7 +190,11 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
           {"lan", {{"netns", plan.lan_netns}, {"gateway", plan.lan_gateway.str()}}},
           {"nodes", nodes},
           {"hosts", hosts},
-          {"pods", pod_list}};
+          {"pods", pod_list},
+          {"services", services_state(plan, endpoints)},
+          {"cloudLoadBalancer", plan.lb_netns.empty()
+                                    ? json(nullptr)
+                                    : json{{"netns", plan.lb_netns}, {"ip", plan.lb_ip.str()}}}};
 }
 
 void write_state(const std::string& lab, const json& state) {

@@ -68,8 +68,9 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "nodes, pods and hosts of a lab");
   add_listing(inspect);
 
-  auto* get = app.add_subcommand("get", "kubectl-like listing: nodes, pods, hosts");
-  get->add_option("KIND", kind, "nodes | pods | hosts")->required();
+  auto* get =
+      app.add_subcommand("get", "kubectl-like listing: nodes, pods, services, endpoints, hosts");
+  get->add_option("KIND", kind, "nodes | pods | services | endpoints | hosts")->required();
   get->add_option("NAME", name, "one object");
   add_listing(get);
   get->add_option("-o,--output", output, "wide or json")->check(CLI::IsMember({"wide", "json"}));
@@ -81,6 +82,17 @@ int main(int argc, char** argv) {
   exec->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
   exec->add_option("COMMAND", command, "the command, after --")->required();
 
+  int replicas = -1;
+  auto* scale = app.add_subcommand("scale", "change a deployment's replicas; endpoints follow");
+  scale->add_option("TARGET", target, "deployment/NAME or deployment/NAMESPACE/NAME")->required();
+  scale->add_option("--replicas", replicas, "the number of pods")->required();
+  scale->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  auto* remove = app.add_subcommand("delete", "delete a pod (its deployment re-creates it)");
+  remove->add_option("TARGET", target, "pod/NAME or pod/NAMESPACE/NAME")->required();
+  remove->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  auto* check = app.add_subcommand(
+      "check", "probe services with real packets and compare with what Kubernetes would give");
+  check->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -102,6 +114,9 @@ int main(int argc, char** argv) {
       return knl::cli::get(kind, name, list);
     }
     if (*exec) return knl::cli::exec(lab, target, container, command);
+    if (*scale) return knl::cli::scale(lab, target, replicas);
+    if (*remove) return knl::cli::remove(lab, target);
+    if (*check) return knl::cli::check(lab);
   } catch (const knl::UserError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

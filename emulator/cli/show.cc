@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
@@ -38,11 +39,85 @@ std::pair<size_t, size_t> containers_running(const json& pod) {
   return {up, total};
 }
 
-json pod_view(const json& pod) {
+// Ready as the controller last saw it (readiness probes), and running now.
+bool pod_ready(const json& pod) {
   auto [up, total] = containers_running(pod);
+  return up == total && pod.value("ready", true);
+}
+
+json pod_view(const json& pod) {
   return {{"name", pod["name"]},  {"namespace", pod["namespace"]}, {"node", pod["node"]},
-          {"ip", pod["ip"]},      {"labels", pod["labels"]},       {"ready", up == total},
+          {"ip", pod["ip"]},      {"labels", pod["labels"]},       {"ready", pod_ready(pod)},
           {"netns", pod["netns"]}};
+}
+
+json service_view(const json& s) {
+  json ports = json::array();
+  for (const auto& p : s["ports"]) ports.push_back(p);
+  return {{"name", s["name"]},
+          {"namespace", s["namespace"]},
+          {"type", s["type"]},
+          {"clusterIP", s["clusterIP"]},
+          {"ports", ports},
+          {"loadBalancerIP", s["loadBalancerIP"]},
+          {"endpoints", s["endpoints"]}};
+}
+
+std::string ports_text(const json& s) {
+  std::vector<std::string> out;
+  for (const auto& p : s["ports"]) {
+    auto text = std::to_string(p["port"].get<int>());
+    if (!p["nodePort"].is_null()) text += ":" + std::to_string(p["nodePort"].get<int>());
+    out.push_back(text + "/" + p["protocol"].get<std::string>());
+  }
+  return out.empty() ? "<none>" : fmt::format("{}", fmt::join(out, ","));
+}
+
+std::string ip_text(const json& v) {
+  return v.is_null() ? "<none>" : v.get<std::string>();
+}
+
+void print_services(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"});
+  if (wide) rows.back().push_back("SELECTOR");
+  for (const auto& s : state["services"]) {
+    if (!name.empty() && s["name"] != name) continue;
+    auto external = s.contains("externalName") ? s["externalName"].get<std::string>()
+                                               : ip_text(s["loadBalancerIP"]);
+    rows.push_back(
+        {s["namespace"], s["name"], s["type"], ip_text(s["clusterIP"]), external, ports_text(s)});
+    if (wide) {
+      std::vector<std::string> selector;
+      for (const auto& [k, v] : s["selector"].items())
+        selector.push_back(k + "=" + v.get<std::string>());
+      rows.back().push_back(selector.empty() ? "<none>"
+                                             : fmt::format("{}", fmt::join(selector, ",")));
+    }
+  }
+  print_table(rows);
+}
+
+void print_endpoints(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "ENDPOINTS"});
+  if (wide) rows.back().insert(rows.back().end(), {"PODS", "NODES"});
+  for (const auto& s : state["services"]) {
+    if (!name.empty() && s["name"] != name) continue;
+    if (s["type"] == "ExternalName") continue;
+    std::vector<std::string> eps, pods, nodes;
+    for (const auto& e : s["endpointDetails"]) {
+      eps.push_back(fmt::format("{}:{}", e["ip"].get<std::string>(), e["port"].get<int>()));
+      pods.push_back(e["pod"]);
+      nodes.push_back(e["node"]);
+    }
+    auto join = [](const std::vector<std::string>& v) {
+      return v.empty() ? std::string("<none>") : fmt::format("{}", fmt::join(v, ","));
+    };
+    rows.push_back({s["namespace"], s["name"], join(eps)});
+    if (wide) rows.back().insert(rows.back().end(), {join(pods), join(nodes)});
+  }
+  print_table(rows);
 }
 
 json node_view(const json& n) {
@@ -63,6 +138,8 @@ json inspect_json(const json& state) {
   for (const auto& n : state["nodes"]) out["nodes"].push_back(node_view(n));
   for (const auto& h : state["hosts"]) out["hosts"].push_back(host_view(h));
   for (const auto& p : state["pods"]) out["pods"].push_back(pod_view(p));
+  for (const auto& s : state.value("services", json::array()))
+    out["services"].push_back(service_view(s));
   return out;
 }
 
@@ -85,7 +162,8 @@ void print_pods(const json& state, bool wide, const std::string& name) {
   for (const auto& p : state["pods"]) {
     if (!name.empty() && p["name"] != name) continue;
     auto [up, total] = containers_running(p);
-    rows.push_back({p["namespace"], p["name"], fmt::format("{}/{}", up, total),
+    rows.push_back({p["namespace"], p["name"],
+                    fmt::format("{}/{}", pod_ready(p) ? up : std::min(up, total - 1), total),
                     up == total ? "Running" : "Error", p["ip"], p["node"]});
     if (wide)
       rows.back().insert(
@@ -127,38 +205,56 @@ int inspect(const ListOptions& options) {
     fmt::print("\nHOSTS\n");
     print_hosts(state, true, "");
   }
+  if (!state.value("services", json::array()).empty()) {
+    fmt::print("\nSERVICES\n");
+    print_services(state, true, "");
+    fmt::print("\nENDPOINTS\n");
+    print_endpoints(state, true, "");
+  }
   return 0;
 }
 
 int get(const std::string& kind, const std::string& name, const ListOptions& options) {
   static const std::map<std::string, std::string> kinds = {
-      {"nodes", "nodes"}, {"node", "nodes"}, {"no", "nodes"},    {"pods", "pods"},
-      {"pod", "pods"},    {"po", "pods"},    {"hosts", "hosts"}, {"host", "hosts"}};
-  static const std::vector<std::string> later = {"services",       "svc",       "endpoints",
-                                                 "endpointslices", "ingresses", "networkpolicies"};
+      {"nodes", "nodes"},       {"node", "nodes"},
+      {"no", "nodes"},          {"pods", "pods"},
+      {"pod", "pods"},          {"po", "pods"},
+      {"hosts", "hosts"},       {"host", "hosts"},
+      {"services", "services"}, {"service", "services"},
+      {"svc", "services"},      {"endpoints", "endpoints"},
+      {"ep", "endpoints"},      {"endpointslices", "endpoints"}};
+  static const std::vector<std::string> later = {"ingresses", "networkpolicies"};
   auto it = kinds.find(kind);
   if (it == kinds.end()) {
     if (std::find(later.begin(), later.end(), kind) != later.end())
       throw UserError(
-          fmt::format("\"{}\" come with services, ingresses and policies, which this "
-                      "version does not build yet; try nodes, pods or hosts",
+          fmt::format("\"{}\" come with ingresses and policies, which this version does not "
+                      "build yet; try nodes, pods, services, endpoints or hosts",
                       kind));
-    throw UserError(fmt::format("unknown kind \"{}\"; try nodes, pods or hosts", kind));
+    throw UserError(
+        fmt::format("unknown kind \"{}\"; try nodes, pods, services, endpoints or hosts", kind));
   }
   auto state = read_state(pick_lab(options.lab));
   const auto& what = it->second;
+  const auto& items_of = state.value(what == "endpoints" ? "services" : what, json::array());
   bool found = name.empty();
-  for (const auto& item : state[what]) found = found || item["name"] == name;
+  for (const auto& item : items_of) found = found || item["name"] == name;
   if (!found)
     throw UserError(fmt::format("no {} named \"{}\" in lab \"{}\"", what.substr(0, what.size() - 1),
                                 name, state["name"].get<std::string>()));
   if (options.format == "json") {
     json items = json::array();
-    for (const auto& item : state[what]) {
+    for (const auto& item : items_of) {
       if (!name.empty() && item["name"] != name) continue;
-      items.push_back(what == "pods"    ? pod_view(item)
-                      : what == "nodes" ? node_view(item)
-                                        : host_view(item));
+      if (what == "endpoints")
+        items.push_back({{"name", item["name"]},
+                         {"namespace", item["namespace"]},
+                         {"endpoints", item["endpointDetails"]}});
+      else
+        items.push_back(what == "pods"       ? pod_view(item)
+                        : what == "nodes"    ? node_view(item)
+                        : what == "services" ? service_view(item)
+                                             : host_view(item));
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
     return 0;
@@ -167,6 +263,8 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
   if (what == "nodes") print_nodes(state, wide, name);
   if (what == "pods") print_pods(state, wide, name);
   if (what == "hosts") print_hosts(state, wide, name);
+  if (what == "services") print_services(state, wide, name);
+  if (what == "endpoints") print_endpoints(state, wide, name);
   return 0;
 }
 

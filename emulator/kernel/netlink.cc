@@ -10,6 +10,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/link/vxlan.h>
 #include <netlink/route/neighbour.h>
@@ -126,6 +127,16 @@ class NetlinkKernel final : public Kernel {
       throw nl_failure("create link", object, spec.netns, err);
     // The kernel refuses to bring a veth's peer up while creating the pair.
     if (spec.kind == LinkKind::veth) set_link_up(spec.peer_netns, spec.peer_name);
+    // A pod reaching itself through a service leaves and re-enters by its
+    // own port (flannel's bridge plugin sets hairpinMode too).
+    if (spec.hairpin) {
+      Link port(rtnl_link_alloc());
+      rtnl_link_set_ifindex(port.get(), static_cast<int>(index(spec.netns, spec.name)));
+      rtnl_link_set_family(port.get(), AF_BRIDGE);
+      rtnl_link_bridge_set_flags(port.get(), RTNL_BRIDGE_HAIRPIN_MODE);
+      if (int err = rtnl_link_change(ns.sock.get(), port.get(), port.get(), 0); err < 0)
+        throw nl_failure("set hairpin mode on bridge port", spec.name, spec.netns, err);
+    }
   }
 
   void set_link_up(const std::string& netns, const std::string& name) override {
@@ -154,15 +165,34 @@ class NetlinkKernel final : public Kernel {
     rtnl_route_set_family(route.get(), AF_INET);
     rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
     rtnl_route_set_dst(route.get(), ipv4_addr(spec.dst.network, spec.dst.prefix).get());
-    rtnl_nexthop* nh = rtnl_route_nh_alloc();
-    rtnl_route_nh_set_ifindex(nh, static_cast<int>(index(spec.netns, spec.dev)));
-    rtnl_route_nh_set_gateway(nh, ipv4_addr(spec.via, 32).get());
-    if (spec.onlink) rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
-    rtnl_route_add_nexthop(route.get(), nh);  // the route owns nh from here
-    if (int err = rtnl_route_add(ns.sock.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
-      throw nl_failure("add route",
-                       fmt::format("{} via {} dev {}", spec.dst.str(), spec.via.str(), spec.dev),
-                       spec.netns, err);
+    auto gateways = spec.nexthops.empty() ? std::vector<Ipv4>{spec.via} : spec.nexthops;
+    for (const auto& gateway : gateways) {
+      rtnl_nexthop* nh = rtnl_route_nh_alloc();
+      rtnl_route_nh_set_ifindex(nh, static_cast<int>(index(spec.netns, spec.dev)));
+      rtnl_route_nh_set_gateway(nh, ipv4_addr(gateway, 32).get());
+      if (spec.onlink) rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+      rtnl_route_add_nexthop(route.get(), nh);  // the route owns nh from here
+    }
+    int flags = NLM_F_CREATE | (spec.replace ? NLM_F_REPLACE : NLM_F_EXCL);
+    if (int err = rtnl_route_add(ns.sock.get(), route.get(), flags); err < 0) {
+      std::vector<std::string> via;
+      for (const auto& g : gateways) via.push_back(g.str());
+      throw nl_failure(
+          "add route",
+          fmt::format("{} via {} dev {}", spec.dst.str(), fmt::join(via, ","), spec.dev),
+          spec.netns, err);
+    }
+  }
+
+  void delete_route(const std::string& netns, const Ipv4Net& dst) override {
+    auto& ns = in(netns);
+    Route route(rtnl_route_alloc());
+    rtnl_route_set_family(route.get(), AF_INET);
+    rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
+    rtnl_route_set_dst(route.get(), ipv4_addr(dst.network, dst.prefix).get());
+    int err = rtnl_route_delete(ns.sock.get(), route.get(), 0);
+    if (err < 0 && err != -NLE_OBJ_NOTFOUND)
+      throw nl_failure("delete route", dst.str(), netns, err);
   }
 
   void add_neighbour(const NeighbourSpec& spec) override {

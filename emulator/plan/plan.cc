@@ -70,6 +70,20 @@ class Planner {
     hosts();
     overlay();
     pods();
+    p_.services = plan_services(t_);
+    cloud_load_balancer();
+    return std::move(p_);
+  }
+
+  Plan one_pod(const Plan& existing, const Pod& pod, Ipv4 ip) {
+    p_.lab = existing.lab, p_.file = existing.file, p_.network = existing.network;
+    p_.run_dir = existing.run_dir, p_.bin_dir = existing.bin_dir;
+    p_.nodes = existing.nodes;
+    std::set<std::string> veths;
+    for (const auto& other : existing.pods)
+      if (other.node == pod.node && !other.host_network)
+        veths.insert(pod_veth_name(other.namespace_, other.name));
+    add_pod(pod, ip, veths);
     return std::move(p_);
   }
 
@@ -189,7 +203,8 @@ class Planner {
   }
 
   ContainerPlan container(const PodPlan& pod, const Container& c) {
-    ContainerPlan out{c.name, {}, fmt::format("{}/{}.log", pod.dir, c.name), {}, c.readiness};
+    ContainerPlan out{c.name, {},      fmt::format("{}/{}.log", pod.dir, c.name),
+                      {},     c.ports, c.readiness};
     if (!c.command.empty()) {
       out.argv = c.command;
       out.argv.insert(out.argv.end(), c.args.begin(), c.args.end());
@@ -225,50 +240,8 @@ class Planner {
     std::map<std::string, std::set<std::string>> veths;
     for (const auto& pod : t_.pods) {
       const auto& node = node_named(pod.node);
-      PodPlan pp{pod.name,
-                 pod.namespace_,
-                 pod.node,
-                 pod.deployment,
-                 {},
-                 {},
-                 node.netns,
-                 pod.spec.host_network,
-                 pod.spec.labels,
-                 fmt::format("{}/pods/{}_{}", p_.run_dir, pod.namespace_, pod.name),
-                 {}};
-      if (pod.spec.host_network) {
-        pp.ip = node.ip;
-        pp.netns = node.netns;
-      } else {
-        pp.ip = node.pod_cidr.at(2 + next_ip[node.name]++);
-        pp.netns = pod_netns(t_.name, pod.namespace_, pod.name);
-        auto veth = pod_veth_name(pod.namespace_, pod.name);
-        if (!veths[node.name].insert(veth).second)
-          fail_at(pod.where, "",
-                  fmt::format("pod \"{}\" hashes to the same veth name {} as "
-                              "another pod on node \"{}\"; rename it",
-                              pp.key(), veth, node.name));
-        add_netns(pp.netns, NetnsRole::pod);
-        int mtu = net().cni == "vxlan" ? net().mtu - 50 : net().mtu;
-        p_.links.push_back({.kind = LinkKind::veth,
-                            .netns = node.netns,
-                            .name = veth,
-                            .mtu = mtu,
-                            .master = "cni0",
-                            .peer_netns = pp.netns,
-                            .peer_name = "eth0"});
-        p_.addresses.push_back({pp.netns, "eth0", pp.ip, node.pod_cidr.prefix});
-        p_.routes.push_back({pp.netns, Ipv4Net{}, node.pod_cidr.at(1), "eth0", false});
-      }
-      p_.files.push_back({pp.dir + "/resolv.conf", resolv_conf(pod.namespace_)});
-      p_.files.push_back(
-          {pp.dir + "/hosts",
-           fmt::format("# Kubernetes-managed hosts file (knetlab).\n127.0.0.1\tlocalhost\n"
-                       "::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
-                       pp.ip.str(), pod.name)});
-      p_.files.push_back({pp.dir + "/hostname", pod.name + "\n"});
-      for (const auto& c : pod.spec.containers) pp.containers.push_back(container(pp, c));
-      p_.pods.push_back(std::move(pp));
+      auto ip = pod.spec.host_network ? node.ip : node.pod_cidr.at(2 + next_ip[node.name]++);
+      add_pod(pod, ip, veths[node.name]);
     }
     std::set<std::string> seen;
     for (const auto& ns : p_.namespaces)
@@ -277,6 +250,86 @@ class Planner {
             fmt::format("{}: two objects map to the network namespace {}; rename one "
                         "of them (pod and namespace names joined by '-' collide)",
                         t_.file, ns.name));
+  }
+
+  // One pod at `ip`: its namespace, veth, addresses, route, files and
+  // containers. `node_veths` holds the veth names already on its node.
+  void add_pod(const Pod& pod, Ipv4 ip, std::set<std::string>& node_veths) {
+    const auto& node = node_named(pod.node);
+    PodPlan pp{pod.name,
+               pod.namespace_,
+               pod.node,
+               pod.deployment,
+               ip,
+               {},
+               node.netns,
+               pod.spec.host_network,
+               pod.spec.labels,
+               fmt::format("{}/pods/{}_{}", p_.run_dir, pod.namespace_, pod.name),
+               {}};
+    if (pod.spec.host_network) {
+      pp.netns = node.netns;
+    } else {
+      pp.netns = pod_netns(t_.name, pod.namespace_, pod.name);
+      auto veth = pod_veth_name(pod.namespace_, pod.name);
+      if (!node_veths.insert(veth).second)
+        fail_at(pod.where, "",
+                fmt::format("pod \"{}\" hashes to the same veth name {} as "
+                            "another pod on node \"{}\"; rename it",
+                            pp.key(), veth, node.name));
+      add_netns(pp.netns, NetnsRole::pod);
+      int mtu = net().cni == "vxlan" ? net().mtu - 50 : net().mtu;
+      p_.links.push_back({.kind = LinkKind::veth,
+                          .netns = node.netns,
+                          .name = veth,
+                          .mtu = mtu,
+                          .master = "cni0",
+                          .hairpin = true,
+                          .peer_netns = pp.netns,
+                          .peer_name = "eth0"});
+      p_.addresses.push_back({pp.netns, "eth0", pp.ip, node.pod_cidr.prefix});
+      p_.routes.push_back({pp.netns, Ipv4Net{}, node.pod_cidr.at(1), "eth0", false});
+    }
+    p_.files.push_back({pp.dir + "/resolv.conf", resolv_conf(pod.namespace_)});
+    p_.files.push_back(
+        {pp.dir + "/hosts",
+         fmt::format("# Kubernetes-managed hosts file (knetlab).\n127.0.0.1\tlocalhost\n"
+                     "::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
+                     pp.ip.str(), pod.name)});
+    p_.files.push_back({pp.dir + "/hostname", pod.name + "\n"});
+    for (const auto& c : pod.spec.containers) pp.containers.push_back(container(pp, c));
+    p_.pods.push_back(std::move(pp));
+  }
+
+  // The emulated cloud's load balancer: a namespace on the LAN that outside
+  // hosts route LoadBalancer IPs to, and that forwards each connection to a
+  // node (ECMP, hashed on the 5-tuple) with the destination unchanged; the
+  // controller keeps its routes on the nodes that pass its health check.
+  void cloud_load_balancer() {
+    if (net().load_balancer_mode != "cloud") return;
+    std::vector<Ipv4> lb_ips;
+    for (const auto& s : p_.services)
+      if (s.load_balancer_ip) lb_ips.push_back(*s.load_balancer_ip);
+    if (lb_ips.empty()) return;
+    p_.lb_netns = netns_prefix(t_.name) + "lb";
+    p_.lb_ip = net().node_subnet.at(net().node_subnet.size() - 2);
+    if (p_.lb_ip.value < net().node_subnet.at(2 + t_.nodes.size() + t_.hosts.size()).value ||
+        (p_.lb_ip >= net().lb_pool_first && p_.lb_ip <= net().lb_pool_last))
+      throw UserError(fmt::format(
+          "{}: the cloud load balancer takes the last address of nodeSubnet {} ({}), which a "
+          "node, host or loadBalancerPool already uses; widen nodeSubnet",
+          t_.file, net().node_subnet.str(), p_.lb_ip.str()));
+    add_netns(p_.lb_netns, NetnsRole::host);
+    attach_to_lan(p_.lb_netns, 'b', "cloud-lb", p_.lb_ip);
+    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+             {"net/ipv4/ip_forward", "1"},
+             {"net/ipv4/conf/all/send_redirects", "0"},
+             {"net/ipv4/conf/eth0/send_redirects", "0"},
+             {"net/ipv4/fib_multipath_hash_policy", "1"}})
+      p_.sysctls.push_back({p_.lb_netns, key, value});
+    for (const auto& host : p_.hosts)
+      for (const auto& ip : lb_ips)
+        p_.routes.push_back({host.netns, Ipv4Net{ip, 32}, p_.lb_ip, "eth0", false});
   }
 
   const Topology& t_;
@@ -288,6 +341,11 @@ class Planner {
 
 Plan make_plan(const Topology& topology, const PlanContext& context) {
   return Planner(topology, context).run();
+}
+
+Plan plan_added_pod(const Topology& topology, const PlanContext& context, const Plan& existing,
+                    const Pod& pod, Ipv4 ip) {
+  return Planner(topology, context).one_pod(existing, pod, ip);
 }
 
 }  // namespace knl

@@ -9,7 +9,28 @@
 namespace knl {
 
 std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
+  return build(plan, std::nullopt);
+}
+
+std::map<std::string, PodProcesses> Executor::add_pods(const Plan& fragment,
+                                                       const ProcessRecord& mount_template) {
+  return build(fragment, mount_template);
+}
+
+void Executor::remove_pod(const PodPlan& pod, const PodProcesses& processes) {
+  std::vector<ProcessRecord> all{processes.sandbox};
+  for (const auto& [name, p] : processes.containers) all.push_back(p);
+  runtime_.stop(all);
+  if (!pod.host_network) kernel_.delete_netns(pod.netns);
+  runtime_.remove_tree(pod.dir);
+}
+
+std::map<std::string, PodProcesses> Executor::build(
+    const Plan& plan, std::optional<ProcessRecord> existing_template) {
   std::map<std::string, PodProcesses> running;
+  // Only what this call records is undone on failure: the rest of a running
+  // lab is not ours to take down.
+  const size_t mark = journal_.entries().size();
   try {
     const size_t steps = plan.links.size() + plan.addresses.size() + plan.routes.size() +
                          plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size() +
@@ -39,10 +60,15 @@ std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
     for (const auto& s : plan.sysctls) kernel_.set_sysctl(s), step();
     kernel_.release_handles();
 
-    journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
+    if (!existing_template) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
     for (const auto& f : plan.files) runtime_.write_file(f);
-    auto mount_template = runtime_.start_mount_template();
-    journal_.record({JournalEntry::Kind::process, "mount-template", mount_template});
+    ProcessRecord mount_template;
+    if (existing_template) {
+      mount_template = *existing_template;
+    } else {
+      mount_template = runtime_.start_mount_template();
+      journal_.record({JournalEntry::Kind::process, kMountTemplateEntry, mount_template});
+    }
     done = 0;
     for (const auto& pod : plan.pods) {
       auto& procs = running[pod.key()];
@@ -60,7 +86,8 @@ std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
     runtime_.wait_ready(pods, running, std::chrono::steady_clock::now() + options_.ready_timeout);
   } catch (...) {
     try {
-      undo(journal_.entries(), kernel_, runtime_);
+      const auto& all = journal_.entries();
+      undo({all.begin() + static_cast<std::ptrdiff_t>(mark), all.end()}, kernel_, runtime_);
     } catch (const std::exception&) {
       // The deploy's own failure is what the user must see; destroy retries the rest.
     }

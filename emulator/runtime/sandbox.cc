@@ -438,6 +438,18 @@ class ProcessRuntime final : public Runtime {
     }
   }
 
+  bool probe_readiness(const PodPlan& pod, const ContainerPlan& c) override {
+    if (!c.readiness) return true;
+    auto fd = open_netns(pod.node_netns);
+    bool ok = false;
+    run_in_netns(fd.get(), [&] {
+      ok = c.readiness->http_get.empty()
+               ? tcp_connects(pod.ip, c.readiness->port)
+               : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);
+    });
+    return ok;
+  }
+
  private:
   static bool container_ready(const PodPlan& pod, const ContainerPlan& c) {
     for (int port : c.tcp_ports)

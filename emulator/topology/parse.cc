@@ -655,7 +655,10 @@ void check_buildable(const Topology& t) {
   if (n.cni == "external") refuse(n.where_cni, "cni = \"external\"", later);
   if (n.ip_family != "ipv4") refuse(n.where_ip_family, "ipFamily = \"" + n.ip_family + "\"", later);
   if (!t.racks.empty()) refuse(t.racks.front().where, "[[racks]]", "issue #4");
-  if (!t.services.empty()) refuse(t.services.front().where, "[[services]]", "issue #3");
+  if (n.load_balancer_mode == "bgp")
+    for (const auto& s : t.services)
+      if (s.type == "LoadBalancer")
+        refuse(s.where, "a LoadBalancer service with loadBalancerMode = \"bgp\"", "issue #4");
   for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes, &t.network_policies})
     if (!list->empty()) refuse(list->front().where, "a " + list->front().kind, later);
 }

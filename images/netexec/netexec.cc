@@ -4,6 +4,7 @@
 // any pod, node or host without tools the machine may lack.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -123,11 +124,30 @@ std::optional<sockaddr_in> resolve(const std::string& host, int port, std::strin
   return addr;
 }
 
+// Non-blocking connect and poll, as curl does: an ICMP error that arrives
+// while a blocking connect holds the socket only becomes a soft error, and the
+// caller would see a timeout instead of "Connection refused".
 bool connect_with_timeout(int fd, const sockaddr_in& addr, double seconds, std::string& error) {
   set_timeout(fd, seconds);
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int err = 0;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int ready = poll(&p, 1, static_cast<int>(seconds * 1000));
+      socklen_t len = sizeof err;
+      if (ready == 1)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      else
+        err = ETIMEDOUT;
+    }
+  }
+  fcntl(fd, F_SETFL, flags);
+  if (err != 0) {
     error = std::string("connect ") + peer_text(addr) + ": " +
-            (errno == EINPROGRESS || errno == EAGAIN ? "timed out" : std::strerror(errno));
+            (err == ETIMEDOUT ? "timed out" : std::strerror(err));
     return false;
   }
   return true;
@@ -180,8 +200,9 @@ std::optional<std::string> udp_exchange(const std::string& host, int port,
   if (!addr) return std::nullopt;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   set_timeout(fd, g_timeout);
-  if (sendto(fd, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&*addr),
-             sizeof *addr) < 0) {
+  // A connected socket hears about ICMP errors (a rejecting service) on recv.
+  if (connect(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
+      send(fd, message.data(), message.size(), 0) < 0) {
     error = "send to " + peer_text(*addr) + ": " + std::strerror(errno);
     close(fd);
     return std::nullopt;

@@ -67,6 +67,9 @@ class FakeKernel final : public Kernel {
     in_.call("add_route " + r.netns + " " + r.dst.str());
     need_link(r.netns, r.dev);
   }
+  void delete_route(const std::string& netns, const Ipv4Net& dst) override {
+    in_.call("delete_route " + netns + " " + dst.str());
+  }
   void add_neighbour(const NeighbourSpec& n) override {
     in_.call("add_neighbour " + n.netns);
     need_link(n.netns, n.dev);
@@ -121,6 +124,7 @@ class FakeRuntime final : public Runtime {
   }
   bool alive(const ProcessRecord& p) override { return running.count(p.pid) > 0; }
   void stop_namespace_members(const std::vector<std::string>&) override {}
+  bool probe_readiness(const PodPlan&, const ContainerPlan&) override { return true; }
   void wait_ready(const std::vector<const PodPlan*>& pods,
                   const std::map<std::string, PodProcesses>& processes,
                   std::chrono::steady_clock::time_point) override {

@@ -206,17 +206,15 @@ TEST(Parse, RejectsBridgeCniWithSeveralNodes) {
 
 TEST(Parse, RefusesWhatIsParsedButNotBuiltYet) {
   auto r = reject(std::string("name = \"demo\"\n") + kNodes + R"(
-[[services]]
+[[ingresses]]
 name = "web"
-[[services.ports]]
-port = 80
 )");
   EXPECT_EQ(r.line, 10u) << r.message;
-  EXPECT_NE(r.message.find("[[services]] is understood but not built yet"), std::string::npos)
+  EXPECT_NE(r.message.find("a ingress is understood but not built yet"), std::string::npos)
       << r.message;
 }
 
-TEST(Parse, ValidatesServicesEvenBeforeTheyAreBuilt) {
+TEST(Parse, ValidatesServiceNodePorts) {
   auto r = reject(std::string("name = \"demo\"\n") + kNodes + R"(
 [[services]]
 name = "web"

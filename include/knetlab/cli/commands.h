@@ -16,6 +16,9 @@ int deploy(const std::string& file, bool quiet);
 int destroy(const std::string& file, const std::string& lab, bool all);
 int inspect(const ListOptions& options);
 int get(const std::string& kind, const std::string& name, const ListOptions& options);
+int scale(const std::string& lab, const std::string& target, int replicas);
+int remove(const std::string& lab, const std::string& target);
+int check(const std::string& lab);
 int exec(const std::string& lab, const std::string& target, const std::string& container,
          const std::vector<std::string>& command);
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,14 @@ std::string lab_dir(const std::string& lab);
 std::string journal_path(const std::string& lab);
 std::string state_path(const std::string& lab);
 
+/// A topology with what was planned from it.
+struct PlannedLab {
+  Topology topology;
+  PlanContext context;
+  Plan plan;
+};
 /// Parses, checks and plans `file`: every user error surfaces here.
+PlannedLab plan_lab(const std::string& file, const Install& install);
 Plan plan_file(const std::string& file, const Install& install);
 
 /// An exclusive lock on one lab, held for the object's life.
@@ -42,8 +50,14 @@ class LabLock {
 };
 
 /// The record inspect, get and exec read: the plan plus the pods' processes.
+/// With `endpoints`, services list their endpoints and pods their readiness
+/// (`ready_pods`); without, every pod counts as ready.
 nlohmann::json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
-                          const std::string& phase);
+                          const std::string& phase, const EndpointMap* endpoints = nullptr,
+                          const std::set<std::string>* ready_pods = nullptr);
+/// The control socket and events log of a lab.
+std::string control_socket_path(const std::string& lab);
+std::string events_path(const std::string& lab);
 void write_state(const std::string& lab, const nlohmann::json& state);
 /// The record of `lab`; UserError when it is not deployed.
 nlohmann::json read_state(const std::string& lab);

@@ -23,6 +23,7 @@ class Kernel {
   virtual void set_link_up(const std::string& netns, const std::string& name) = 0;
   virtual void add_address(const AddressSpec& address) = 0;
   virtual void add_route(const RouteSpec& route) = 0;
+  virtual void delete_route(const std::string& netns, const Ipv4Net& dst) = 0;
   virtual void add_neighbour(const NeighbourSpec& neighbour) = 0;
   virtual void add_fdb(const FdbSpec& fdb) = 0;
   virtual void set_sysctl(const SysctlSpec& sysctl) = 0;

@@ -3,10 +3,12 @@
 // namespace, in the order the executor creates them. make_plan() is pure and
 // deterministic: the same inputs give the same plan, byte for byte.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "knetlab/plan/services.h"
 #include "knetlab/topology/model.h"
 
 namespace knl {
@@ -40,8 +42,9 @@ struct LinkSpec {
   LinkKind kind;
   std::string netns, name;
   int mtu = 1500;
-  std::string mac;     // empty: the kernel picks
-  std::string master;  // a bridge in `netns`, or empty
+  std::string mac;       // empty: the kernel picks
+  std::string master;    // a bridge in `netns`, or empty
+  bool hairpin = false;  // the bridge may send a frame back out this port
   std::string peer_netns, peer_name;
   // vxlan
   uint32_t vni = 0;
@@ -62,6 +65,9 @@ struct RouteSpec {
   Ipv4 via;
   std::string dev;
   bool onlink = false;
+  /// Several gateways on `dev` (ECMP) instead of `via`.
+  std::vector<Ipv4> nexthops;
+  bool replace = false;  // replace a route to the same destination
 };
 
 struct NeighbourSpec {
@@ -89,6 +95,7 @@ struct ContainerPlan {
   std::vector<std::string> argv;  // argv[0] is an absolute path or a PATH name
   std::string log_path;
   std::vector<int> tcp_ports;  // declared TCP container ports: ready once they accept
+  std::vector<ContainerPort> ports;
   std::optional<Readiness> readiness;
 };
 
@@ -123,6 +130,9 @@ struct Plan {
   std::vector<NodePlan> nodes;
   std::vector<HostPlan> hosts;
   std::vector<PodPlan> pods;
+  std::vector<ServicePlan> services;
+  std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
+  Ipv4 lb_ip;
 
   // Desired kernel objects, in creation order.
   std::vector<NetnsSpec> namespaces;
@@ -148,5 +158,17 @@ std::string pod_veth_name(const std::string& ns, const std::string& pod);
 /// Throws UserError (naming the file location) for what only planning can see,
 /// such as an image that does not exist.
 Plan make_plan(const Topology& topology, const PlanContext& context);
+
+/// The objects of one more pod of a running lab (scale, re-creation): `pod`
+/// at `ip` on its node, next to what `existing` already holds.
+Plan plan_added_pod(const Topology& topology, const PlanContext& context, const Plan& existing,
+                    const Pod& pod, Ipv4 ip);
+
+/// The endpoints controller: pods of the service's namespace whose labels
+/// include the selector and that `ready` accepts; a named targetPort resolves
+/// per pod through its containers' ports (a pod without it is left out).
+/// Sorted by address, as EndpointSlices list them.
+ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
+                                   const std::function<bool(const PodPlan&)>& ready);
 
 }  // namespace knl

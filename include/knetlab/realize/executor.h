@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,11 +32,21 @@ class Executor {
   /// PodPlan::key()). On failure, undoes all and rethrows.
   std::map<std::string, PodProcesses> deploy(const Plan& plan);
 
+  /// Builds the pods of `fragment` (plan_added_pod) in a running lab whose
+  /// pods' mount namespaces copy `mount_template`. On failure undoes only
+  /// what it did.
+  std::map<std::string, PodProcesses> add_pods(const Plan& fragment,
+                                               const ProcessRecord& mount_template);
+  /// Stops a pod's processes and removes its namespace and files.
+  void remove_pod(const PodPlan& pod, const PodProcesses& processes);
+
   /// Undoes what `entries` record, newest first. Idempotent; keeps going past
   /// failures and throws the first one at the end.
   static void undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Runtime& runtime);
 
  private:
+  std::map<std::string, PodProcesses> build(const Plan& plan,
+                                            std::optional<ProcessRecord> existing_template);
   void report(std::string_view phase, size_t done, size_t total) const {
     if (options_.progress) options_.progress(phase, done, total);
   }

@@ -14,6 +14,8 @@ namespace knl {
 
 /// The name of the lab supervisor's process entry (runtime/supervisor.h).
 inline constexpr const char* kSupervisorEntry = "supervisor";
+/// The process holding the mount namespace every pod's is copied from.
+inline constexpr const char* kMountTemplateEntry = "mount-template";
 
 struct JournalEntry {
   enum class Kind { netns, dir, process } kind;

@@ -58,6 +58,9 @@ class Runtime {
   /// Waits until every pod's containers run and answer their probes; throws
   /// SystemError naming the first pod whose container exited or is not ready
   /// by `deadline`.
+  /// Runs `container`'s readiness probe once, from the pod's node as the
+  /// kubelet does; true without a probe.
+  virtual bool probe_readiness(const PodPlan& pod, const ContainerPlan& container) = 0;
   virtual void wait_ready(const std::vector<const PodPlan*>& pods,
                           const std::map<std::string, PodProcesses>& processes,
                           std::chrono::steady_clock::time_point deadline) = 0;

@@ -1,0 +1,151 @@
+// check: real packets to every service from pods, nodes and outside hosts,
+// each answer compared with what Kubernetes would give.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "knetlab/cli/commands.h"
+#include "knetlab/cli/lab.h"
+#include "knetlab/kernel/nftables.h"
+#include "knetlab/util/error.h"
+
+namespace knl::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct Probe {
+  std::string from, netns, to;
+  std::string protocol;                 // TCP (HTTP GET /hostname) or UDP ("hostname")
+  std::string address;                  // IP:PORT
+  std::set<std::string> expected_pods;  // empty: no answer expected
+  std::string expected_failure;         // "refused" or "timeout" when no pod is expected
+};
+
+// What answered: "pod NAME", "refused", "timeout" or the error.
+std::string probe(const Install& install, const Probe& p) {
+  std::vector<std::string> argv{install.bin_dir + "/netexec"};
+  if (p.protocol == "UDP")
+    argv.insert(argv.end(), {"udp", p.address, "hostname", "--timeout=1"});
+  else
+    argv.insert(argv.end(), {"get", "http://" + p.address + "/hostname", "--timeout=1"});
+  auto result = run_program(p.netns, argv);
+  auto text = result.output;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (result.status == 0) return "pod " + text;
+  if (text.find("refused") != std::string::npos || text.find("unreachable") != std::string::npos)
+    return "refused";
+  if (text.find("timed out") != std::string::npos) return "timeout";
+  return text.empty() ? fmt::format("exit {}", result.status) : text;
+}
+
+}  // namespace
+
+int check(const std::string& lab_name) {
+  auto install = locate_install();
+  auto state = read_state(pick_lab(lab_name));
+  const auto& services = state.value("services", json::array());
+  if (services.empty())
+    throw UserError(
+        fmt::format("lab \"{}\" has no services to check", state["name"].get<std::string>()));
+  // Clients: one pod per node (not hostNetwork), every node, every host.
+  struct Client {
+    std::string name, netns, node;
+    bool outside = false;
+  };
+  std::vector<Client> clients;
+  std::set<std::string> nodes_with_client;
+  for (const auto& p : state["pods"])
+    if (!p["hostNetwork"].get<bool>() && nodes_with_client.insert(p["node"]).second)
+      clients.push_back({"pod/" + p["name"].get<std::string>(), p["netns"], p["node"]});
+  for (const auto& n : state["nodes"])
+    clients.push_back({"node/" + n["name"].get<std::string>(), n["netns"], n["name"]});
+
+  std::vector<Probe> probes;
+  for (const auto& s : services) {
+    if (!s["clusterIP"].is_string() || s["clusterIP"] == "None") continue;
+    auto key = s["namespace"].get<std::string>() + "/" + s["name"].get<std::string>();
+    bool int_local = s["internalTrafficPolicy"] == "Local";
+    bool ext_local = s["externalTrafficPolicy"] == "Local";
+    for (const auto& port : s["ports"]) {
+      auto proto = port["protocol"].get<std::string>();
+      if (proto == "SCTP") continue;
+      std::set<std::string> all;
+      std::map<std::string, std::set<std::string>> by_node;
+      for (const auto& e : s["endpointDetails"])
+        if (e["portName"] == port["name"]) {
+          auto pod = e["pod"].get<std::string>();
+          auto name = pod.substr(pod.find('/') + 1);
+          all.insert(name);
+          by_node[e["node"].get<std::string>()].insert(name);
+        }
+      auto failure = [&](const std::set<std::string>& pods) {
+        return pods.empty() ? (all.empty() ? "refused" : "timeout") : "";
+      };
+      auto cluster_ip =
+          fmt::format("{}:{}", s["clusterIP"].get<std::string>(), port["port"].get<int>());
+      for (const auto& c : clients) {
+        auto expected = int_local ? by_node[c.node] : all;
+        probes.push_back({c.name, c.netns, key + " " + cluster_ip, proto, cluster_ip, expected,
+                          failure(expected)});
+      }
+      if (state["hosts"].empty()) continue;
+      const auto& host = state["hosts"].front();
+      auto host_name = "host/" + host["name"].get<std::string>();
+      auto host_ip = *Ipv4::parse(host["ip"].get<std::string>());
+      if (port["nodePort"].is_number())
+        for (const auto& n : state["nodes"]) {
+          auto expected = ext_local ? by_node[n["name"]] : all;
+          auto address =
+              fmt::format("{}:{}", n["ip"].get<std::string>(), port["nodePort"].get<int>());
+          probes.push_back({host_name, host["netns"], key + " NodePort " + address, proto, address,
+                            expected, failure(expected)});
+        }
+      if (s["loadBalancerIP"].is_string()) {
+        auto address =
+            fmt::format("{}:{}", s["loadBalancerIP"].get<std::string>(), port["port"].get<int>());
+        std::set<std::string> expected = all;
+        std::string why;
+        const auto& ranges = s.value("loadBalancerSourceRanges", json::array());
+        bool admitted = ranges.empty();
+        for (const auto& r : ranges)
+          admitted = admitted || Ipv4Net::parse(r.get<std::string>())->contains(host_ip);
+        if (!admitted) expected.clear();
+        probes.push_back(
+            {host_name, host["netns"], key + " LoadBalancer " + address, proto, address, expected,
+             expected.empty() ? (all.empty() && admitted ? "refused" : "timeout") : ""});
+      }
+    }
+  }
+  std::vector<std::vector<std::string>> rows{{"FROM", "TO", "PROTO", "EXPECTED", "GOT", ""}};
+  int differences = 0;
+  for (const auto& p : probes) {
+    auto got = probe(install, p);
+    bool ok = p.expected_pods.empty()
+                  ? got == p.expected_failure
+                  : got.rfind("pod ", 0) == 0 && p.expected_pods.count(got.substr(4));
+    std::vector<std::string> expected(p.expected_pods.begin(), p.expected_pods.end());
+    rows.push_back(
+        {p.from, p.to, p.protocol,
+         expected.empty() ? p.expected_failure : fmt::format("one of {}", fmt::join(expected, ",")),
+         got, ok ? "ok" : "DIFFERS"});
+    differences += ok ? 0 : 1;
+  }
+  std::vector<size_t> widths(rows.front().size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) line += fmt::format("{:<{}}   ", r[i], widths[i]);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    fmt::print("{}\n", line);
+  }
+  fmt::print("\n{} probes, {} differ from what Kubernetes would give\n", probes.size(),
+             differences);
+  return differences ? 1 : 0;
+}
+
+}  // namespace knl::cli

@@ -1,0 +1,66 @@
+// scale and delete: requests to the lab's controller (its supervisor), which
+// changes the pods and re-syncs endpoints and rules before it answers.
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "knetlab/cli/commands.h"
+#include "knetlab/cli/lab.h"
+#include "knetlab/runtime/supervisor.h"
+#include "knetlab/util/error.h"
+
+namespace knl::cli {
+
+namespace {
+
+using nlohmann::json;
+
+// "KIND/NAME" or "KIND/NAMESPACE/NAME" -> "NAME" or "NAMESPACE/NAME".
+std::string object_name(const std::string& target, const std::string& kind) {
+  auto slash = target.find('/');
+  auto prefix = target.substr(0, slash);
+  if (slash == std::string::npos || slash + 1 == target.size() ||
+      (prefix != kind && !(kind == "deployment" && prefix == "deploy") &&
+       !(kind == "pod" && prefix == "po")))
+    throw UserError(
+        fmt::format("\"{0}\" is not a {1}/NAME target; write {1}/NAME or "
+                    "{1}/NAMESPACE/NAME",
+                    target, kind));
+  return target.substr(slash + 1);
+}
+
+json ask(const std::string& lab, const json& request) {
+  auto answer = json::parse(ask_supervisor(control_socket_path(lab), request.dump()));
+  if (!answer.value("ok", false)) {
+    auto error = answer.value("error", std::string("the controller refused"));
+    if (answer.value("user", false)) throw UserError(error);
+    throw SystemError(error, 0);
+  }
+  return answer["result"];
+}
+
+}  // namespace
+
+int scale(const std::string& lab, const std::string& target, int replicas) {
+  auto name = pick_lab(lab);
+  auto result = ask(
+      name,
+      {{"op", "scale"}, {"deployment", object_name(target, "deployment")}, {"replicas", replicas}});
+  for (const auto& pod : result["added"]) fmt::print("pod/{} created\n", pod.get<std::string>());
+  for (const auto& pod : result["removed"]) fmt::print("pod/{} deleted\n", pod.get<std::string>());
+  fmt::print("deployment.apps/{} scaled to {}\n", result["deployment"].get<std::string>(),
+             replicas);
+  spdlog::debug("rules synced in {:.1f} ms", result["syncSeconds"].get<double>() * 1000);
+  return 0;
+}
+
+int remove(const std::string& lab, const std::string& target) {
+  auto name = pick_lab(lab);
+  auto result = ask(name, {{"op", "delete"}, {"pod", object_name(target, "pod")}});
+  fmt::print("pod \"{}\" deleted\n", result["deleted"].get<std::string>());
+  if (result.contains("replacement"))
+    fmt::print("pod/{} created by its deployment\n", result["replacement"].get<std::string>());
+  return 0;
+}
+
+}  // namespace knl::cli

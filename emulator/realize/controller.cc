@@ -1,0 +1,434 @@
+#include "knetlab/realize/controller.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "knetlab/kernel/nftables.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// "ns/name" or "name" (then in any namespace, if only one has it).
+bool matches(const std::string& wanted, const std::string& ns, const std::string& name) {
+  return wanted == name || wanted == ns + "/" + name;
+}
+
+int pod_index(const std::string& pod, const std::string& deployment) {
+  auto suffix = pod.substr(deployment.size() + 1);
+  return std::all_of(suffix.begin(), suffix.end(), ::isdigit) && !suffix.empty() ? std::stoi(suffix)
+                                                                                 : -1;
+}
+
+}  // namespace
+
+struct Controller::NodeProxy {
+  ProxyNode node;
+  std::string netns;
+  std::unique_ptr<NftSession> nft;
+  std::map<std::string, NftService> applied;  // nftables: by service key
+  std::vector<std::string> iptables_chains;   // iptables: KUBE- chains of the last sync
+};
+
+Controller::Controller(Topology topology, PlanContext context, Plan plan,
+                       std::map<std::string, PodProcesses> pods, Journal& journal, Kernel& kernel,
+                       Runtime& runtime, ControllerOptions options)
+    : topology_(std::move(topology)),
+      context_(std::move(context)),
+      plan_(std::move(plan)),
+      pods_(std::move(pods)),
+      journal_(journal),
+      kernel_(kernel),
+      runtime_(runtime),
+      options_(std::move(options)) {
+  for (const auto& e : journal_.entries())
+    if (e.kind == JournalEntry::Kind::process && e.name == kMountTemplateEntry)
+      mount_template_ = e.process;
+  for (const auto& [key, procs] : pods_) {
+    states_[key];
+    pid_owner_[procs.sandbox.pid] = {key, ""};
+    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
+  }
+  for (const auto& pod : plan_.pods) {
+    if (!pod.host_network && (!last_ip_.count(pod.node) || last_ip_[pod.node] < pod.ip))
+      last_ip_[pod.node] = pod.ip;
+    if (!pod.deployment.empty()) {
+      auto& next = next_index_[pod.namespace_ + "/" + pod.deployment];
+      next = std::max(next, pod_index(pod.name, pod.deployment) + 1);
+    }
+  }
+  for (const auto& n : plan_.nodes) {
+    auto proxy = std::make_unique<NodeProxy>();
+    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet};
+    proxy->netns = n.netns;
+    nodes_.push_back(std::move(proxy));
+  }
+}
+
+Controller::~Controller() = default;
+
+void Controller::event(const std::string& text) {
+  spdlog::debug("{}", text);
+  if (options_.event) options_.event(text);
+}
+
+void Controller::publish() {
+  if (!options_.publish) return;
+  std::set<std::string> ready_pods;
+  for (const auto& p : plan_.pods)
+    if (ready(p)) ready_pods.insert(p.key());
+  options_.publish(plan_, pods_, endpoints_, ready_pods);
+}
+
+bool Controller::ready(const PodPlan& pod) const {
+  auto it = states_.find(pod.key());
+  if (it == states_.end()) return false;
+  return !it->second.terminating && it->second.dead.empty() && it->second.unready.empty();
+}
+
+void Controller::start() {
+  if (plan_.services.empty()) {
+    started_ = true;
+    publish();
+    return;
+  }
+  if (plan_.network.kube_proxy_mode == "nftables")
+    for (auto& n : nodes_) n->nft = std::make_unique<NftSession>(n->netns);
+  sync();
+  started_ = true;
+}
+
+void Controller::sync() {
+  auto start = Clock::now();
+  EndpointMap next;
+  std::vector<const ServicePlan*> changed;
+  auto is_ready = [&](const PodPlan& p) { return ready(p); };
+  for (const auto& s : plan_.services) {
+    auto eps = service_endpoints(s, plan_.pods, is_ready);
+    auto old = endpoints_.find(s.key());
+    if (!started_ || old == endpoints_.end() || old->second != eps) changed.push_back(&s);
+    next[s.key()] = std::move(eps);
+  }
+  if (started_ && changed.empty()) return;
+  for (auto& n : nodes_) sync_node(*n, changed, next, !started_);
+  if (started_)
+    for (const auto* s : changed) clear_udp_conntrack(*s, endpoints_[s->key()], next[s->key()]);
+  endpoints_ = std::move(next);
+  if (!plan_.lb_netns.empty()) sync_load_balancer();
+  last_sync_seconds_ = seconds_since(start);
+  last_sync_services_ = changed.size();
+  event(fmt::format("kube-proxy ({}) synced {} service(s) on {} node(s) in {:.1f} ms",
+                    plan_.network.kube_proxy_mode, changed.size(), nodes_.size(),
+                    last_sync_seconds_ * 1000));
+  publish();
+}
+
+void Controller::sync_node(NodeProxy& n, const std::vector<const ServicePlan*>& changed,
+                           const EndpointMap& endpoints, bool first) {
+  if (plan_.network.kube_proxy_mode == "nftables") {
+    NftTransaction tx;
+    for (const auto* s : changed) {
+      auto next = nft_service(n.node, *s, endpoints.at(s->key()));
+      auto& applied = n.applied[s->key()];
+      tx.change(applied, next);
+      applied = std::move(next);
+    }
+    if (first || !tx.empty()) n.nft->run((first ? nft_base(n.node) : "") + tx.str());
+    return;
+  }
+  std::vector<std::string> chains;
+  auto text = iptables_ruleset(n.node, plan_.services, endpoints, first, n.iptables_chains, chains);
+  auto result = run_program(n.netns, {"iptables-restore", "--noflush", "-w"}, text);
+  if (result.status != 0)
+    throw SystemError(fmt::format("load iptables rules (iptables-restore) in netns {}: {}", n.netns,
+                                  result.output),
+                      0);
+  n.iptables_chains = std::move(chains);
+}
+
+void Controller::clear_udp_conntrack(const ServicePlan& s, const ServiceEndpoints& before,
+                                     const ServiceEndpoints& after) {
+  for (size_t i = 0; i < s.ports.size(); ++i) {
+    const auto& port = s.ports[i];
+    if (port.protocol != "UDP" || i >= before.size()) continue;
+    std::vector<std::vector<std::string>> commands;
+    std::vector<std::string> destinations{s.cluster_ip->str()};
+    if (s.load_balancer_ip) destinations.push_back(s.load_balancer_ip->str());
+    // A service that had no endpoints answered with ICMP; those entries go.
+    if (before[i].empty() && !after[i].empty())
+      for (const auto& d : destinations)
+        commands.push_back({"conntrack", "-D", "-p", "udp", "--orig-dst", d});
+    for (const auto& gone : before[i]) {
+      if (std::find(after[i].begin(), after[i].end(), gone) != after[i].end()) continue;
+      for (const auto& d : destinations)
+        commands.push_back(
+            {"conntrack", "-D", "-p", "udp", "--orig-dst", d, "--dst-nat", gone.ip.str()});
+      if (port.node_port)
+        commands.push_back({"conntrack", "-D", "-p", "udp", "--orig-port-dst",
+                            std::to_string(port.node_port), "--dst-nat", gone.ip.str()});
+    }
+    for (const auto& n : nodes_)
+      for (const auto& c : commands) {
+        // Exit status 1 means nothing matched, which is fine.
+        auto r = run_program(n->netns, c);
+        if (r.status > 1)
+          spdlog::warn("conntrack in {} failed ({}): {}", n->netns, r.status, r.output);
+      }
+    if (!commands.empty())
+      event(fmt::format("conntrack: cleared UDP entries of {} on every node",
+                        service_port_name(s, port)));
+  }
+}
+
+void Controller::sync_load_balancer() {
+  for (const auto& s : plan_.services) {
+    if (!s.load_balancer_ip) continue;
+    const auto& eps = endpoints_[s.key()];
+    // The cloud's health check: under Local only nodes with an endpoint pass
+    // (kube-proxy's healthCheckNodePort answers 200 there); under Cluster all do.
+    std::vector<Ipv4> targets;
+    for (const auto& node : plan_.nodes) {
+      bool has_local = std::any_of(eps.begin(), eps.end(), [&](const auto& list) {
+        return std::any_of(list.begin(), list.end(),
+                           [&](const Endpoint& e) { return e.node == node.name; });
+      });
+      if (!s.external_local || has_local) targets.push_back(node.ip);
+    }
+    auto key = s.load_balancer_ip->str();
+    auto it = lb_routes_.find(key);
+    if (it != lb_routes_.end() && it->second == targets) continue;
+    Ipv4Net dst{*s.load_balancer_ip, 32};
+    if (targets.empty()) {
+      kernel_.delete_route(plan_.lb_netns, dst);
+    } else {
+      RouteSpec route{plan_.lb_netns, dst, targets.front(), "eth0", false};
+      route.nexthops = targets;
+      route.replace = true;
+      kernel_.add_route(route);
+    }
+    lb_routes_[key] = targets;
+    std::vector<std::string> names;
+    for (const auto& t : targets) names.push_back(t.str());
+    event(fmt::format("cloud load balancer: {} -> [{}]", key, fmt::join(names, ", ")));
+  }
+}
+
+void Controller::exited(int pid, int status) {
+  auto owner = pid_owner_.find(pid);
+  if (owner == pid_owner_.end()) return;
+  auto [key, container] = owner->second;
+  pid_owner_.erase(owner);
+  auto state = states_.find(key);
+  if (state == states_.end() || state->second.terminating) return;
+  event(fmt::format("pod {} {} exited ({})", key,
+                    container.empty() ? "sandbox" : "container " + container, status));
+  if (container.empty()) {
+    // The sandbox is gone: the pod's namespaces went with it.
+    for (const auto& [name, p] : pods_[key].containers) state->second.dead.insert(name);
+    state->second.restart_at.clear();
+  } else {
+    state->second.dead.insert(container);
+    int n = state->second.restarts[container]++;
+    auto delay = options_.restart_backoff * (1 << std::min(n, 5));
+    state->second.restart_at[container] =
+        Clock::now() + std::min<Clock::duration>(delay, std::chrono::minutes(5));
+  }
+  sync();
+}
+
+void Controller::tick() {
+  auto now = Clock::now();
+  bool changed = false;
+  for (const auto& pod : plan_.pods) {
+    auto& state = states_[pod.key()];
+    if (state.terminating) continue;
+    for (const auto& c : pod.containers) {
+      auto due = state.restart_at.find(c.name);
+      if (due != state.restart_at.end() && due->second <= now) {
+        state.restart_at.erase(due);
+        try {
+          auto p = runtime_.start_container(pods_[pod.key()].sandbox, c);
+          journal_.record(
+              {JournalEntry::Kind::process, "container:" + pod.key() + "/" + c.name, p});
+          pods_[pod.key()].containers[c.name] = p;
+          pid_owner_[p.pid] = {pod.key(), c.name};
+          state.dead.erase(c.name);
+          if (c.readiness) state.unready.insert(c.name);
+          event(fmt::format("pod {} container {} restarted (restart {})", pod.key(), c.name,
+                            state.restarts[c.name]));
+          changed = true;
+        } catch (const std::exception& e) {
+          event(fmt::format("pod {} container {} could not restart: {}", pod.key(), c.name,
+                            e.what()));
+        }
+      }
+      if (!c.readiness || state.dead.count(c.name)) continue;
+      bool ok = runtime_.probe_readiness(pod, c);
+      if (ok == !state.unready.count(c.name)) continue;
+      if (ok)
+        state.unready.erase(c.name);
+      else
+        state.unready.insert(c.name);
+      event(fmt::format("pod {} container {} readiness probe {}", pod.key(), c.name,
+                        ok ? "succeeded: ready" : "failed: not ready"));
+      changed = true;
+    }
+  }
+  if (changed) sync();
+}
+
+const Deployment& Controller::find_deployment(const std::string& name) const {
+  const Deployment* found = nullptr;
+  for (const auto& d : topology_.deployments)
+    if (matches(name, d.namespace_, d.name)) {
+      if (found)
+        throw UserError(
+            fmt::format("deployment \"{}\" exists in several namespaces; write "
+                        "deployment/NAMESPACE/NAME",
+                        name));
+      found = &d;
+    }
+  if (!found) {
+    std::vector<std::string> names;
+    for (const auto& d : topology_.deployments) names.push_back(d.namespace_ + "/" + d.name);
+    throw UserError(
+        fmt::format("lab \"{}\" has no deployment \"{}\" (deployments: {})", plan_.lab, name,
+                    names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+  }
+  return *found;
+}
+
+Ipv4 Controller::allocate_ip(const NodePlan& node) {
+  std::set<Ipv4> used;
+  for (const auto& p : plan_.pods)
+    if (p.node == node.name && !p.host_network) used.insert(p.ip);
+  // host-local IPAM: the address after the last one handed out, wrapping.
+  const uint64_t first = 2, count = node.pod_cidr.size() - 3;
+  uint64_t start = last_ip_.count(node.name)
+                       ? last_ip_[node.name].value - node.pod_cidr.network.value + 1
+                       : first;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t offset = first + (start - first + i) % count;
+    auto ip = node.pod_cidr.at(offset);
+    if (!used.count(ip)) {
+      last_ip_[node.name] = ip;
+      return ip;
+    }
+  }
+  throw SystemError(
+      fmt::format("node {} has no free address left in {}", node.name, node.pod_cidr.str()),
+      ENOSPC);
+}
+
+std::string Controller::add_replica(const Deployment& d) {
+  auto allowed = d.nodes;
+  if (allowed.empty())
+    for (const auto& n : topology_.nodes) allowed.push_back(n.name);
+  std::map<std::string, int> load;
+  for (const auto& p : plan_.pods)
+    if (p.deployment == d.name && p.namespace_ == d.namespace_) ++load[p.node];
+  std::string node = allowed.front();
+  for (const auto& n : allowed)
+    if (load[n] < load[node]) node = n;
+  Pod pod;
+  pod.name = fmt::format("{}-{}", d.name, next_index_[d.namespace_ + "/" + d.name]++);
+  pod.namespace_ = d.namespace_, pod.node = node, pod.spec = d.spec, pod.deployment = d.name;
+  pod.where = d.where;
+  const auto& node_plan = *std::find_if(plan_.nodes.begin(), plan_.nodes.end(),
+                                        [&](auto& n) { return n.name == node; });
+  auto ip = d.spec.host_network ? node_plan.ip : allocate_ip(node_plan);
+  auto fragment = plan_added_pod(topology_, context_, plan_, pod, ip);
+  Executor executor(kernel_, runtime_, journal_, {});
+  auto started = executor.add_pods(fragment, mount_template_);
+  for (auto& [key, procs] : started) {
+    states_[key];
+    pid_owner_[procs.sandbox.pid] = {key, ""};
+    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
+    pods_[key] = procs;
+  }
+  for (auto& p : fragment.pods) plan_.pods.push_back(std::move(p));
+  topology_.pods.push_back(pod);
+  event(fmt::format("pod {}/{} created on node {} with IP {}", pod.namespace_, pod.name, node,
+                    ip.str()));
+  return pod.namespace_ + "/" + pod.name;
+}
+
+void Controller::delete_pod(const std::string& key) {
+  auto it = std::find_if(plan_.pods.begin(), plan_.pods.end(),
+                         [&](const PodPlan& p) { return p.key() == key; });
+  // Out of the endpoints first, as Kubernetes does for a terminating pod.
+  states_[key].terminating = true;
+  sync();
+  Executor(kernel_, runtime_, journal_, {}).remove_pod(*it, pods_[key]);
+  for (auto o = pid_owner_.begin(); o != pid_owner_.end();)
+    o = o->second.first == key ? pid_owner_.erase(o) : std::next(o);
+  pods_.erase(key);
+  states_.erase(key);
+  plan_.pods.erase(it);
+  std::erase_if(topology_.pods, [&](const Pod& p) { return p.namespace_ + "/" + p.name == key; });
+  event(fmt::format("pod {} deleted", key));
+}
+
+nlohmann::json Controller::scale(const std::string& name, int replicas) {
+  if (replicas < 0) throw UserError("--replicas must be 0 or more");
+  const auto& d = find_deployment(name);
+  std::vector<std::pair<int, std::string>> current;
+  for (const auto& p : plan_.pods)
+    if (p.deployment == d.name && p.namespace_ == d.namespace_)
+      current.push_back({pod_index(p.name, d.name), p.key()});
+  std::sort(current.begin(), current.end());
+  nlohmann::json added = nlohmann::json::array(), removed = nlohmann::json::array();
+  // The newest pods go first, as a ReplicaSet scaling down picks them.
+  while (static_cast<int>(current.size()) > replicas) {
+    delete_pod(current.back().second);
+    removed.push_back(current.back().second);
+    current.pop_back();
+  }
+  for (int n = static_cast<int>(current.size()); n < replicas; ++n) added.push_back(add_replica(d));
+  sync();
+  publish();
+  return {{"deployment", d.namespace_ + "/" + d.name},
+          {"replicas", replicas},
+          {"added", added},
+          {"removed", removed},
+          {"syncSeconds", last_sync_seconds_}};
+}
+
+nlohmann::json Controller::remove(const std::string& name) {
+  std::vector<const PodPlan*> found;
+  for (const auto& p : plan_.pods)
+    if (matches(name, p.namespace_, p.name)) found.push_back(&p);
+  if (found.empty()) throw UserError(fmt::format("lab \"{}\" has no pod \"{}\"", plan_.lab, name));
+  if (found.size() > 1)
+    throw UserError(
+        fmt::format("pod \"{}\" exists in several namespaces; write pod/NAMESPACE/NAME", name));
+  auto key = found.front()->key();
+  auto owner = found.front()->deployment, ns = found.front()->namespace_;
+  delete_pod(key);
+  nlohmann::json out = {{"deleted", key}};
+  if (!owner.empty()) out["replacement"] = add_replica(find_deployment(ns + "/" + owner));
+  sync();
+  publish();
+  out["syncSeconds"] = last_sync_seconds_;
+  return out;
+}
+
+nlohmann::json Controller::request(const nlohmann::json& r) {
+  auto op = r.value("op", "");
+  if (op == "scale")
+    return scale(r.at("deployment").get<std::string>(), r.at("replicas").get<int>());
+  if (op == "delete") return remove(r.at("pod").get<std::string>());
+  if (op == "sync") return {{"syncSeconds", last_sync_seconds_}, {"services", last_sync_services_}};
+  throw UserError(fmt::format("unknown request \"{}\"", op));
+}
+
+}  // namespace knl

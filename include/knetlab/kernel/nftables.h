@@ -1,0 +1,47 @@
+#pragma once
+// nftables through libnftables: the same language as `nft -f`, applied as one
+// atomic transaction per call inside a lab namespace.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "knetlab/kernel/fd.h"
+
+struct nft_ctx;
+
+namespace knl {
+
+/// A libnftables context bound to one network namespace (its netlink socket
+/// is opened there). Reused across syncs.
+class NftSession {
+ public:
+  explicit NftSession(const std::string& netns);
+  ~NftSession();
+  NftSession(const NftSession&) = delete;
+  NftSession& operator=(const NftSession&) = delete;
+
+  /// Runs `commands` as one transaction; SystemError with nft's own message
+  /// (naming the failing line) when the kernel or the parser refuses.
+  void run(const std::string& commands);
+  /// Runs a listing command and returns what nft prints.
+  std::string list(const std::string& command);
+
+ private:
+  std::string netns_;
+  Fd fd_;
+  nft_ctx* ctx_ = nullptr;
+};
+
+/// The outcome of a program run to completion.
+struct ProgramResult {
+  int status = 0;      // exit status, or 128 + signal
+  std::string output;  // stdout and stderr together
+};
+
+/// Runs argv (found on PATH) inside the network namespace `netns` with
+/// `input` on its stdin; waits for it.
+ProgramResult run_program(const std::string& netns, const std::vector<std::string>& argv,
+                          const std::string& input = "");
+
+}  // namespace knl

@@ -1,0 +1,90 @@
+#pragma once
+// kube-proxy: services + endpoints -> one node's NAT rules, in the shapes
+// kube-proxy itself writes, so that what a trainee lists in a lab is what a
+// real cluster shows.
+//
+// nftables mode follows pkg/proxy/nftables (table "ip kube-proxy", maps
+// service-ips / service-nodeports / no-endpoint-*, chains service-, local-,
+// external-, firewall-, endpoint-, affinity sets). Each service is rendered
+// on its own so a sync touches only the services whose endpoints changed.
+//
+// iptables mode follows pkg/proxy/iptables (KUBE-SERVICES, KUBE-SVC-…,
+// KUBE-SEP-…, KUBE-EXT-…, KUBE-SVL-…, KUBE-FW-…, KUBE-NODEPORTS,
+// KUBE-MARK-MASQ, KUBE-POSTROUTING), as iptables-restore input.
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "knetlab/plan/services.h"
+
+namespace knl {
+
+/// The node a ruleset is for.
+struct ProxyNode {
+  std::string name;
+  Ipv4 ip;             // the node IP: NodePorts answer on it
+  Ipv4Net pod_subnet;  // kube-proxy's --cluster-cidr
+  Ipv4Net service_subnet;
+};
+
+// --- names and hashes --------------------------------------------------------
+
+/// kube-proxy nftables: first 8 characters of base32(sha256(name)), "-", name.
+std::string nft_hash_name(const std::string& name);
+/// "ns/svc/tcp/port" for a service port.
+std::string nft_service_base(const ServicePlan& service, const ServicePortPlan& port);
+/// kube-proxy iptables: first 16 characters of base32(sha256(text)).
+std::string iptables_hash(const std::string& text);
+/// "ns/svc:port" (kube-proxy's ServicePortName).
+std::string service_port_name(const ServicePlan& service, const ServicePortPlan& port);
+
+// --- nftables ----------------------------------------------------------------
+
+/// The rules one service contributes to a node's table.
+struct NftService {
+  std::map<std::string, std::vector<std::string>> chains;  // chain -> rules, in order
+  std::map<std::string, std::string> sets;                 // affinity set -> its declaration
+  /// (map or set, key) -> value; the value is empty for a set element.
+  std::map<std::pair<std::string, std::string>, std::string> elements;
+};
+
+/// What `service` with `endpoints` needs on `node`; empty when kube-proxy
+/// writes nothing for it (headless, ExternalName).
+NftService nft_service(const ProxyNode& node, const ServicePlan& service,
+                       const ServiceEndpoints& endpoints);
+
+/// The table with its base chains, maps and static rules (the first sync).
+std::string nft_base(const ProxyNode& node);
+
+/// One transaction, built from per-service changes: element removals first,
+/// then chains and their rules, element additions, and removed chains last,
+/// so that nothing is deleted while still referenced.
+class NftTransaction {
+ public:
+  /// Adds what turns `from` into `to` (either may be empty).
+  void change(const NftService& from, const NftService& to);
+  bool empty() const;
+  std::string str() const;
+
+ private:
+  std::string delete_elements_, add_objects_, rules_, add_elements_, delete_objects_;
+};
+
+/// Every line of a ruleset as one transaction (tests and full syncs).
+std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
+                     const EndpointMap& endpoints);
+
+// --- iptables ----------------------------------------------------------------
+
+/// iptables-restore input (--noflush) for the nat and filter tables: every
+/// KUBE- chain declared (so flushed) and refilled, with stale ones in
+/// `previous_chains` deleted. `first` adds the jumps from the built-in chains.
+/// Returns the text and fills `chains` with the KUBE- chains it declared.
+std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
+                             const EndpointMap& endpoints, bool first,
+                             const std::vector<std::string>& previous_chains,
+                             std::vector<std::string>& chains);
+
+}  // namespace knl

@@ -1,0 +1,107 @@
+#pragma once
+// The lab's control plane, run by its supervisor after deploy: the endpoints
+// controller (ready pods -> endpoints), kube-proxy (endpoints -> every node's
+// NAT rules, synced incrementally), the cloud load balancer's health-checked
+// routes, the kubelet's part (readiness probes, container restarts with
+// back-off) and the ReplicaSet's (scale, re-creating deleted pods).
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/plan/kubeproxy.h"
+#include "knetlab/realize/executor.h"
+#include "knetlab/realize/journal.h"
+#include "knetlab/runtime/runtime.h"
+
+namespace knl {
+
+class NftSession;
+
+struct ControllerOptions {
+  std::chrono::milliseconds restart_backoff{10000};  // doubled per restart, up to 5 minutes
+  /// Called after every change with the lab's new record to keep.
+  std::function<void(const Plan&, const std::map<std::string, PodProcesses>&, const EndpointMap&,
+                     const std::set<std::string>& ready_pods)>
+      publish;
+  /// Lines for the lab's events log.
+  std::function<void(const std::string&)> event;
+};
+
+class Controller {
+ public:
+  Controller(Topology topology, PlanContext context, Plan plan,
+             std::map<std::string, PodProcesses> pods, Journal& journal, Kernel& kernel,
+             Runtime& runtime, ControllerOptions options);
+  ~Controller();
+
+  /// The first sync of every node's rules and the load balancer's routes.
+  void start();
+  /// A process of the lab exited (from the supervisor's waitpid).
+  void exited(int pid, int status);
+  /// Periodic work: readiness probes and restarts that are due.
+  void tick();
+  /// A request from the command line (scale, delete); returns the answer.
+  nlohmann::json request(const nlohmann::json& request);
+
+  /// Seconds the last sync took, and how many services it touched.
+  double last_sync_seconds() const { return last_sync_seconds_; }
+  size_t last_sync_services() const { return last_sync_services_; }
+
+ private:
+  struct PodState {
+    std::set<std::string> dead;     // containers not running
+    std::set<std::string> unready;  // containers whose readiness probe fails
+    std::map<std::string, int> restarts;
+    std::map<std::string, std::chrono::steady_clock::time_point> restart_at;
+    bool terminating = false;
+  };
+  struct NodeProxy;
+
+  bool ready(const PodPlan& pod) const;
+  /// Recomputes endpoints and applies what changed to every node.
+  void sync();
+  void sync_node(NodeProxy& node, const std::vector<const ServicePlan*>& changed,
+                 const EndpointMap& endpoints, bool first);
+  void sync_load_balancer();
+  void clear_udp_conntrack(const ServicePlan& service, const ServiceEndpoints& before,
+                           const ServiceEndpoints& after);
+  void publish();
+  void event(const std::string& text);
+
+  nlohmann::json scale(const std::string& deployment, int replicas);
+  nlohmann::json remove(const std::string& pod);
+  const Deployment& find_deployment(const std::string& name) const;
+  /// Adds one pod to `deployment` on its least used node.
+  std::string add_replica(const Deployment& deployment);
+  Ipv4 allocate_ip(const NodePlan& node);
+  void delete_pod(const std::string& key);
+
+  Topology topology_;
+  PlanContext context_;
+  Plan plan_;
+  std::map<std::string, PodProcesses> pods_;
+  std::map<std::string, PodState> states_;
+  std::map<int, std::pair<std::string, std::string>> pid_owner_;  // pid -> (pod, container or "")
+  Journal& journal_;
+  Kernel& kernel_;
+  Runtime& runtime_;
+  ControllerOptions options_;
+  ProcessRecord mount_template_;
+  std::vector<std::unique_ptr<NodeProxy>> nodes_;
+  EndpointMap endpoints_;
+  std::map<std::string, std::vector<Ipv4>> lb_routes_;  // LB IP -> nodes it goes to
+  std::map<std::string, Ipv4> last_ip_;                 // node -> last pod IP handed out
+  std::map<std::string, int> next_index_;               // deployment -> next pod index
+  bool started_ = false;
+  double last_sync_seconds_ = 0;
+  size_t last_sync_services_ = 0;
+};
+
+}  // namespace knl

@@ -1,0 +1,168 @@
+// kube-proxy rule rendering, pinned against kube-proxy's own test vectors
+// (pkg/proxy/nftables and pkg/proxy/iptables proxier tests).
+
+#include <gtest/gtest.h>
+
+#include "knetlab/plan/kubeproxy.h"
+
+namespace knl {
+namespace {
+
+Ipv4 ip(const char* text) {
+  return *Ipv4::parse(text);
+}
+Ipv4Net net(const char* text) {
+  return *Ipv4Net::parse(text);
+}
+
+ProxyNode test_node() {
+  return {"node1", ip("192.168.0.2"), net("10.0.0.0/8"), net("172.30.0.0/16")};
+}
+
+ServicePlan service(const char* ns, const char* name, const char* cluster_ip) {
+  ServicePlan s;
+  s.namespace_ = ns, s.name = name, s.type = "ClusterIP";
+  s.cluster_ip = ip(cluster_ip);
+  s.ports.push_back({"p80", 80, 80, "", 0, "TCP"});
+  return s;
+}
+
+bool has(const std::vector<std::string>& rules, const std::string& rule) {
+  return std::find(rules.begin(), rules.end(), rule) != rules.end();
+}
+
+TEST(KubeProxyHash, MatchesKubeProxyTestVectors) {
+  EXPECT_EQ(nft_hash_name("ns1/svc1/tcp/p80"), "ULMVA6XW-ns1/svc1/tcp/p80");
+  EXPECT_EQ(nft_hash_name("ns1/svc1/tcp/p80__10.180.0.1/80"),
+            "5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80");
+  EXPECT_EQ(iptables_hash("ns1/svc1:p80tcp"), "XPGD46QRK7WJZT7O");
+  EXPECT_EQ(iptables_hash("ns1/svc1:p80tcp10.180.0.1:80"), "SXIVWICOYRO3J4NJ");
+}
+
+TEST(KubeProxyNft, ClusterIpServiceAsKubeProxyWritesIt) {
+  auto s = service("ns1", "svc1", "172.30.0.41");
+  auto out = nft_service(test_node(), s, {{{ip("10.180.0.1"), 80, "node2", "ns1/a"}}});
+  const std::string svc = "service-ULMVA6XW-ns1/svc1/tcp/p80";
+  const std::string ep = "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80";
+  ASSERT_TRUE(out.chains.count(svc));
+  EXPECT_EQ(out.chains[svc],
+            (std::vector<std::string>{
+                "ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+                "numgen random mod 1 vmap { 0 : goto " + ep + " }"}));
+  EXPECT_EQ(out.chains[ep],
+            (std::vector<std::string>{"ip saddr 10.180.0.1 jump mark-for-masquerade",
+                                      "meta l4proto tcp dnat to 10.180.0.1:80"}));
+  EXPECT_EQ((out.elements[{"service-ips", "172.30.0.41 . tcp . 80"}]), " : goto " + svc);
+  EXPECT_TRUE(out.elements.count({"cluster-ips", "172.30.0.41"}));
+}
+
+TEST(KubeProxyNft, LocalLoadBalancerWithoutLocalEndpointsDropsExternalTraffic) {
+  auto s = service("ns2", "svc2", "172.30.0.42");
+  s.type = "LoadBalancer", s.external_local = true;
+  s.load_balancer_ip = ip("1.2.3.4");
+  s.ports[0].node_port = 3001;
+  auto out = nft_service(test_node(), s, {{{ip("10.180.0.2"), 80, "node2", "ns2/a"}}});
+  const std::string ext = "external-42NFTM6N-ns2/svc2/tcp/p80";
+  const std::string svc = "service-42NFTM6N-ns2/svc2/tcp/p80";
+  EXPECT_EQ(out.chains[ext],
+            (std::vector<std::string>{
+                "ip saddr 10.0.0.0/8 goto " + svc + " comment \"short-circuit pod traffic\"",
+                "fib saddr type local jump mark-for-masquerade comment \"masquerade local "
+                "traffic\"",
+                "fib saddr type local goto " + svc + " comment \"short-circuit local traffic\""}));
+  EXPECT_EQ((out.elements[{"no-endpoint-nodeports", "tcp . 3001"}]),
+            " comment \"ns2/svc2:p80\" : drop");
+  EXPECT_EQ((out.elements[{"no-endpoint-services", "1.2.3.4 . tcp . 80"}]),
+            " comment \"ns2/svc2:p80\" : drop");
+  EXPECT_EQ((out.elements[{"service-ips", "1.2.3.4 . tcp . 80"}]), " : goto " + ext);
+  EXPECT_EQ((out.elements[{"service-nodeports", "tcp . 3001"}]), " : goto " + ext);
+}
+
+TEST(KubeProxyNft, AffinityAndSourceRanges) {
+  auto s = service("ns5", "svc5", "172.30.0.45");
+  s.type = "LoadBalancer", s.affinity = true;
+  s.load_balancer_ip = ip("5.6.7.8");
+  s.source_ranges = {net("203.0.113.0/25")};
+  s.ports[0].node_port = 3002;
+  auto out = nft_service(test_node(), s, {{{ip("10.180.0.3"), 80, "node2", "ns5/a"}}});
+  const std::string name = "GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80";
+  EXPECT_EQ(out.sets["affinity-" + name],
+            "{ type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }");
+  EXPECT_TRUE(has(out.chains["service-HVFWP5L3-ns5/svc5/tcp/p80"],
+                  "ip saddr @affinity-" + name + " goto endpoint-" + name));
+  EXPECT_TRUE(has(out.chains["endpoint-" + name], "update @affinity-" + name + " { ip saddr }"));
+  EXPECT_EQ(out.chains["firewall-HVFWP5L3-ns5/svc5/tcp/p80"],
+            (std::vector<std::string>{"ip saddr != { 203.0.113.0/25 } drop"}));
+  EXPECT_EQ(out.chains["external-HVFWP5L3-ns5/svc5/tcp/p80"],
+            (std::vector<std::string>{"jump mark-for-masquerade",
+                                      "goto service-HVFWP5L3-ns5/svc5/tcp/p80"}));
+}
+
+TEST(KubeProxyNft, NoEndpointsRejects) {
+  auto out = nft_service(test_node(), service("ns6", "svc6", "172.30.0.46"), {{}});
+  EXPECT_TRUE(out.chains.empty());
+  EXPECT_EQ((out.elements[{"no-endpoint-services", "172.30.0.46 . tcp . 80"}]),
+            " comment \"ns6/svc6:p80\" : goto reject-chain");
+}
+
+TEST(KubeProxyNft, TwoEndpointsSpreadByNumgen) {
+  auto out = nft_service(
+      test_node(), service("ns4", "svc4", "172.30.0.44"),
+      {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}, {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
+  EXPECT_EQ(out.chains["service-LAUZTJTB-ns4/svc4/tcp/p80"][1],
+            "numgen random mod 2 vmap { 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 "
+            ", 1 : goto endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80 }");
+}
+
+TEST(KubeProxyNft, TransactionTouchesOnlyWhatChanged) {
+  auto s = service("ns4", "svc4", "172.30.0.44");
+  Endpoint a{ip("10.180.0.4"), 80, "node2", "ns4/a"}, b{ip("10.180.0.5"), 80, "node1", "ns4/b"};
+  auto before = nft_service(test_node(), s, {{a, b}});
+  auto after = nft_service(test_node(), s, {{a}});
+  NftTransaction tx;
+  tx.change(before, after);
+  auto text = tx.str();
+  EXPECT_NE(text.find("flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80\n"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find("delete chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"),
+      std::string::npos);
+  EXPECT_EQ(text.find("endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80\n"), std::string::npos)
+      << "the kept endpoint's chain is left alone:\n"
+      << text;
+  EXPECT_EQ(text.find("service-ips"), std::string::npos);
+  NftTransaction none;
+  none.change(after, after);
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(KubeProxyIptables, ChainNamesAndProbabilities) {
+  auto s = service("ns1", "svc1", "172.30.0.41");
+  std::vector<std::string> chains;
+  auto text = iptables_ruleset(
+      test_node(), {s},
+      {{"ns1/svc1",
+        {{{ip("10.180.0.1"), 80, "node2", "ns1/a"}, {ip("10.180.0.2"), 80, "node1", "ns1/b"}}}}},
+      true, {}, chains);
+  EXPECT_NE(
+      text.find("-A KUBE-SERVICES -d 172.30.0.41/32 -p tcp -m comment --comment \"ns1/svc1:p80 "
+                "cluster IP\" -m tcp --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("-m statistic --mode random --probability 0.50000000000 -j "
+                      "KUBE-SEP-SXIVWICOYRO3J4NJ"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("-A KUBE-SEP-SXIVWICOYRO3J4NJ -p tcp -m comment --comment ns1/svc1:p80 -m tcp "
+                "-j DNAT --to-destination 10.180.0.1:80"),
+      std::string::npos);
+  std::vector<std::string> after;
+  auto second = iptables_ruleset(test_node(), {s}, {}, false, chains, after);
+  EXPECT_NE(second.find("-X KUBE-SEP-SXIVWICOYRO3J4NJ"), std::string::npos);
+  EXPECT_NE(second.find("-j REJECT --reject-with icmp-port-unreachable"), std::string::npos);
+  EXPECT_EQ(second.find("-A PREROUTING"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace knl
