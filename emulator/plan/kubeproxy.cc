@@ -83,7 +83,8 @@ std::string iptables_hash(const std::string& text) {
 }
 
 std::string service_port_name(const ServicePlan& s, const ServicePortPlan& p) {
-  return fmt::format("{}/{}:{}", s.namespace_, s.name, p.name);
+  return p.name.empty() ? fmt::format("{}/{}", s.namespace_, s.name)
+                        : fmt::format("{}/{}:{}", s.namespace_, s.name, p.name);
 }
 
 // --- nftables ----------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +26,9 @@
 
 namespace {
 
-double g_timeout = 5.0;  // seconds, for client calls and /dial
+double g_timeout = 5.0;           // seconds, for client calls and /dial
+int g_local_port = 0;             // client calls: bind to this source port (0: any)
+std::atomic<bool> g_ready{true};  // what /readyz answers
 
 std::string hostname() {
   char name[256] = {};
@@ -124,6 +127,18 @@ std::optional<sockaddr_in> resolve(const std::string& host, int port, std::strin
   return addr;
 }
 
+// Client sockets take --local-port as their source port (a UDP client that
+// keeps its port keeps its conntrack entry, as a DNS resolver does).
+void bind_local_port(int fd) {
+  if (g_local_port == 0) return;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_port = htons(static_cast<uint16_t>(g_local_port));
+  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+}
+
 // Non-blocking connect and poll, as curl does: an ICMP error that arrives
 // while a blocking connect holds the socket only becomes a soft error, and the
 // caller would see a timeout instead of "Connection refused".
@@ -159,6 +174,7 @@ int http_get(const std::string& host, int port, const std::string& path, std::st
   auto addr = resolve(host, port, error);
   if (!addr) return -1;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bind_local_port(fd);
   if (!connect_with_timeout(fd, *addr, g_timeout, error)) {
     close(fd);
     return -1;
@@ -200,6 +216,7 @@ std::optional<std::string> udp_exchange(const std::string& host, int port,
   if (!addr) return std::nullopt;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   set_timeout(fd, g_timeout);
+  bind_local_port(fd);
   // A connected socket hears about ICMP errors (a rejecting service) on recv.
   if (connect(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
       send(fd, message.data(), message.size(), 0) < 0) {
@@ -317,6 +334,13 @@ void serve_http_connection(int fd, sockaddr_in peer) {
     respond(fd, 200, query["msg"]);
   } else if (path == "/healthz") {
     respond(fd, 200, "ok");
+  } else if (path == "/readyz") {
+    respond(fd, g_ready ? 200 : 503, g_ready ? "ok" : "not ready");
+  } else if (path == "/readiness") {
+    // /readiness?ready=false makes /readyz fail (a readiness probe then takes
+    // the pod out of its services' endpoints); ready=true brings it back.
+    if (query.count("ready")) g_ready = query["ready"] != "false";
+    respond(fd, 200, g_ready ? "ready" : "not ready");
   } else if (path == "/dial") {
     respond(fd, 200, dial(query), "application/json");
   } else if (path == "/header") {
@@ -379,8 +403,8 @@ void serve_udp(int fd) {
 int usage() {
   std::fprintf(stderr,
                "usage: netexec [--http-port=N] [--udp-port=N]   serve HTTP and UDP\n"
-               "       netexec get URL [--timeout=S]           print the body of URL\n"
-               "       netexec udp HOST:PORT MESSAGE [--timeout=S]\n");
+               "       netexec get URL [--timeout=S] [--local-port=N]   print the body of URL\n"
+               "       netexec udp HOST:PORT MESSAGE [--timeout=S] [--local-port=N]\n");
   return 2;
 }
 
@@ -442,6 +466,8 @@ int main(int argc, char** argv) {
       sctp_port = std::atoi(v->c_str());
     } else if (auto v = value("--timeout")) {
       g_timeout = std::atof(v->c_str());
+    } else if (auto v = value("--local-port")) {
+      g_local_port = std::atoi(v->c_str());
     } else if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "netexec: unknown flag %s\n", a.c_str());
       return usage();

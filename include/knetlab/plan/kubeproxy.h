@@ -37,7 +37,7 @@ std::string nft_hash_name(const std::string& name);
 std::string nft_service_base(const ServicePlan& service, const ServicePortPlan& port);
 /// kube-proxy iptables: first 16 characters of base32(sha256(text)).
 std::string iptables_hash(const std::string& text);
-/// "ns/svc:port" (kube-proxy's ServicePortName).
+/// "ns/svc:port", or "ns/svc" for an unnamed port (kube-proxy's ServicePortName).
 std::string service_port_name(const ServicePlan& service, const ServicePortPlan& port);
 
 // --- nftables ----------------------------------------------------------------
