@@ -115,6 +115,14 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
         for (const auto& e : eps)
           rules.push_back(
               fmt::format("ip saddr @affinity-{0} goto endpoint-{0}", endpoint_name(e)));
+      if (node.pick_by_rules) {
+        // Endpoint k of n is taken with probability 1/(n-k), as iptables mode does.
+        for (size_t k = 0; k + 1 < eps.size(); ++k)
+          rules.push_back(fmt::format("numgen random mod {} 0 goto endpoint-{}", eps.size() - k,
+                                      endpoint_name(eps[k])));
+        rules.push_back("goto endpoint-" + endpoint_name(eps.back()));
+        return;
+      }
       std::string vmap;
       for (size_t k = 0; k < eps.size(); ++k)
         vmap += fmt::format("{}{} : goto endpoint-{}", k ? " , " : "", k, endpoint_name(eps[k]));

@@ -68,7 +68,8 @@ Controller::Controller(Topology topology, PlanContext context, Plan plan,
   }
   for (const auto& n : plan_.nodes) {
     auto proxy = std::make_unique<NodeProxy>();
-    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet};
+    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
+                   plan_.network.nftables_picker == "rules"};
     proxy->netns = n.netns;
     nodes_.push_back(std::move(proxy));
   }
@@ -119,16 +120,20 @@ void Controller::sync() {
     next[s.key()] = std::move(eps);
   }
   if (started_ && changed.empty()) return;
+  auto rules_start = Clock::now();
   for (auto& n : nodes_) sync_node(*n, changed, next, !started_);
+  double rules_seconds = seconds_since(rules_start);
   if (started_)
     for (const auto* s : changed) clear_udp_conntrack(*s, endpoints_[s->key()], next[s->key()]);
   endpoints_ = std::move(next);
   if (!plan_.lb_netns.empty()) sync_load_balancer();
   last_sync_seconds_ = seconds_since(start);
   last_sync_services_ = changed.size();
-  event(fmt::format("kube-proxy ({}) synced {} service(s) on {} node(s) in {:.1f} ms",
-                    plan_.network.kube_proxy_mode, changed.size(), nodes_.size(),
-                    last_sync_seconds_ * 1000));
+  event(
+      fmt::format("kube-proxy ({}) synced {} service(s) on {} node(s) in {:.1f} ms "
+                  "(rules {:.1f} ms)",
+                  plan_.network.kube_proxy_mode, changed.size(), nodes_.size(),
+                  last_sync_seconds_ * 1000, rules_seconds * 1000));
   publish();
 }
 

@@ -27,10 +27,11 @@ constexpr size_t kObjectNameMax = 40;  // node, host, rack, namespace, pod, cont
 std::string name_of(const TableReader& t, size_t max_length = kObjectNameMax) {
   auto name = t.required_string("name");
   if (!is_dns_label(name, max_length))
-    t.fail("name", fmt::format("name \"{}\" of {} must be 1..{} characters of a-z, 0-9 and '-', "
+    t.fail("name", fmt::format("name \"{}\"{} must be 1..{} characters of a-z, 0-9 and '-', "
                                "starting and ending with a letter or digit (it becomes part of "
                                "kernel and file names)",
-                               name, t.context(), max_length));
+                               name, t.context().empty() ? " of the lab" : " of " + t.context(),
+                               max_length));
   return name;
 }
 
@@ -116,12 +117,13 @@ class Parser {
       n.where_cni = n.where_ip_family = pool_where_ = root_.where();
       return;
     }
-    t->allow_only({"cni", "kubeProxyMode", "podSubnet", "serviceSubnet", "nodeSubnet",
-                   "nodeMaskSize", "nodePortRange", "loadBalancerPool", "loadBalancerMode", "mtu",
-                   "dnsDomain", "ipFamily", "bgp", "cniConfig"});
+    t->allow_only({"cni", "kubeProxyMode", "nftablesPicker", "podSubnet", "serviceSubnet",
+                   "nodeSubnet", "nodeMaskSize", "nodePortRange", "loadBalancerPool",
+                   "loadBalancerMode", "mtu", "dnsDomain", "ipFamily", "bgp", "cniConfig"});
     n.cni = t->one_of("cni", "vxlan", {"vxlan", "bgp", "bridge", "external"});
     n.where_cni = t->has("cni") ? where_of(*t->find("cni"), "cni") : t->where();
     n.kube_proxy_mode = t->one_of("kubeProxyMode", "nftables", {"nftables", "iptables"});
+    n.nftables_picker = t->one_of("nftablesPicker", "vmap", {"vmap", "rules"});
     n.pod_subnet = t->cidr("podSubnet", "10.244.0.0/16");
     n.service_subnet = t->cidr("serviceSubnet", "10.96.0.0/16");
     n.node_subnet = t->cidr("nodeSubnet", "172.18.0.0/24");
@@ -660,7 +662,9 @@ void check_buildable(const Topology& t) {
       if (s.type == "LoadBalancer")
         refuse(s.where, "a LoadBalancer service with loadBalancerMode = \"bgp\"", "issue #4");
   for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes, &t.network_policies})
-    if (!list->empty()) refuse(list->front().where, "a " + list->front().kind, later);
+    if (!list->empty())
+      refuse(list->front().where,
+             (list->front().kind == "ingress" ? "an " : "a ") + list->front().kind, later);
 }
 
 }  // namespace knl

@@ -24,9 +24,11 @@ class ROOT_Services : public ::testing::TestWithParam<std::string> {
     auto mode = GetParam();
     auto at = topology.find("kubeProxyMode = \"nftables\"");
     ASSERT_NE(at, std::string::npos);
+    // "rules": nftables mode with one numgen rule per endpoint (nftablesPicker).
     topology.replace(at, std::string("kubeProxyMode = \"nftables\"").size(),
-                     "kubeProxyMode = \"" + mode + "\"");
-    lab_ = std::make_unique<Lab>(mode == "nftables" ? "itsvcn" : "itsvci", topology);
+                     mode == "rules" ? "kubeProxyMode = \"nftables\"\nnftablesPicker = \"rules\""
+                                     : "kubeProxyMode = \"" + mode + "\"");
+    lab_ = std::make_unique<Lab>("itsvc" + mode.substr(0, 1), topology);
     ASSERT_TRUE(lab_->ok()) << lab_->deployed().err;
     auto state = lab_->inspect();
     for (const auto& s : state["services"])
@@ -116,7 +118,7 @@ TEST_P(ROOT_Services, ServiceWithoutEndpointsRejectsAtOnce) {
   EXPECT_NE(r.err.find("Connection refused"), std::string::npos) << r.err;
   // nftables mode also rejects other ports of a ClusterIP (cluster-ips-check);
   // iptables mode has no such rule.
-  if (GetParam() == "nftables") {
+  if (GetParam() != "iptables") {
     auto udp = lab_->exec(
         "pod/client", {"netexec", "udp", cluster_ip_["empty"] + ":80", "hostname", "--timeout=10"});
     EXPECT_NE(udp.err.find("Connection refused"), std::string::npos) << udp.err;
@@ -234,11 +236,14 @@ TEST_P(ROOT_Services, UdpClientOnAFixedPortMovesToTheNewEndpoint) {
 }
 
 TEST_P(ROOT_Services, RulesHaveKubeProxysNames) {
-  if (GetParam() == "nftables") {
+  if (GetParam() != "iptables") {
     auto r = lab_->exec("node/worker1", {"nft", "list", "table", "ip", "kube-proxy"});
     EXPECT_NE(r.out.find("chain service-"), std::string::npos);
     EXPECT_NE(r.out.find("map service-ips"), std::string::npos);
-    EXPECT_NE(r.out.find("numgen random mod 3 vmap"), std::string::npos);
+    EXPECT_NE(r.out.find(GetParam() == "rules" ? "numgen random mod 3 0 goto endpoint-"
+                                               : "numgen random mod 3 vmap"),
+              std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("masquerade fully-random"), std::string::npos);
   } else {
     auto r = lab_->exec("node/worker1", {"iptables-save", "-t", "nat"});
@@ -250,7 +255,7 @@ TEST_P(ROOT_Services, RulesHaveKubeProxysNames) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ROOT_Services, ::testing::Values("nftables", "iptables"),
+INSTANTIATE_TEST_SUITE_P(Modes, ROOT_Services, ::testing::Values("nftables", "iptables", "rules"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

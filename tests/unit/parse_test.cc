@@ -210,7 +210,7 @@ TEST(Parse, RefusesWhatIsParsedButNotBuiltYet) {
 name = "web"
 )");
   EXPECT_EQ(r.line, 10u) << r.message;
-  EXPECT_NE(r.message.find("a ingress is understood but not built yet"), std::string::npos)
+  EXPECT_NE(r.message.find("an ingress is understood but not built yet"), std::string::npos)
       << r.message;
 }
 

@@ -210,3 +210,105 @@ TEST(Plan, TwoLabsShareNoKernelName) {
 
 }  // namespace
 }  // namespace knl
+
+namespace knl {
+namespace {
+
+const char* kServices = R"(
+name = "svc"
+[network]
+nodePortRange = "30000-30002"
+loadBalancerPool = "172.18.0.200-172.18.0.201"
+[[nodes]]
+name = "n1"
+[[nodes]]
+name = "n2"
+[[deployments]]
+name = "web"
+replicas = 2
+labels = { app = "web" }
+[[deployments.containers]]
+name = "c"
+image = "netexec"
+ports = [{ name = "http", containerPort = 8080 }, { name = "dns", containerPort = 53, protocol = "UDP" }]
+[[services]]
+name = "fixed"
+clusterIP = "10.96.0.11"
+selector = { app = "web" }
+[[services.ports]]
+port = 80
+[[services]]
+name = "np"
+type = "NodePort"
+selector = { app = "web" }
+[[services.ports]]
+name = "a"
+port = 80
+targetPort = "http"
+nodePort = 30000
+[[services.ports]]
+name = "b"
+port = 53
+targetPort = "dns"
+protocol = "UDP"
+[[services]]
+name = "lb"
+type = "LoadBalancer"
+selector = { app = "web" }
+[[services.ports]]
+port = 80
+targetPort = "missing"
+[[services]]
+name = "headless"
+clusterIP = "None"
+selector = { app = "web" }
+[[services.ports]]
+port = 80
+)";
+
+TEST(PlanServices, AllocatesClusterIpsNodePortsAndLoadBalancerIps) {
+  auto plan = plan_of(kServices);
+  ASSERT_EQ(plan.services.size(), 4u);
+  EXPECT_EQ(plan.services[0].cluster_ip->str(), "10.96.0.11");
+  EXPECT_EQ(plan.services[1].cluster_ip->str(), "10.96.0.12") << ".11 is taken by \"fixed\"";
+  EXPECT_EQ(plan.services[1].ports[0].node_port, 30000);
+  EXPECT_EQ(plan.services[1].ports[1].node_port, 30001) << "30000 is fixed by port a";
+  EXPECT_EQ(plan.services[2].ports[0].node_port, 30002);
+  EXPECT_EQ(plan.services[2].load_balancer_ip->str(), "172.18.0.200");
+  EXPECT_FALSE(plan.services[3].proxied());
+  EXPECT_EQ(plan.services[0].ports[0].node_port, 0);
+}
+
+TEST(PlanServices, RefusesWhenNodePortsRunOut) {
+  std::string text = kServices;
+  text += "[[services]]\nname = \"more\"\ntype = \"NodePort\"\n[[services.ports]]\nport = 1\n";
+  try {
+    plan_of(text);
+    FAIL() << "planned a fourth NodePort in a range of three";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("nodePortRange 30000-30002 has no port left"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(PlanServices, EndpointsResolveNamedPortsAndFollowReadiness) {
+  auto plan = plan_of(kServices);
+  auto all_ready = [](const PodPlan&) { return true; };
+  auto np = service_endpoints(plan.services[1], plan.pods, all_ready);
+  ASSERT_EQ(np.size(), 2u);
+  ASSERT_EQ(np[0].size(), 2u);
+  EXPECT_EQ(np[0][0].port, 8080);
+  EXPECT_EQ(np[1][0].port, 53);
+  EXPECT_EQ(np[0][0].pod, "default/web-0");
+  EXPECT_NE(np[0][0].node, np[0][1].node) << "round-robin over n1 and n2";
+  auto lb = service_endpoints(plan.services[2], plan.pods, all_ready);
+  EXPECT_TRUE(lb[0].empty()) << "no container port is named \"missing\"";
+  auto only_web1 = service_endpoints(plan.services[1], plan.pods,
+                                     [](const PodPlan& p) { return p.name == "web-1"; });
+  ASSERT_EQ(only_web1[0].size(), 1u);
+  EXPECT_EQ(only_web1[0][0].pod, "default/web-1");
+}
+
+}  // namespace
+}  // namespace knl

@@ -27,6 +27,7 @@ struct ProxyNode {
   Ipv4 ip;             // the node IP: NodePorts answer on it
   Ipv4Net pod_subnet;  // kube-proxy's --cluster-cidr
   Ipv4Net service_subnet;
+  bool pick_by_rules = false;  // Network::nftables_picker == "rules"
 };
 
 // --- names and hashes --------------------------------------------------------

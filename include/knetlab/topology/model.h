@@ -37,6 +37,12 @@ struct CniConfig {
 struct Network {
   std::string cni = "vxlan";  // vxlan | bgp | bridge | external
   std::string kube_proxy_mode = "nftables";
+  /// How nftables mode picks an endpoint: "vmap" is kube-proxy's own
+  /// `numgen random mod N vmap { … }`; "rules" is one `numgen` rule per
+  /// endpoint (iptables' probabilities) with no anonymous map, for labs of
+  /// thousands of services (the kernel's cost per anonymous map grows with
+  /// their number).
+  std::string nftables_picker = "vmap";
   Ipv4Net pod_subnet = *Ipv4Net::parse("10.244.0.0/16");
   Ipv4Net service_subnet = *Ipv4Net::parse("10.96.0.0/16");
   Ipv4Net node_subnet = *Ipv4Net::parse("172.18.0.0/24");
