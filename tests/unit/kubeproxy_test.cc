@@ -173,9 +173,9 @@ namespace {
 TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
   auto node = test_node();
   node.pick_by_rules = true;
-  auto out = nft_service(node, service("ns4", "svc4", "172.30.0.44"),
-                         {{{ip("10.180.0.4"), 80, "node2", "ns4/a"},
-                           {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
+  auto out = nft_service(
+      node, service("ns4", "svc4", "172.30.0.44"),
+      {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}, {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
   EXPECT_EQ(out.chains["service-LAUZTJTB-ns4/svc4/tcp/p80"],
             (std::vector<std::string>{
                 "ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
