@@ -291,31 +291,46 @@ void NftTransaction::change(const NftService& from, const NftService& to) {
           fmt::format("add element {} {} {{ {}{} }}\n", t, key.first, key.second, value);
   }
   for (const auto& [name, decl] : to.sets)
-    if (!from.sets.count(name)) add_objects_ += fmt::format("add set {} {} {}\n", t, name, decl);
+    if (!from.sets.count(name)) {
+      add_objects_ += fmt::format("add set {} {} {}\n", t, name, decl);
+      created_.push_back(name);
+    }
   for (const auto& [name, rules] : to.chains) {
     auto it = from.chains.find(name);
     if (it != from.chains.end() && it->second == rules) continue;
-    if (it == from.chains.end())
+    if (it == from.chains.end()) {
       add_objects_ += fmt::format("add chain {} {}\n", t, name);
-    else
+      created_.push_back(name);
+    } else {
       rules_ += fmt::format("flush chain {} {}\n", t, name);
-    for (const auto& rule : rules) rules_ += fmt::format("add rule {} {} {}\n", t, name, rule);
+    }
+    if (!rules.empty())
+      rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", t, name, fmt::join(rules, " ; "));
   }
   for (const auto& [name, rules] : from.chains)
-    if (!to.chains.count(name))
-      rules_ += fmt::format("flush chain {} {}\n", t, name),
-          delete_objects_ += fmt::format("delete chain {} {}\n", t, name);
+    if (!to.chains.count(name)) {
+      rules_ += fmt::format("flush chain {} {}\n", t, name);
+      stale_chains_.push_back(name);
+    }
   for (const auto& [name, decl] : from.sets)
-    if (!to.sets.count(name)) delete_objects_ += fmt::format("delete set {} {}\n", t, name);
+    if (!to.sets.count(name)) stale_sets_.push_back(name);
 }
 
 bool NftTransaction::empty() const {
   return delete_elements_.empty() && add_objects_.empty() && rules_.empty() &&
-         add_elements_.empty() && delete_objects_.empty();
+         add_elements_.empty();
 }
 
 std::string NftTransaction::str() const {
-  return delete_elements_ + add_objects_ + rules_ + add_elements_ + delete_objects_;
+  return delete_elements_ + add_objects_ + rules_ + add_elements_;
+}
+
+std::string nft_delete(const std::vector<std::string>& chains,
+                       const std::vector<std::string>& sets) {
+  std::string out;
+  for (const auto& c : chains) out += fmt::format("delete chain {} {}\n", kTable, c);
+  for (const auto& s : sets) out += fmt::format("delete set {} {}\n", kTable, s);
+  return out;
 }
 
 std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,

@@ -35,8 +35,9 @@ struct Controller::NodeProxy {
   ProxyNode node;
   std::string netns;
   std::unique_ptr<NftSession> nft;
-  std::map<std::string, NftService> applied;  // nftables: by service key
-  std::vector<std::string> iptables_chains;   // iptables: KUBE- chains of the last sync
+  std::map<std::string, NftService> applied;       // nftables: by service key
+  std::vector<std::string> iptables_chains;        // iptables: KUBE- chains of the last sync
+  std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
 };
 
 Controller::Controller(Topology topology, PlanContext context, Plan plan,
@@ -148,6 +149,9 @@ void Controller::sync_node(NodeProxy& n, const std::vector<const ServicePlan*>& 
       applied = std::move(next);
     }
     if (first || !tx.empty()) n.nft->run((first ? nft_base(n.node) : "") + tx.str());
+    for (const auto& c : tx.stale_chains()) n.stale_chains.insert(c);
+    for (const auto& c : tx.stale_sets()) n.stale_sets.insert(c);
+    for (const auto& c : tx.created()) n.stale_chains.erase(c), n.stale_sets.erase(c);
     return;
   }
   std::vector<std::string> chains;
@@ -253,6 +257,17 @@ void Controller::exited(int pid, int status) {
 void Controller::tick() {
   auto now = Clock::now();
   bool changed = false;
+  // Chains and sets the last syncs flushed go now, off the sync's path.
+  for (auto& n : nodes_) {
+    if (!n->nft || (n->stale_chains.empty() && n->stale_sets.empty())) continue;
+    try {
+      n->nft->run(nft_delete({n->stale_chains.begin(), n->stale_chains.end()},
+                             {n->stale_sets.begin(), n->stale_sets.end()}));
+    } catch (const std::exception& e) {
+      event(fmt::format("kube-proxy: stale chains of {} stay: {}", n->node.name, e.what()));
+    }
+    n->stale_chains.clear(), n->stale_sets.clear();
+  }
   for (const auto& pod : plan_.pods) {
     auto& state = states_[pod.key()];
     if (state.terminating) continue;

@@ -125,8 +125,14 @@ TEST(KubeProxyNft, TransactionTouchesOnlyWhatChanged) {
   EXPECT_NE(text.find("flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80\n"),
             std::string::npos);
   EXPECT_NE(
-      text.find("delete chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"),
+      text.find("flush chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"),
       std::string::npos);
+  EXPECT_EQ(tx.stale_chains(),
+            (std::vector<std::string>{"endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}));
+  EXPECT_EQ(text.find("delete chain"), std::string::npos) << "deleted later, not in the sync";
+  EXPECT_NE(text.find("add chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 { ip daddr "),
+            std::string::npos)
+      << text;
   EXPECT_EQ(text.find("endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80\n"), std::string::npos)
       << "the kept endpoint's chain is left alone:\n"
       << text;

@@ -60,18 +60,33 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& service,
 std::string nft_base(const ProxyNode& node);
 
 /// One transaction, built from per-service changes: element removals first,
-/// then chains and their rules, element additions, and removed chains last,
-/// so that nothing is deleted while still referenced.
+/// then new chains and sets, every changed chain's rules, and element
+/// additions. A chain's rules are written as one `add chain NAME { … }`
+/// block, which libnftables applies without first fetching the whole table
+/// (an `add rule` makes it list every chain and set: 0.2 s at 10k services).
+/// Chains and sets that are no longer used are flushed here and deleted later
+/// (nft_delete), as kube-proxy does with its stale chains: a delete also
+/// makes libnftables fetch the table.
 class NftTransaction {
  public:
   /// Adds what turns `from` into `to` (either may be empty).
   void change(const NftService& from, const NftService& to);
   bool empty() const;
   std::string str() const;
+  /// Flushed, to be deleted by a later transaction.
+  const std::vector<std::string>& stale_chains() const { return stale_chains_; }
+  const std::vector<std::string>& stale_sets() const { return stale_sets_; }
+  /// Chains and sets this transaction (re)creates: no longer stale.
+  const std::vector<std::string>& created() const { return created_; }
 
  private:
-  std::string delete_elements_, add_objects_, rules_, add_elements_, delete_objects_;
+  std::string delete_elements_, add_objects_, rules_, add_elements_;
+  std::vector<std::string> stale_chains_, stale_sets_, created_;
 };
+
+/// Deletes stale chains, then stale sets (nothing refers to them any more).
+std::string nft_delete(const std::vector<std::string>& chains,
+                       const std::vector<std::string>& sets);
 
 /// Every line of a ruleset as one transaction (tests and full syncs).
 std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
