@@ -304,7 +304,14 @@ void NftTransaction::change(const NftService& from, const NftService& to) {
     } else {
       rules_ += fmt::format("flush chain {} {}\n", t, name);
     }
-    if (!rules.empty())
+    // A block's rules cannot name a set (affinity): libnftables would need
+    // the set cache that the block form skips.
+    bool names_set = std::any_of(rules.begin(), rules.end(), [](const std::string& r) {
+      return r.find('@') != std::string::npos;
+    });
+    if (!blocks_ || names_set)
+      for (const auto& rule : rules) rules_ += fmt::format("add rule {} {} {}\n", t, name, rule);
+    else if (!rules.empty())
       rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", t, name, fmt::join(rules, " ; "));
   }
   for (const auto& [name, rules] : from.chains)
@@ -335,7 +342,7 @@ std::string nft_delete(const std::vector<std::string>& chains,
 
 std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
                      const EndpointMap& endpoints) {
-  NftTransaction tx;
+  NftTransaction tx(false);
   for (const auto& s : services) {
     auto it = endpoints.find(s.key());
     tx.change({}, nft_service(node, s, it == endpoints.end() ? ServiceEndpoints{} : it->second));

@@ -141,7 +141,7 @@ void Controller::sync() {
 void Controller::sync_node(NodeProxy& n, const std::vector<const ServicePlan*>& changed,
                            const EndpointMap& endpoints, bool first) {
   if (plan_.network.kube_proxy_mode == "nftables") {
-    NftTransaction tx;
+    NftTransaction tx(!first);
     for (const auto* s : changed) {
       auto next = nft_service(n.node, *s, endpoints.at(s->key()));
       auto& applied = n.applied[s->key()];

@@ -69,6 +69,9 @@ std::string nft_base(const ProxyNode& node);
 /// makes libnftables fetch the table.
 class NftTransaction {
  public:
+  /// `blocks` false writes `add rule` lines instead: faster for a first,
+  /// full load, where the fetch happens once anyway.
+  explicit NftTransaction(bool blocks = true) : blocks_(blocks) {}
   /// Adds what turns `from` into `to` (either may be empty).
   void change(const NftService& from, const NftService& to);
   bool empty() const;
@@ -80,6 +83,7 @@ class NftTransaction {
   const std::vector<std::string>& created() const { return created_; }
 
  private:
+  bool blocks_;
   std::string delete_elements_, add_objects_, rules_, add_elements_;
   std::vector<std::string> stale_chains_, stale_sets_, created_;
 };
