@@ -100,6 +100,16 @@ TEST_P(ROOT_Services, ClientIpAffinitySticksToOneEndpoint) {
   EXPECT_EQ(distinct(answers).size(), 1u);
 }
 
+TEST_P(ROOT_Services, InternalLocalPolicyKeepsTrafficOnTheClientsNode) {
+  auto answers = dial(cluster_ip_["node-local"], 80, 20);
+  ASSERT_EQ(answers.size(), 20u);
+  EXPECT_EQ(distinct(answers), (std::set<std::string>{"web-2"})) << "the client runs on worker2";
+  auto from_pinned = lab_->exec(
+      "pod/pinned-0",
+      {"netexec", "get", "http://" + cluster_ip_["node-local"] + "/hostname", "--timeout=3"});
+  EXPECT_EQ(from_pinned.out, "web-1") << "pinned-0 runs on worker1: " << from_pinned.err;
+}
+
 TEST_P(ROOT_Services, EndpointReachesItsOwnServiceEveryTime) {
   auto ips = lab_->pod_ips();
   auto url =
