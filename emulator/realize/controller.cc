@@ -109,24 +109,38 @@ void Controller::start() {
   started_ = true;
 }
 
-void Controller::sync() {
+void Controller::sync(const std::set<std::string>& touched) {
   auto start = Clock::now();
-  EndpointMap next;
+  // The pods that changed, to skip services that cannot select them.
+  std::vector<const PodPlan*> pods;
+  for (const auto& p : plan_.pods)
+    if (touched.count(p.key())) pods.push_back(&p);
+  auto selects_any = [&](const ServicePlan& s) {
+    return std::any_of(pods.begin(), pods.end(), [&](const PodPlan* p) {
+      return p->namespace_ == s.namespace_ &&
+             std::all_of(s.selector.begin(), s.selector.end(), [&](const auto& kv) {
+               auto it = p->labels.find(kv.first);
+               return it != p->labels.end() && it->second == kv.second;
+             });
+    });
+  };
   std::vector<const ServicePlan*> changed;
+  std::map<std::string, ServiceEndpoints> before;
   auto is_ready = [&](const PodPlan& p) { return ready(p); };
   for (const auto& s : plan_.services) {
+    if (started_ && !touched.empty() && !selects_any(s)) continue;
     auto eps = service_endpoints(s, plan_.pods, is_ready);
-    auto old = endpoints_.find(s.key());
-    if (!started_ || old == endpoints_.end() || old->second != eps) changed.push_back(&s);
-    next[s.key()] = std::move(eps);
+    auto& current = endpoints_[s.key()];
+    if (started_ && current == eps) continue;
+    changed.push_back(&s);
+    before[s.key()] = std::exchange(current, std::move(eps));
   }
   if (started_ && changed.empty()) return;
   auto rules_start = Clock::now();
-  for (auto& n : nodes_) sync_node(*n, changed, next, !started_);
+  for (auto& n : nodes_) sync_node(*n, changed, endpoints_, !started_);
   double rules_seconds = seconds_since(rules_start);
   if (started_)
-    for (const auto* s : changed) clear_udp_conntrack(*s, endpoints_[s->key()], next[s->key()]);
-  endpoints_ = std::move(next);
+    for (const auto* s : changed) clear_udp_conntrack(*s, before[s->key()], endpoints_[s->key()]);
   if (!plan_.lb_netns.empty()) sync_load_balancer();
   last_sync_seconds_ = seconds_since(start);
   last_sync_services_ = changed.size();
@@ -251,12 +265,12 @@ void Controller::exited(int pid, int status) {
     state->second.restart_at[container] =
         Clock::now() + std::min<Clock::duration>(delay, std::chrono::minutes(5));
   }
-  sync();
+  sync({key});
 }
 
 void Controller::tick() {
   auto now = Clock::now();
-  bool changed = false;
+  std::set<std::string> changed;
   // Chains and sets the last syncs flushed go now, off the sync's path.
   for (auto& n : nodes_) {
     if (!n->nft || (n->stale_chains.empty() && n->stale_sets.empty())) continue;
@@ -285,7 +299,7 @@ void Controller::tick() {
           if (c.readiness) state.unready.insert(c.name);
           event(fmt::format("pod {} container {} restarted (restart {})", pod.key(), c.name,
                             state.restarts[c.name]));
-          changed = true;
+          changed.insert(pod.key());
         } catch (const std::exception& e) {
           event(fmt::format("pod {} container {} could not restart: {}", pod.key(), c.name,
                             e.what()));
@@ -300,10 +314,10 @@ void Controller::tick() {
         state.unready.insert(c.name);
       event(fmt::format("pod {} container {} readiness probe {}", pod.key(), c.name,
                         ok ? "succeeded: ready" : "failed: not ready"));
-      changed = true;
+      changed.insert(pod.key());
     }
   }
-  if (changed) sync();
+  if (!changed.empty()) sync(changed);
 }
 
 const Deployment& Controller::find_deployment(const std::string& name) const {
@@ -387,7 +401,7 @@ void Controller::delete_pod(const std::string& key) {
                          [&](const PodPlan& p) { return p.key() == key; });
   // Out of the endpoints first, as Kubernetes does for a terminating pod.
   states_[key].terminating = true;
-  sync();
+  sync({key});
   Executor(kernel_, runtime_, journal_, {}).remove_pod(*it, pods_[key]);
   for (auto o = pid_owner_.begin(); o != pid_owner_.end();)
     o = o->second.first == key ? pid_owner_.erase(o) : std::next(o);
@@ -413,8 +427,10 @@ nlohmann::json Controller::scale(const std::string& name, int replicas) {
     removed.push_back(current.back().second);
     current.pop_back();
   }
-  for (int n = static_cast<int>(current.size()); n < replicas; ++n) added.push_back(add_replica(d));
-  sync();
+  std::set<std::string> new_pods;
+  for (int n = static_cast<int>(current.size()); n < replicas; ++n) new_pods.insert(add_replica(d));
+  for (const auto& pod : new_pods) added.push_back(pod);
+  if (!new_pods.empty()) sync(new_pods);
   publish();
   return {{"deployment", d.namespace_ + "/" + d.name},
           {"replicas", replicas},
@@ -435,8 +451,11 @@ nlohmann::json Controller::remove(const std::string& name) {
   auto owner = found.front()->deployment, ns = found.front()->namespace_;
   delete_pod(key);
   nlohmann::json out = {{"deleted", key}};
-  if (!owner.empty()) out["replacement"] = add_replica(find_deployment(ns + "/" + owner));
-  sync();
+  if (!owner.empty()) {
+    auto replacement = add_replica(find_deployment(ns + "/" + owner));
+    out["replacement"] = replacement;
+    sync({replacement});
+  }
   publish();
   out["syncSeconds"] = last_sync_seconds_;
   return out;

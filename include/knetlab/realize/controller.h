@@ -65,8 +65,10 @@ class Controller {
   struct NodeProxy;
 
   bool ready(const PodPlan& pod) const;
-  /// Recomputes endpoints and applies what changed to every node.
-  void sync();
+  /// Recomputes endpoints (of the services that can select a pod of
+  /// `touched`; all when empty or on the first sync) and applies what
+  /// changed to every node.
+  void sync(const std::set<std::string>& touched = {});
   void sync_node(NodeProxy& node, const std::vector<const ServicePlan*>& changed,
                  const EndpointMap& endpoints, bool first);
   void sync_load_balancer();
