@@ -134,15 +134,7 @@ int check(const std::string& lab_name) {
          got, ok ? "ok" : "DIFFERS"});
     differences += ok ? 0 : 1;
   }
-  std::vector<size_t> widths(rows.front().size(), 0);
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) line += fmt::format("{:<{}}   ", r[i], widths[i]);
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    fmt::print("{}\n", line);
-  }
+  print_table(rows);
   fmt::print("\n{} probes, {} differ from what Kubernetes would give\n", probes.size(),
              differences);
   return differences ? 1 : 0;

@@ -153,9 +153,6 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
         Executor::undo(journal->entries(), *kernel, *runtime);
         throw;
       }
-      if (!plan.services.empty())
-        spdlog::debug("kube-proxy rules: {} services in {:.3f} s", plan.services.size(),
-                      controller->last_sync_seconds());
       control = listen_control_socket(control_socket_path(plan.lab));
     }
     ::prctl(PR_SET_PDEATHSIG, 0);

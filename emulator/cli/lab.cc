@@ -59,6 +59,21 @@ Plan plan_file(const std::string& file, const Install& install) {
   return plan_lab(file, install).plan;
 }
 
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i)
+      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}   ", row[i], widths[i]);
+    fmt::print("{}\n", line);
+  }
+}
+
 std::string control_socket_path(const std::string& lab) {
   return lab_dir(lab) + "/control.sock";
 }

@@ -15,22 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-// Aligned columns, like kubectl.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(0);
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i)
-      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}   ", row[i], widths[i]);
-    fmt::print("{}\n", line);
-  }
-}
-
 // Live view of one pod: how many containers run.
 std::pair<size_t, size_t> containers_running(const json& pod) {
   size_t up = 0, total = pod["containers"].size();

@@ -40,6 +40,7 @@ struct Categories {
   std::vector<Endpoint> cluster, local, reachable;  // reachable: cluster ∪ local
   bool externally = false, ext_local = false, int_local = false;
   bool has_endpoints = false, has_internal = false, has_external = false;
+  bool uses_external = false;  // the external- / KUBE-EXT- chain exists
 };
 
 Categories categorize(const ProxyNode& node, const ServicePlan& s,
@@ -58,6 +59,7 @@ Categories categorize(const ProxyNode& node, const ServicePlan& s,
   c.has_endpoints = !all.empty();
   c.has_internal = c.int_local ? !local.empty() : !all.empty();
   c.has_external = c.ext_local ? !local.empty() : !all.empty();
+  c.uses_external = c.has_endpoints && c.externally;
   std::set<Endpoint> seen;
   for (const auto* list : {&c.cluster, &c.local})
     for (const auto& e : *list)
@@ -137,8 +139,7 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
       pick(rules, c.cluster);
     }
     if (local_chain_used) pick(out.chains[local_chain], c.local);
-    bool external_used = c.has_endpoints && c.externally;
-    if (external_used) {
+    if (c.uses_external) {
       auto& rules = out.chains[external_chain];
       if (!c.ext_local) {
         rules.push_back("jump mark-for-masquerade");
@@ -177,7 +178,7 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
       out.elements[{"no-endpoint-services", key(cip)}] = comment + filter_verdict;
     if (s.load_balancer_ip) {
       auto lb = s.load_balancer_ip->str();
-      if (external_used) out.elements[{"service-ips", key(lb)}] = " : goto " + external_chain;
+      if (c.uses_external) out.elements[{"service-ips", key(lb)}] = " : goto " + external_chain;
       if (!s.source_ranges.empty() && c.has_external) {
         std::vector<std::string> ranges;
         for (const auto& r : s.source_ranges) ranges.push_back(r.str());
@@ -190,7 +191,7 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
     }
     if (port.node_port) {
       auto np = fmt::format("{} . {}", proto, port.node_port);
-      if (external_used) out.elements[{"service-nodeports", np}] = " : goto " + external_chain;
+      if (c.uses_external) out.elements[{"service-nodeports", np}] = " : goto " + external_chain;
       if (!c.has_external) out.elements[{"no-endpoint-nodeports", np}] = comment + filter_verdict;
     }
   }
@@ -422,8 +423,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
                                    : "",
                         proto, e.str());
       }
-      bool external_used = c.has_endpoints && c.externally;
-      if (external_used) {
+      if (c.uses_external) {
         nat_chains.push_back(ext);
         if (!c.ext_local) {
           nat += fmt::format(
@@ -460,12 +460,12 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
       if (s.load_balancer_ip) {
         auto lb = s.load_balancer_ip->str() + "/32";
         bool firewall = !s.source_ranges.empty() && c.has_external;
-        if (external_used)
+        if (c.uses_external)
           nat_services += fmt::format(
               "-A KUBE-SERVICES -d {} -p {} -m comment --comment \"{} loadbalancer IP\" -m {} "
               "--dport {} -j {}\n",
               lb, proto, name, proto, port.port, firewall ? fw : ext);
-        if (firewall && external_used) {
+        if (firewall && c.uses_external) {
           nat_chains.push_back(fw);
           for (const auto& r : s.source_ranges)
             nat += fmt::format("-A {} -s {} -m comment --comment \"{} loadbalancer IP\" -j {}\n",
@@ -486,7 +486,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
               lb, proto, reject(name), proto, port.port, verdict);
       }
       if (port.node_port) {
-        if (external_used)
+        if (c.uses_external)
           nat_nodeports += fmt::format(
               "-A KUBE-NODEPORTS -p {} -m comment --comment {} -m {} --dport {} -j {}\n", proto,
               name, proto, port.node_port, ext);

@@ -85,6 +85,14 @@ std::vector<ServicePlan> plan_services(const Topology& t) {
   return out;
 }
 
+bool selects(const ServicePlan& service, const PodPlan& pod) {
+  return pod.namespace_ == service.namespace_ &&
+         std::all_of(service.selector.begin(), service.selector.end(), [&](const auto& kv) {
+           auto it = pod.labels.find(kv.first);
+           return it != pod.labels.end() && it->second == kv.second;
+         });
+}
+
 ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
                                    const std::function<bool(const PodPlan&)>& ready) {
   ServiceEndpoints out(service.ports.size());
@@ -92,12 +100,7 @@ ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector
   // Kubernetes; the topology has no way to write them, so it has none.
   if (service.selector.empty() || service.type == "ExternalName") return out;
   for (const auto& pod : pods) {
-    if (pod.namespace_ != service.namespace_) continue;
-    bool selected = std::all_of(service.selector.begin(), service.selector.end(), [&](auto& kv) {
-      auto it = pod.labels.find(kv.first);
-      return it != pod.labels.end() && it->second == kv.second;
-    });
-    if (!selected || !ready(pod)) continue;
+    if (!selects(service, pod) || !ready(pod)) continue;
     for (size_t i = 0; i < service.ports.size(); ++i) {
       const auto& sp = service.ports[i];
       int port = sp.target_port;

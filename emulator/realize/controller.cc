@@ -98,15 +98,13 @@ bool Controller::ready(const PodPlan& pod) const {
 }
 
 void Controller::start() {
-  if (plan_.services.empty()) {
-    started_ = true;
-    publish();
-    return;
+  if (!plan_.services.empty()) {
+    if (plan_.network.kube_proxy_mode == "nftables")
+      for (auto& n : nodes_) n->nft = std::make_unique<NftSession>(n->netns);
+    sync();
   }
-  if (plan_.network.kube_proxy_mode == "nftables")
-    for (auto& n : nodes_) n->nft = std::make_unique<NftSession>(n->netns);
-  sync();
   started_ = true;
+  publish();
 }
 
 void Controller::sync(const std::set<std::string>& touched) {
@@ -116,13 +114,7 @@ void Controller::sync(const std::set<std::string>& touched) {
   for (const auto& p : plan_.pods)
     if (touched.count(p.key())) pods.push_back(&p);
   auto selects_any = [&](const ServicePlan& s) {
-    return std::any_of(pods.begin(), pods.end(), [&](const PodPlan* p) {
-      return p->namespace_ == s.namespace_ &&
-             std::all_of(s.selector.begin(), s.selector.end(), [&](const auto& kv) {
-               auto it = p->labels.find(kv.first);
-               return it != p->labels.end() && it->second == kv.second;
-             });
-    });
+    return std::any_of(pods.begin(), pods.end(), [&](const PodPlan* p) { return selects(s, *p); });
   };
   std::vector<const ServicePlan*> changed;
   std::map<std::string, ServiceEndpoints> before;
@@ -149,7 +141,6 @@ void Controller::sync(const std::set<std::string>& touched) {
                   "(rules {:.1f} ms)",
                   plan_.network.kube_proxy_mode, changed.size(), nodes_.size(),
                   last_sync_seconds_ * 1000, rules_seconds * 1000));
-  publish();
 }
 
 void Controller::sync_node(NodeProxy& n, const std::vector<const ServicePlan*>& changed,
@@ -266,6 +257,7 @@ void Controller::exited(int pid, int status) {
         Clock::now() + std::min<Clock::duration>(delay, std::chrono::minutes(5));
   }
   sync({key});
+  publish();
 }
 
 void Controller::tick() {
@@ -317,7 +309,9 @@ void Controller::tick() {
       changed.insert(pod.key());
     }
   }
-  if (!changed.empty()) sync(changed);
+  if (changed.empty()) return;
+  sync(changed);
+  publish();
 }
 
 const Deployment& Controller::find_deployment(const std::string& name) const {

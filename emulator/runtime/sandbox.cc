@@ -442,11 +442,7 @@ class ProcessRuntime final : public Runtime {
     if (!c.readiness) return true;
     auto fd = open_netns(pod.node_netns);
     bool ok = false;
-    run_in_netns(fd.get(), [&] {
-      ok = c.readiness->http_get.empty()
-               ? tcp_connects(pod.ip, c.readiness->port)
-               : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);
-    });
+    run_in_netns(fd.get(), [&] { ok = readiness_passes(pod, c); });
     return ok;
   }
 
@@ -454,6 +450,11 @@ class ProcessRuntime final : public Runtime {
   static bool container_ready(const PodPlan& pod, const ContainerPlan& c) {
     for (int port : c.tcp_ports)
       if (!tcp_connects(pod.ip, port)) return false;
+    return readiness_passes(pod, c);
+  }
+
+  // The container's readiness probe, from the calling thread's namespace.
+  static bool readiness_passes(const PodPlan& pod, const ContainerPlan& c) {
     if (!c.readiness) return true;
     return c.readiness->http_get.empty()
                ? tcp_connects(pod.ip, c.readiness->port)

@@ -55,6 +55,9 @@ class LabLock {
 nlohmann::json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
                           const std::string& phase, const EndpointMap* endpoints = nullptr,
                           const std::set<std::string>* ready_pods = nullptr);
+/// Prints rows as aligned columns, like kubectl.
+void print_table(const std::vector<std::vector<std::string>>& rows);
+
 /// The control socket and events log of a lab.
 std::string control_socket_path(const std::string& lab);
 std::string events_path(const std::string& lab);

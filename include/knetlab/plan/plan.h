@@ -168,6 +168,9 @@ Plan plan_added_pod(const Topology& topology, const PlanContext& context, const 
 /// include the selector and that `ready` accepts; a named targetPort resolves
 /// per pod through its containers' ports (a pod without it is left out).
 /// Sorted by address, as EndpointSlices list them.
+/// True when `pod` is in the service's namespace and carries its selector.
+bool selects(const ServicePlan& service, const PodPlan& pod);
+
 ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
                                    const std::function<bool(const PodPlan&)>& ready);
 

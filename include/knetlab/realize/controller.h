@@ -67,7 +67,7 @@ class Controller {
   bool ready(const PodPlan& pod) const;
   /// Recomputes endpoints (of the services that can select a pod of
   /// `touched`; all when empty or on the first sync) and applies what
-  /// changed to every node.
+  /// changed to every node. The caller publishes the new record.
   void sync(const std::set<std::string>& touched = {});
   void sync_node(NodeProxy& node, const std::vector<const ServicePlan*>& changed,
                  const EndpointMap& endpoints, bool first);
