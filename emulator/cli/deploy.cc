@@ -18,6 +18,7 @@
 #include "knetlab/cli/lab.h"
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/realize/controller.h"
+#include "knetlab/realize/routing.h"
 #include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
@@ -149,6 +150,16 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
                                                 plan, pods, *journal, *kernel, *runtime, copts);
       try {
         controller->start();
+        if (!plan.frr.empty()) {
+          auto bgp_start = std::chrono::steady_clock::now();
+          size_t sessions = 0;
+          for (const auto& f : plan.frr) sessions += f.peers.size();
+          wait_for_bgp(plan, controller->announced_routes(), bgp_start + std::chrono::seconds(30));
+          spdlog::info(
+              "BGP converged: {} FRR instances, {} session ends Established, every "
+              "expected route in the kernel ({:.3f} s after the pods were up)",
+              plan.frr.size(), sessions, seconds_since(bgp_start));
+        }
       } catch (...) {
         Executor::undo(journal->entries(), *kernel, *runtime);
         throw;
@@ -202,6 +213,11 @@ int deploy(const std::string& file, bool quiet) {
   auto install = locate_install();
   auto lab = plan_lab(file, install);
   const Plan& plan = lab.plan;
+  if (!plan.daemons.empty() && !std::filesystem::exists(plan.daemons.front().argv.front()))
+    throw UserError(fmt::format(
+        "{}: this lab runs FRRouting ({}), but {} is missing: install it with `apt-get install "
+        "frr` (scripts/setup does)",
+        file, plan.daemons.front().name, plan.daemons.front().argv.front()));
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     auto state = read_state(plan.lab);

@@ -35,9 +35,7 @@ ExecTarget resolve_target(const json& state, const std::string& target,
   if (kind != "pod" && !container.empty()) throw UserError("-c CONTAINER goes with a pod/ target");
   if (kind == "node") return {find_named(state["nodes"], rest, "node", state)["netns"], 0};
   if (kind == "host") return {find_named(state["hosts"], rest, "host", state)["netns"], 0};
-  if (kind == "router")
-    throw UserError(fmt::format("lab \"{}\" has no routers (they come with [[racks]])",
-                                state["name"].get<std::string>()));
+  if (kind == "router") return {find_named(state["routers"], rest, "router", state)["netns"], 0};
   if (kind != "pod")
     throw UserError(
         fmt::format("unknown target kind \"{}\"; use node/, pod/, host/ or router/", kind));
@@ -69,6 +67,26 @@ ExecTarget resolve_target(const json& state, const std::string& target,
 }
 
 }  // namespace
+
+int vtysh(const std::string& lab, const std::string& target,
+          const std::vector<std::string>& commands) {
+  auto state = read_state(pick_lab(lab));
+  auto slash = target.find('/');
+  auto kind = target.substr(0, slash);
+  if (slash == std::string::npos || (kind != "node" && kind != "router"))
+    throw UserError(fmt::format("vtysh needs node/NAME or router/NAME, not \"{}\"", target));
+  const auto list = state.value(kind + "s", json::array());
+  const auto& item = find_named(list, target.substr(slash + 1), kind, state);
+  if (item.value("frr", json(nullptr)).is_null())
+    throw UserError(fmt::format(
+        "{} runs no FRR in lab \"{}\": nodes run it with cni = \"bgp\" or a LoadBalancer "
+        "under loadBalancerMode = \"bgp\"; routers with [[racks]] (and the LAN's router when "
+        "nodes peer with it)",
+        target, state["name"].get<std::string>()));
+  std::vector<std::string> argv = {"vtysh", "--vty_socket", item["frr"]["dir"]};
+  for (const auto& c : commands) argv.insert(argv.end(), {"-c", c});
+  return exec_in({item["netns"], 0}, argv, locate_install().path_env);
+}
 
 int exec(const std::string& lab, const std::string& target, const std::string& container,
          const std::vector<std::string>& command) {

@@ -157,16 +157,38 @@ json services_state(const Plan& plan, const EndpointMap* endpoints) {
 json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
                 const std::string& phase, const EndpointMap* endpoints,
                 const std::set<std::string>* ready_pods) {
-  json nodes = json::array(), hosts = json::array(), pod_list = json::array();
+  json nodes = json::array(), hosts = json::array(), pod_list = json::array(),
+       routers = json::array();
+  // The FRR instance of a node or router: where its files and sockets are.
+  auto frr_of = [&](const std::string& target) {
+    for (const auto& f : plan.frr)
+      if (f.target == target) {
+        json peers = json::array();
+        for (const auto& p : f.peers)
+          peers.push_back({{"ip", p.ip.str()}, {"asn", p.asn}, {"target", p.target}});
+        return json{
+            {"dir", f.dir}, {"asn", f.asn}, {"routerID", f.router_id.str()}, {"peers", peers}};
+      }
+    return json(nullptr);
+  };
   for (const auto& n : plan.nodes)
     nodes.push_back({{"name", n.name},
                      {"role", n.role},
                      {"ip", n.ip.str()},
                      {"podCIDR", n.pod_cidr.str()},
                      {"netns", n.netns},
-                     {"vtepMAC", n.vtep_mac}});
+                     {"vtepMAC", n.vtep_mac},
+                     {"rack", n.rack},
+                     {"frr", frr_of("node/" + n.name)}});
   for (const auto& h : plan.hosts)
-    hosts.push_back({{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}});
+    hosts.push_back({{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}, {"rack", h.rack}});
+  for (const auto& r : plan.routers)
+    routers.push_back({{"name", r.name},
+                       {"netns", r.netns},
+                       {"ip", r.ip.str()},
+                       {"subnet", r.name == "spine" ? json(nullptr) : json(r.subnet.str())},
+                       {"asn", r.runs_frr ? json(r.asn) : json(nullptr)},
+                       {"frr", frr_of("router/" + r.name)}});
   for (const auto& p : plan.pods) {
     json containers = json::array();
     auto running = pods.find(p.key());
@@ -201,10 +223,12 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
            {{"cni", plan.network.cni},
             {"kubeProxyMode", plan.network.kube_proxy_mode},
             {"podSubnet", plan.network.pod_subnet.str()},
-            {"serviceSubnet", plan.network.service_subnet.str()}}},
+            {"serviceSubnet", plan.network.service_subnet.str()},
+            {"loadBalancerMode", plan.network.load_balancer_mode}}},
           {"lan", {{"netns", plan.lan_netns}, {"gateway", plan.lan_gateway.str()}}},
           {"nodes", nodes},
           {"hosts", hosts},
+          {"routers", routers},
           {"pods", pod_list},
           {"services", services_state(plan, endpoints)},
           {"cloudLoadBalancer", plan.lb_netns.empty()

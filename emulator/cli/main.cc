@@ -75,12 +75,19 @@ int main(int argc, char** argv) {
   add_listing(get);
   get->add_option("-o,--output", output, "wide or json")->check(CLI::IsMember({"wide", "json"}));
 
-  auto* exec = app.add_subcommand("exec", "run a command inside a node, pod or host");
-  exec->add_option("TARGET", target, "node/NAME, pod/NAME, pod/NAMESPACE/NAME, host/NAME")
+  auto* exec = app.add_subcommand("exec", "run a command inside a node, pod, host or router");
+  exec->add_option("TARGET", target,
+                   "node/NAME, pod/NAME, pod/NAMESPACE/NAME, host/NAME, router/NAME")
       ->required();
   exec->add_option("-c,--container", container, "one container of the pod");
   exec->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
   exec->add_option("COMMAND", command, "the command, after --")->required();
+
+  std::vector<std::string> vtysh_commands;
+  auto* vtysh = app.add_subcommand("vtysh", "FRR's shell of a node or router");
+  vtysh->add_option("TARGET", target, "node/NAME or router/NAME")->required();
+  vtysh->add_option("-c,--command", vtysh_commands, "run this command and exit (repeatable)");
+  vtysh->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
 
   int replicas = -1;
   auto* scale = app.add_subcommand("scale", "change a deployment's replicas; endpoints follow");
@@ -114,6 +121,7 @@ int main(int argc, char** argv) {
       return knl::cli::get(kind, name, list);
     }
     if (*exec) return knl::cli::exec(lab, target, container, command);
+    if (*vtysh) return knl::cli::vtysh(lab, target, vtysh_commands);
     if (*scale) return knl::cli::scale(lab, target, replicas);
     if (*remove) return knl::cli::remove(lab, target);
     if (*check) return knl::cli::check(lab);

@@ -116,11 +116,40 @@ json host_view(const json& h) {
   return {{"name", h["name"]}, {"ip", h["ip"]}, {"netns", h["netns"]}};
 }
 
+json router_view(const json& r) {
+  return {{"name", r["name"]},
+          {"ip", r["ip"]},
+          {"subnet", r["subnet"]},
+          {"asn", r["asn"]},
+          {"netns", r["netns"]}};
+}
+
+void print_routers(const json& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "IP", "SUBNET", "ASN", "BGP-PEERS"});
+  if (wide) rows.back().push_back("NETNS");
+  for (const auto& r : state.value("routers", json::array())) {
+    if (!name.empty() && r["name"] != name) continue;
+    std::vector<std::string> peers;
+    if (!r["frr"].is_null())
+      for (const auto& p : r["frr"]["peers"]) peers.push_back(p["target"]);
+    rows.push_back({r["name"], r["ip"],
+                    r["subnet"].is_null() ? "-" : r["subnet"].get<std::string>(),
+                    r["asn"].is_null() ? "-" : std::to_string(r["asn"].get<uint32_t>()),
+                    peers.empty() ? "<none>" : fmt::format("{}", fmt::join(peers, ","))});
+    if (wide) rows.back().push_back(r["netns"]);
+  }
+  print_table(rows);
+}
+
 json inspect_json(const json& state) {
   json out = {{"name", state["name"]},  {"network", state["network"]}, {"nodes", json::array()},
               {"hosts", json::array()}, {"pods", json::array()},       {"services", json::array()}};
   for (const auto& n : state["nodes"]) out["nodes"].push_back(node_view(n));
   for (const auto& h : state["hosts"]) out["hosts"].push_back(host_view(h));
+  out["routers"] = json::array();
+  for (const auto& r : state.value("routers", json::array()))
+    out["routers"].push_back(router_view(r));
   for (const auto& p : state["pods"]) out["pods"].push_back(pod_view(p));
   for (const auto& s : state.value("services", json::array()))
     out["services"].push_back(service_view(s));
@@ -189,6 +218,10 @@ int inspect(const ListOptions& options) {
     fmt::print("\nHOSTS\n");
     print_hosts(state, true, "");
   }
+  if (!state.value("routers", json::array()).empty()) {
+    fmt::print("\nROUTERS\n");
+    print_routers(state, true, "");
+  }
   if (!state.value("services", json::array()).empty()) {
     fmt::print("\nSERVICES\n");
     print_services(state, true, "");
@@ -204,6 +237,7 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
       {"no", "nodes"},          {"pods", "pods"},
       {"pod", "pods"},          {"po", "pods"},
       {"hosts", "hosts"},       {"host", "hosts"},
+      {"routers", "routers"},   {"router", "routers"},
       {"services", "services"}, {"service", "services"},
       {"svc", "services"},      {"endpoints", "endpoints"},
       {"ep", "endpoints"},      {"endpointslices", "endpoints"}};
@@ -213,10 +247,10 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
     if (std::find(later.begin(), later.end(), kind) != later.end())
       throw UserError(
           fmt::format("\"{}\" come with ingresses and policies, which this version does not "
-                      "build yet; try nodes, pods, services, endpoints or hosts",
+                      "build yet; try nodes, pods, services, endpoints, hosts or routers",
                       kind));
-    throw UserError(
-        fmt::format("unknown kind \"{}\"; try nodes, pods, services, endpoints or hosts", kind));
+    throw UserError(fmt::format(
+        "unknown kind \"{}\"; try nodes, pods, services, endpoints, hosts or routers", kind));
   }
   auto state = read_state(pick_lab(options.lab));
   const auto& what = it->second;
@@ -238,6 +272,7 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
         items.push_back(what == "pods"       ? pod_view(item)
                         : what == "nodes"    ? node_view(item)
                         : what == "services" ? service_view(item)
+                        : what == "routers"  ? router_view(item)
                                              : host_view(item));
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
@@ -247,6 +282,7 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
   if (what == "nodes") print_nodes(state, wide, name);
   if (what == "pods") print_pods(state, wide, name);
   if (what == "hosts") print_hosts(state, wide, name);
+  if (what == "routers") print_routers(state, wide, name);
   if (what == "services") print_services(state, wide, name);
   if (what == "endpoints") print_endpoints(state, wide, name);
   return 0;

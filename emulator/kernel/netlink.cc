@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 
@@ -279,6 +280,30 @@ class NetlinkKernel final : public Kernel {
 
 std::unique_ptr<Kernel> make_netlink_kernel() {
   return std::make_unique<NetlinkKernel>();
+}
+
+std::vector<KernelRoute> list_routes(const std::string& netns) {
+  Fd fd = open_netns(netns);
+  Socket sock(nl_socket_alloc());
+  int err = 0;
+  run_in_netns(fd.get(), [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
+  if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
+  nl_cache* raw = nullptr;
+  if (err = rtnl_route_alloc_cache(sock.get(), AF_INET, 0, &raw); err < 0)
+    throw nl_failure("list routes", "", netns, err);
+  std::unique_ptr<nl_cache, Releaser<nl_cache, nl_cache_free>> cache(raw);
+  std::vector<KernelRoute> routes;
+  for (auto* obj = nl_cache_get_first(cache.get()); obj; obj = nl_cache_get_next(obj)) {
+    auto* route = reinterpret_cast<rtnl_route*>(obj);
+    if (rtnl_route_get_table(route) != RT_TABLE_MAIN) continue;
+    auto* dst = rtnl_route_get_dst(route);
+    uint32_t be = 0;
+    if (nl_addr_get_len(dst) == sizeof be)
+      std::memcpy(&be, nl_addr_get_binary_addr(dst), sizeof be);
+    routes.push_back({Ipv4Net{Ipv4{ntohl(be)}, static_cast<int>(nl_addr_get_prefixlen(dst))},
+                      rtnl_route_get_protocol(route), rtnl_route_get_nnexthops(route)});
+  }
+  return routes;
 }
 
 }  // namespace knl

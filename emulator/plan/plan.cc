@@ -25,11 +25,16 @@ std::string derived_mac(const std::string& seed) {
                      (h >> 8) & 0xff, h & 0xff, g & 0xff);
 }
 
-// The LAN switch's port for a node or host: readable when the name fits IFNAMSIZ.
-std::string lan_port_name(char kind, const std::string& name) {
-  auto readable = fmt::format("{}-{}", kind, name);
+// An interface named after what it leads to: readable when it fits IFNAMSIZ.
+std::string port_name(const std::string& prefix, const std::string& name) {
+  auto readable = prefix + name;
   if (readable.size() <= 15) return readable;
-  return fmt::format("{}-{:08x}", kind, fnv1a(name));
+  return fmt::format("{}{:08x}", prefix, fnv1a(name));
+}
+
+// The LAN switch's port for a node or host.
+std::string lan_port_name(char kind, const std::string& name) {
+  return port_name(fmt::format("{}-", kind), name);
 }
 
 }  // namespace
@@ -49,6 +54,11 @@ std::string pod_netns(const std::string& lab, const std::string& ns, const std::
 std::string lan_netns(const std::string& lab) {
   return netns_prefix(lab) + "lan";
 }
+std::string router_netns(const std::string& lab, const std::string& router) {
+  if (router == "lan") return lan_netns(lab);
+  if (router == "spine") return netns_prefix(lab) + "spine";
+  return netns_prefix(lab) + "r-" + router;
+}
 std::string pod_veth_name(const std::string& ns, const std::string& pod) {
   return fmt::format("veth{:08x}", fnv1a(ns + "/" + pod));
 }
@@ -65,13 +75,14 @@ class Planner {
     p_.network = t_.network;
     p_.run_dir = c_.run_root + "/" + t_.name;
     p_.bin_dir = c_.bin_dir;
-    lan();
+    lans();
     nodes();
     hosts();
     overlay();
     pods();
     p_.services = plan_services(t_);
     cloud_load_balancer();
+    bgp();
     return std::move(p_);
   }
 
@@ -95,27 +106,71 @@ class Planner {
     p_.loopbacks.emplace_back(name, "lo");
   }
 
-  // The underlay: one switch namespace whose bridge is every machine's LAN.
-  void lan() {
-    p_.lan_netns = lan_netns(t_.name);
-    p_.lan_gateway = net().node_subnet.at(1);
-    add_netns(p_.lan_netns, NetnsRole::lan);
-    p_.links.push_back(
-        {.kind = LinkKind::bridge, .netns = p_.lan_netns, .name = "lan0", .mtu = net().mtu});
-    p_.addresses.push_back({p_.lan_netns, "lan0", p_.lan_gateway, net().node_subnet.prefix});
+  // A layer-2 segment: a bridge `lan0` in its router's namespace, which is
+  // also the segment's gateway (.1).
+  struct Lan {
+    std::string netns;
+    Ipv4Net subnet;
+    Ipv4 gateway;
+    uint64_t next = 2;  // the next machine's address: .2 upwards, nodes first
+  };
+
+  // The underlay: without racks one LAN namespace; with racks one router per
+  // rack holding the rack's LAN, each linked to the spine by a /31.
+  void lans() {
+    if (t_.racks.empty()) {
+      p_.lan_netns = lan_netns(t_.name);
+      p_.lan_gateway = net().node_subnet.at(1);
+      add_lan("", p_.lan_netns, net().node_subnet, NetnsRole::lan);
+      p_.routers.push_back({"lan", p_.lan_netns, kSpineAsn, p_.lan_gateway, net().node_subnet});
+      return;
+    }
+    const auto fabric = net().bgp_or_default().fabric_subnet;
+    const auto spine = router_netns(t_.name, "spine");
+    add_netns(spine, NetnsRole::router);
+    p_.sysctls.push_back({spine, "net/ipv4/ip_forward", "1"});
+    p_.routers.push_back({"spine", spine, kSpineAsn, fabric.at(0), {}, true});
+    for (size_t i = 0; i < t_.racks.size(); ++i) {
+      const auto& rack = t_.racks[i];
+      auto netns = router_netns(t_.name, rack.name);
+      add_lan(rack.name, netns, rack.subnet, NetnsRole::router);
+      p_.sysctls.push_back({netns, "net/ipv4/ip_forward", "1"});
+      p_.links.push_back({.kind = LinkKind::veth,
+                          .netns = spine,
+                          .name = port_name("to-", rack.name),
+                          .mtu = net().mtu,
+                          .peer_netns = netns,
+                          .peer_name = "spine"});
+      p_.addresses.push_back({spine, port_name("to-", rack.name), fabric.at(2 * i), 31});
+      p_.addresses.push_back({netns, "spine", fabric.at(2 * i + 1), 31});
+      p_.routers.push_back({rack.name, netns, rack.asn, rack.subnet.at(1), rack.subnet, true});
+    }
   }
 
-  // A machine on the LAN: eth0 in `netns`, its switch port in the LAN namespace.
-  void attach_to_lan(const std::string& netns, char kind, const std::string& name, Ipv4 ip) {
+  void add_lan(const std::string& rack, const std::string& netns, Ipv4Net subnet, NetnsRole role) {
+    add_netns(netns, role);
+    p_.links.push_back(
+        {.kind = LinkKind::bridge, .netns = netns, .name = "lan0", .mtu = net().mtu});
+    p_.addresses.push_back({netns, "lan0", subnet.at(1), subnet.prefix});
+    lans_[rack] = Lan{netns, subnet, subnet.at(1)};
+  }
+
+  // The next address of `rack`'s LAN for a machine whose eth0 is in `netns`,
+  // wired to the LAN's bridge, with its default route through the gateway.
+  Ipv4 attach_to_lan(const std::string& rack, const std::string& netns, char kind,
+                     const std::string& name) {
+    auto& lan = lans_.at(rack);
+    Ipv4 ip = lan.subnet.at(lan.next++);
     p_.links.push_back({.kind = LinkKind::veth,
-                        .netns = p_.lan_netns,
+                        .netns = lan.netns,
                         .name = lan_port_name(kind, name),
                         .mtu = net().mtu,
                         .master = "lan0",
                         .peer_netns = netns,
                         .peer_name = "eth0"});
-    p_.addresses.push_back({netns, "eth0", ip, net().node_subnet.prefix});
-    p_.routes.push_back({netns, Ipv4Net{}, p_.lan_gateway, "eth0", false});
+    p_.addresses.push_back({netns, "eth0", ip, lan.subnet.prefix});
+    p_.routes.push_back({netns, Ipv4Net{}, lan.gateway, "eth0", false});
+    return ip;
   }
 
   void nodes() {
@@ -126,12 +181,9 @@ class Planner {
     const uint64_t block = uint64_t{1} << (32 - net().node_mask_size);
     for (size_t i = 0; i < t_.nodes.size(); ++i) {
       const auto& n = t_.nodes[i];
-      NodePlan node{n.name,
-                    n.role,
-                    node_netns(t_.name, n.name),
-                    derived_mac(t_.name + "/" + n.name),
-                    net().node_subnet.at(2 + i),
-                    {}};
+      NodePlan node{
+          n.name, n.role, node_netns(t_.name, n.name), derived_mac(t_.name + "/" + n.name), {},
+          {},     n.rack};
       if (n.pod_cidr) {
         node.pod_cidr = *n.pod_cidr;
       } else {
@@ -151,7 +203,7 @@ class Planner {
         }
       }
       add_netns(node.netns, NetnsRole::node);
-      attach_to_lan(node.netns, 'n', node.name, node.ip);
+      node.ip = attach_to_lan(n.rack, node.netns, 'n', node.name);
       int pod_mtu = net().cni == "vxlan" ? net().mtu - 50 : net().mtu;
       p_.links.push_back(
           {.kind = LinkKind::bridge, .netns = node.netns, .name = "cni0", .mtu = pod_mtu});
@@ -164,10 +216,9 @@ class Planner {
   void hosts() {
     for (size_t i = 0; i < t_.hosts.size(); ++i) {
       const auto& h = t_.hosts[i];
-      HostPlan host{h.name, host_netns(t_.name, h.name),
-                    net().node_subnet.at(2 + t_.nodes.size() + i)};
+      HostPlan host{h.name, host_netns(t_.name, h.name), {}, h.rack};
       add_netns(host.netns, NetnsRole::host);
-      attach_to_lan(host.netns, 'h', host.name, host.ip);
+      host.ip = attach_to_lan(h.rack, host.netns, 'h', host.name);
       p_.hosts.push_back(host);
     }
   }
@@ -320,7 +371,11 @@ class Planner {
           "node, host or loadBalancerPool already uses; widen nodeSubnet",
           t_.file, net().node_subnet.str(), p_.lb_ip.str()));
     add_netns(p_.lb_netns, NetnsRole::host);
-    attach_to_lan(p_.lb_netns, 'b', "cloud-lb", p_.lb_ip);
+    auto& lan = lans_.at("");
+    auto next = lan.next;
+    lan.next = net().node_subnet.size() - 2;
+    attach_to_lan("", p_.lb_netns, 'b', "cloud-lb");
+    lan.next = next;
     for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
              {"net/ipv4/ip_forward", "1"},
              {"net/ipv4/conf/all/send_redirects", "0"},
@@ -332,12 +387,204 @@ class Planner {
         p_.routes.push_back({host.netns, Ipv4Net{ip, 32}, p_.lb_ip, "eth0", false});
   }
 
+  // FRR: which namespaces run it, whom each peers with, what each originates
+  // and which routes each kernel must hold once BGP has converged.
+  void bgp() {
+    const auto cfg = net().bgp_or_default();
+    const bool pods_bgp = net().cni == "bgp";
+    std::vector<const ServicePlan*> lbs;
+    if (net().load_balancer_mode == "bgp")
+      for (const auto& s : p_.services)
+        if (s.load_balancer_ip) lbs.push_back(&s);
+    const bool mesh = pods_bgp && cfg.peering == "mesh";
+    const bool nodes_to_router = (pods_bgp && cfg.peering == "tor") || !lbs.empty();
+    const bool nodes_frr = pods_bgp || !lbs.empty();
+    for (auto& r : p_.routers)
+      if (r.name == "lan" && nodes_to_router) r.runs_frr = true;
+
+    // What every router of the fabric learns: the racks' subnets, the pod
+    // CIDRs when nodes announce them to routers, and Cluster-policy LB IPs.
+    std::vector<std::pair<Ipv4Net, std::string>> fabric_routes;
+    if (pods_bgp && nodes_to_router)
+      for (const auto& n : p_.nodes)
+        fabric_routes.emplace_back(n.pod_cidr, "pod CIDR of node/" + n.name);
+    for (const auto* s : lbs)
+      if (!s->external_local)
+        fabric_routes.emplace_back(Ipv4Net{*s->load_balancer_ip, 32},
+                                   "LoadBalancer IP of service " + s->key());
+
+    for (size_t i = 0; i < p_.routers.size(); ++i) {
+      const auto& r = p_.routers[i];
+      if (!r.runs_frr) continue;
+      FrrPlan f = frr_instance("router/" + r.name, r.name, r.netns, r.asn, r.ip);
+      f.multipath = true;
+      f.expected = fabric_routes;
+      if (r.name == "spine") {
+        for (size_t k = 0; k < t_.racks.size(); ++k) {
+          const auto& rack = t_.racks[k];
+          f.peers.push_back(
+              {cfg.fabric_subnet.at(2 * k + 1), rack.asn, "router/" + rack.name, true});
+          f.expected.emplace_back(rack.subnet, "subnet of rack " + rack.name);
+        }
+      } else {
+        if (r.name != "lan") {
+          f.networks.emplace_back(r.subnet, "this rack's subnet, for the rest of the fabric");
+          size_t k = static_cast<size_t>(i - 1);  // the spine comes first
+          f.peers.push_back({cfg.fabric_subnet.at(2 * k), kSpineAsn, "router/spine"});
+          for (const auto& rack : t_.racks)
+            if (rack.name != r.name)
+              f.expected.emplace_back(rack.subnet, "subnet of rack " + rack.name);
+        } else {
+          p_.sysctls.push_back({r.netns, "net/ipv4/ip_forward", "1"});
+        }
+        if (nodes_to_router)
+          for (const auto& n : p_.nodes)
+            if (n.rack == (r.name == "lan" ? "" : r.name))
+              f.peers.push_back({n.ip, cfg.node_asn, "node/" + n.name, true});
+      }
+      add_frr(std::move(f));
+    }
+
+    for (size_t i = 0; nodes_frr && i < p_.nodes.size(); ++i) {
+      const auto& n = p_.nodes[i];
+      FrrPlan f = frr_instance("node/" + n.name, n.name, n.netns, cfg.node_asn, n.ip);
+      f.announces_local = !lbs.empty();
+      if (pods_bgp) f.networks.emplace_back(n.pod_cidr, "this node's pod CIDR (on cni0)");
+      for (const auto* s : lbs)
+        if (!s->external_local)
+          f.networks.emplace_back(
+              Ipv4Net{*s->load_balancer_ip, 32},
+              "LoadBalancer IP of " + s->key() + " (externalTrafficPolicy Cluster: every node)");
+      if (mesh)
+        for (size_t k = 0; k < p_.nodes.size(); ++k) {
+          if (k == i) continue;
+          const auto& other = p_.nodes[k];
+          // Of each pair the later node connects: the two never collide.
+          f.peers.push_back({other.ip, cfg.node_asn, "node/" + other.name, k > i});
+        }
+      if (nodes_to_router) {
+        const auto& router =
+            *std::find_if(p_.routers.begin(), p_.routers.end(), [&](const RouterPlan& r) {
+              return n.rack.empty() ? r.name == "lan" : r.name == n.rack;
+            });
+        // With peering = "tor" every node has the same ASN: a pod route from
+        // another node arrives with it in its path and would be dropped.
+        f.peers.push_back({router.ip, router.asn, "router/" + router.name, false,
+                           pods_bgp && cfg.peering == "tor"});
+      }
+      if (pods_bgp)
+        for (const auto& other : p_.nodes)
+          if (other.name != n.name)
+            f.expected.emplace_back(other.pod_cidr, "pod CIDR of node/" + other.name);
+      add_frr(std::move(f));
+    }
+    // Every zebra first: their sockets are up by the time the bgpds start.
+    std::stable_partition(p_.daemons.begin(), p_.daemons.end(),
+                          [](const DaemonPlan& d) { return d.name.rfind("zebra", 0) == 0; });
+  }
+
+  FrrPlan frr_instance(const std::string& target, const std::string& name, const std::string& netns,
+                       uint32_t asn, Ipv4 router_id) {
+    auto dir =
+        fmt::format("{}/frr/{}", p_.run_dir, target.substr(0, target.find('/')) + "-" + name);
+    return FrrPlan{target, name, netns, dir, asn, router_id, {}, {}, {}, false, false};
+  }
+
+  void add_frr(FrrPlan f) {
+    p_.files.push_back({f.config_path(), frr_config(p_, f)});
+    p_.files.push_back(
+        {f.dir + "/zebra.conf",
+         fmt::format("! zebra of {} in lab \"{}\", written by knetlab. zebra puts the routes\n"
+                     "! bgpd chooses into this namespace's kernel (as \"proto bgp\"); the BGP\n"
+                     "! configuration is in frr.conf next to this file.\n"
+                     "hostname {}\nlog file {}/zebra.log\nlog timestamp precision 3\n",
+                     f.target, p_.lab, f.name, f.dir)});
+    for (const char* daemon : {"zebra", "bgpd"}) {
+      auto conf = std::string(daemon) == "zebra" ? f.dir + "/zebra.conf" : f.config_path();
+      p_.daemons.push_back(
+          {fmt::format("{} of {}", daemon, f.target),
+           f.netns,
+           f.dir,
+           "frr",
+           fmt::format("{}/{}.console.log", f.dir, daemon),
+           {fmt::format("{}/{}", c_.frr_dir, daemon), "-f", conf, "-i",
+            fmt::format("{}/{}.pid", f.dir, daemon), "-z", f.dir + "/zserv.api", "--vty_socket",
+            f.dir},
+           // FRR keeps crash logs in /var/tmp/frr/DAEMON.PID: in the lab's folder instead.
+           {{f.dir + "/tmp", "/var/tmp"}},
+           // bgpd tries zebra's socket once, then only every 10 s.
+           std::string(daemon) == "zebra" ? "" : f.dir + "/zserv.api"});
+    }
+    p_.frr.push_back(std::move(f));
+  }
+
   const Topology& t_;
   const PlanContext& c_;
   Plan p_;
+  std::map<std::string, Lan> lans_;  // by rack name; "" without racks
 };
 
 }  // namespace
+
+std::string frr_config(const Plan& plan, const FrrPlan& f) {
+  std::string out = fmt::format(
+      "! FRR configuration of {} in lab \"{}\", written by knetlab.\n"
+      "! bgpd reads this file at start; `knetlab vtysh {}` opens FRR's shell here\n"
+      "! (try: show bgp summary, show ip bgp, show ip route).\n"
+      "! Data-centre defaults: 3 s keepalives, 9 s hold time, updates sent at once.\n"
+      "frr defaults datacenter\n"
+      "hostname {}\n"
+      "log file {}/bgpd.log\n"
+      "log timestamp precision 3\n"
+      "!\n"
+      "router bgp {}\n"
+      " bgp router-id {}\n"
+      " ! Exchange routes with eBGP peers without a route-map (FRR 8 asks for one).\n"
+      " no bgp ebgp-requires-policy\n"
+      " ! Send a new session its routes after 0.1 s instead of batching them for 1 s.\n"
+      " coalesce-time 100\n",
+      f.target, plan.lab, f.target, f.name, f.dir, f.asn, f.router_id.str());
+  if (f.announces_local)
+    out +=
+        " ! Announce LoadBalancer /32s that no table holds: kube-proxy's rules catch them.\n"
+        " ! knetlab's controller adds and withdraws those of externalTrafficPolicy Local\n"
+        " ! services at run time, as nodes gain and lose ready endpoints (MetalLB style).\n"
+        " no bgp network import-check\n";
+  if (f.multipath && f.target == "router/spine")
+    out +=
+        " ! Paths through different racks have different AS paths of equal length:\n"
+        " ! count them as equal, so that a LoadBalancer IP gets an ECMP route.\n"
+        " bgp bestpath as-path multipath-relax\n";
+  for (const auto& peer : f.peers) {
+    bool ibgp = peer.asn == f.asn;
+    out += fmt::format(" !\n neighbor {} remote-as {}\n neighbor {} description {} ({})\n",
+                       peer.ip.str(), peer.asn, peer.ip.str(), peer.target, ibgp ? "iBGP" : "eBGP");
+    if (peer.passive)
+      out += fmt::format(
+          " ! {} opens the session: when both sides connect at once, BGP drops one.\n"
+          " neighbor {} passive\n",
+          peer.target, peer.ip.str());
+    else
+      out += fmt::format(
+          " ! Retry every second while the peer is not up yet.\n"
+          " neighbor {} timers connect 1\n",
+          peer.ip.str());
+  }
+  out += " !\n address-family ipv4 unicast\n";
+  for (const auto& [net, why] : f.networks)
+    out += fmt::format("  ! {}\n  network {}\n", why, net.str());
+  if (f.multipath)
+    out += "  ! Install up to 16 equal paths as one ECMP route.\n  maximum-paths 16\n";
+  for (const auto& peer : f.peers)
+    if (peer.allowas_in)
+      out += fmt::format(
+          "  ! Every node has ASN {}: a pod route of a node in another rack arrives with\n"
+          "  ! it in its AS path. Accept it once, or no node would learn another's pods.\n"
+          "  neighbor {} allowas-in 1\n",
+          f.asn, peer.ip.str());
+  out += " exit-address-family\n!\n";
+  return out;
+}
 
 Plan make_plan(const Topology& topology, const PlanContext& context) {
   return Planner(topology, context).run();

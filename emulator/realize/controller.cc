@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "knetlab/kernel/nftables.h"
+#include "knetlab/realize/routing.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -51,9 +52,11 @@ Controller::Controller(Topology topology, PlanContext context, Plan plan,
       kernel_(kernel),
       runtime_(runtime),
       options_(std::move(options)) {
-  for (const auto& e : journal_.entries())
-    if (e.kind == JournalEntry::Kind::process && e.name == kMountTemplateEntry)
-      mount_template_ = e.process;
+  for (const auto& e : journal_.entries()) {
+    if (e.kind != JournalEntry::Kind::process) continue;
+    if (e.name == kMountTemplateEntry) mount_template_ = e.process;
+    if (e.name.rfind("daemon:", 0) == 0) daemons_[e.name.substr(7)].process = e.process;
+  }
   for (const auto& [key, procs] : pods_) {
     states_[key];
     pid_owner_[procs.sandbox.pid] = {key, ""};
@@ -134,6 +137,7 @@ void Controller::sync(const std::set<std::string>& touched) {
   if (started_)
     for (const auto* s : changed) clear_udp_conntrack(*s, before[s->key()], endpoints_[s->key()]);
   if (!plan_.lb_netns.empty()) sync_load_balancer();
+  sync_bgp_announcements();
   last_sync_seconds_ = seconds_since(start);
   last_sync_services_ = changed.size();
   event(
@@ -236,7 +240,83 @@ void Controller::sync_load_balancer() {
   }
 }
 
+void Controller::sync_bgp_announcements() {
+  if (plan_.network.load_balancer_mode != "bgp") return;
+  retry_announcements_ = false;
+  for (const auto& s : plan_.services) {
+    if (!s.load_balancer_ip || !s.external_local) continue;
+    const auto& eps = endpoints_[s.key()];
+    std::set<std::string> nodes;
+    for (const auto& list : eps)
+      for (const auto& e : list) nodes.insert(e.node);
+    auto key = s.load_balancer_ip->str();
+    auto& announced = announced_[key];
+    if (announced == nodes) continue;
+    for (const auto& f : plan_.frr) {
+      if (!f.announces_local) continue;
+      bool want = nodes.count(f.name) > 0, has = announced.count(f.name) > 0;
+      if (want == has) continue;
+      try {
+        run_vtysh(f, {"configure terminal", fmt::format("router bgp {}", f.asn),
+                      "address-family ipv4 unicast",
+                      fmt::format("{}network {}/32", want ? "" : "no ", key)});
+        event(fmt::format("BGP: node {} {} {}/32 (service {}, externalTrafficPolicy Local)", f.name,
+                          want ? "announces" : "withdraws", key, s.key()));
+      } catch (const std::exception& e) {
+        event(fmt::format("BGP: node {} could not {} {}/32: {}", f.name,
+                          want ? "announce" : "withdraw", key, e.what()));
+        // Kept as it is in FRR, so that a tick tries again.
+        if (want)
+          nodes.erase(f.name);
+        else
+          nodes.insert(f.name);
+        retry_announcements_ = true;
+      }
+    }
+    announced = std::move(nodes);
+  }
+}
+
+ExtraRoutes Controller::announced_routes() const {
+  ExtraRoutes routes;
+  for (const auto& [ip, nodes] : announced_) {
+    if (nodes.empty()) continue;
+    for (const auto& f : plan_.frr)
+      if (f.target.rfind("router/", 0) == 0)
+        routes[f.target].emplace_back(Ipv4Net{*Ipv4::parse(ip), 32},
+                                      "LoadBalancer IP " + ip + " announced by a node");
+  }
+  return routes;
+}
+
+void Controller::restart_daemons(Clock::time_point now) {
+  for (const auto& d : plan_.daemons) {
+    auto& state = daemons_[d.name];
+    if (!state.restart_at || *state.restart_at > now) continue;
+    state.restart_at.reset();
+    try {
+      state.process = runtime_.start_daemon(d, mount_template_);
+      journal_.record({JournalEntry::Kind::process, "daemon:" + d.name, state.process});
+      event(fmt::format("{} restarted (restart {})", d.name, state.restarts));
+    } catch (const std::exception& e) {
+      event(fmt::format("{} could not restart: {}", d.name, e.what()));
+    }
+  }
+  // A restarted bgpd reads frr.conf: the Local announcements are made again.
+  for (auto& [ip, nodes] : announced_) nodes.clear();
+  sync_bgp_announcements();
+}
+
 void Controller::exited(int pid, int status) {
+  for (auto& [name, state] : daemons_) {
+    if (state.process.pid != pid) continue;
+    int n = state.restarts++;
+    auto delay = options_.restart_backoff * (1 << std::min(n, 5));
+    state.restart_at = Clock::now() + std::min<Clock::duration>(delay, std::chrono::minutes(5));
+    event(fmt::format("{} exited ({}); restarting it in {} s", name, status,
+                      std::chrono::duration_cast<std::chrono::seconds>(delay).count()));
+    return;
+  }
   auto owner = pid_owner_.find(pid);
   if (owner == pid_owner_.end()) return;
   auto [key, container] = owner->second;
@@ -262,6 +342,12 @@ void Controller::exited(int pid, int status) {
 
 void Controller::tick() {
   auto now = Clock::now();
+  if (std::any_of(daemons_.begin(), daemons_.end(), [&](const auto& d) {
+        return d.second.restart_at && *d.second.restart_at <= now;
+      }))
+    restart_daemons(now);
+  else if (retry_announcements_)
+    sync_bgp_announcements();
   std::set<std::string> changed;
   // Chains and sets the last syncs flushed go now, off the sync's path.
   for (auto& n : nodes_) {

@@ -69,6 +69,11 @@ std::map<std::string, PodProcesses> Executor::build(
       mount_template = runtime_.start_mount_template();
       journal_.record({JournalEntry::Kind::process, kMountTemplateEntry, mount_template});
     }
+    // FRR first: its sessions come up while the pods start.
+    for (const auto& daemon : plan.daemons) {
+      auto p = runtime_.start_daemon(daemon, mount_template);
+      journal_.record({JournalEntry::Kind::process, "daemon:" + daemon.name, p});
+    }
     done = 0;
     for (const auto& pod : plan.pods) {
       auto& procs = running[pod.key()];

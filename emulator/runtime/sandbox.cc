@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -229,6 +230,19 @@ int template_child(void* arg) {
   child_exec(a);
 }
 
+// A lab daemon, born in its network namespace: in a copy of the mount
+// template, with its bind mounts, as its own session.
+int daemon_child(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  if (::setns(a->template_fd, CLONE_NEWNS) != 0) child_failed(a, kEnterTemplate);
+  if (::unshare(CLONE_NEWNS) != 0) child_failed(a, kUnshare);
+  for (const auto& [from, to] : a->binds)
+    if (::mount(from, to, nullptr, MS_BIND, nullptr) != 0) child_failed(a, kBind);
+  if (::chdir("/") != 0) child_failed(a, kEnterNs);
+  child_stdio(a);
+  child_exec(a);
+}
+
 // Born in the namespaces the calling thread entered (a pod's PID, network,
 // UTS and IPC ones, or a node's network namespace); joins the pod's mount
 // namespace, if any, and execs.
@@ -352,6 +366,56 @@ class ProcessRuntime final : public Runtime {
           throw errno_error("enter namespace", what, "", errno);
       pid = clone_child(container_child, a, 0, what, "");
     });
+    return {pid, process_start_time(pid)};
+  }
+
+  ProcessRecord start_daemon(const DaemonPlan& daemon,
+                             const ProcessRecord& mount_template) override {
+    const auto* user = ::getpwnam(daemon.user.c_str());
+    if (!user)
+      throw SystemError(fmt::format("start {}: no user \"{}\" on this machine (the frr package "
+                                    "creates it: apt-get install frr)",
+                                    daemon.name, daemon.user),
+                        ENOENT);
+    // The daemon drops to `user`: its folder is where it writes.
+    std::vector<std::string> dirs = {daemon.dir};
+    for (const auto& [from, to] : daemon.binds) dirs.push_back(from);
+    for (const auto& dir : dirs) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) throw errno_error("create directory", dir, daemon.netns, ec.value());
+      if (::chown(dir.c_str(), user->pw_uid, user->pw_gid) != 0)
+        throw errno_error("chown", dir, daemon.netns, errno);
+    }
+    Fd log(::open(daemon.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!log) throw errno_error("open log", daemon.log_path, "", errno);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!daemon.wait_for.empty() && !std::filesystem::exists(daemon.wait_for)) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw SystemError(fmt::format("start {}: {} did not appear in 10 s (see the logs in {})",
+                                      daemon.name, daemon.wait_for, daemon.dir),
+                          ETIMEDOUT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    auto template_path = fmt::format("/proc/{}/ns/mnt", mount_template.pid);
+    Fd mnt(::open(template_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mnt) throw errno_error("open mount template", template_path, "", errno);
+    auto args = daemon.argv;
+    auto argv = c_strings(args);
+    auto env = env_;
+    auto envp = c_strings(env);
+    ChildArgs a;
+    a.template_fd = mnt.get();
+    a.stdin_fd = null_.get();
+    a.stdout_fd = log.get();
+    for (const auto& [from, to] : daemon.binds) a.binds.emplace_back(from.c_str(), to.c_str());
+    a.program = argv[0];
+    a.argv = argv.data();
+    a.envp = envp.data();
+    int pid = 0;
+    auto netns = open_netns(daemon.netns);
+    run_in_netns(netns.get(),
+                 [&] { pid = clone_child(daemon_child, a, 0, daemon.name, daemon.netns); });
     return {pid, process_start_time(pid)};
   }
 

@@ -114,7 +114,7 @@ class Parser {
     auto& n = topo_.network;
     auto t = root_.table("network");
     if (!t) {
-      n.where_cni = n.where_ip_family = pool_where_ = root_.where();
+      n.where_cni = n.where_ip_family = n.where_load_balancer_mode = pool_where_ = root_.where();
       return;
     }
     t->allow_only({"cni", "kubeProxyMode", "nftablesPicker", "podSubnet", "serviceSubnet",
@@ -143,8 +143,11 @@ class Parser {
     n.node_mask_size = static_cast<int>(t->integer("nodeMaskSize", 24, n.pod_subnet.prefix, 29));
     auto [lo, hi] = parse_range(*t, "nodePortRange", "30000-32767");
     n.node_port_min = static_cast<int>(lo), n.node_port_max = static_cast<int>(hi);
-    load_balancer_pool(*t);
     n.load_balancer_mode = t->one_of("loadBalancerMode", "cloud", {"cloud", "bgp"});
+    n.where_load_balancer_mode = t->has("loadBalancerMode")
+                                     ? where_of(*t->find("loadBalancerMode"), "loadBalancerMode")
+                                     : t->where();
+    load_balancer_pool(*t);
     n.mtu = static_cast<int>(t->integer("mtu", 1500, 1280, 9000));
     n.dns_domain = t->string("dnsDomain", "cluster.local");
     for (auto part = n.dns_domain.begin(); part != n.dns_domain.end();) {
@@ -159,10 +162,15 @@ class Parser {
     n.where_ip_family =
         t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
     if (auto b = t->table("bgp")) {
-      b->allow_only({"nodeASN", "peering"});
+      b->allow_only({"nodeASN", "peering", "fabricSubnet"});
       n.bgp = BgpConfig{static_cast<uint32_t>(b->integer("nodeASN", 64512, 1, 4294967295)),
-                        b->one_of("peering", "mesh", {"mesh", "tor"})};
+                        b->one_of("peering", "mesh", {"mesh", "tor"}),
+                        b->cidr("fabricSubnet", kDefaultFabric)};
       n.where_bgp = b->where();
+      if (n.bgp->node_asn == kSpineAsn)
+        b->fail("nodeASN", fmt::format("nodeASN {} is the ASN of the spine and LAN routers; pick "
+                                       "another private ASN such as 64512",
+                                       kSpineAsn));
     }
     if (auto c = t->table("cniConfig")) {
       c->allow_only({"conflist", "binDir"});
@@ -175,7 +183,11 @@ class Parser {
 
   void load_balancer_pool(const TableReader& t) {
     auto& n = topo_.network;
-    auto text = t.string("loadBalancerPool", "172.18.0.200-172.18.0.250");
+    // MetalLB's BGP mode announces addresses that no LAN holds: on the LAN
+    // the hosts would ask ARP for them instead of routing.
+    auto text =
+        t.string("loadBalancerPool", n.load_balancer_mode == "bgp" ? "172.18.255.200-172.18.255.250"
+                                                                   : "172.18.0.200-172.18.0.250");
     auto dash = text.find('-');
     std::optional<Ipv4> first, last;
     if (dash != std::string::npos)
@@ -199,6 +211,14 @@ class Parser {
       if (!t.has("subnet")) t.fail("subnet", "[[racks]] needs \"subnet\", e.g. \"172.18.1.0/24\"");
       r.asn = static_cast<uint32_t>(t.integer("asn", 0, 1, 4294967295));
       if (!t.has("asn")) t.fail("asn", "[[racks]] needs \"asn\", e.g. 65001");
+      if (r.asn == kSpineAsn || r.asn == topo_.network.bgp_or_default().node_asn)
+        t.fail("asn", fmt::format("asn {} is the {}'s; each rack needs its own ASN, e.g. 65001",
+                                  r.asn, r.asn == kSpineAsn ? "spine" : "nodes"));
+      for (const auto& other : topo_.racks)
+        if (other.asn == r.asn)
+          t.fail("asn", fmt::format("asn {} is rack \"{}\"'s too: with one ASN the racks would "
+                                    "drop each other's routes (AS-path loop); give each its own",
+                                    r.asn, other.name));
       if (r.name == "spine")
         t.fail("name", "\"spine\" is the name of the spine router; rename the rack");
       names.add(t, r.name);
@@ -564,7 +584,8 @@ class Parser {
               fmt::format("nodeSubnet {} has room for {} nodes and hosts, the file has {}; use a "
                           "larger nodeSubnet",
                           net.node_subnet.str(), net.node_subnet.size() - 3, machines));
-    if (topo_.racks.empty()) {
+    routing();
+    if (topo_.racks.empty() && net.load_balancer_mode == "cloud") {
       Ipv4 last_machine = net.node_subnet.at(1 + machines);
       if (!net.node_subnet.contains(net.lb_pool_first) ||
           !net.node_subnet.contains(net.lb_pool_last) || net.lb_pool_first <= last_machine)
@@ -603,6 +624,44 @@ class Parser {
                             "one too many: spread the pods over more nodes or lower nodeMaskSize",
                             node.name, room, prefix, pod.name));
     }
+  }
+
+  // The routed parts: racks, the spine's fabric and BGP-announced addresses.
+  void routing() {
+    const auto& net = topo_.network;
+    auto bgp = net.bgp_or_default();
+    if (net.cni == "bgp" && !topo_.racks.empty() && bgp.peering == "mesh")
+      fail_at(net.bgp ? net.where_bgp : net.where_cni, "",
+              "cni = \"bgp\" with peering = \"mesh\" needs one LAN: across racks the fabric "
+              "would not know the pod routes (Calico encapsulates there). With [[racks]] add "
+              "[network.bgp] peering = \"tor\", so the racks' routers carry the pod routes");
+    std::vector<std::pair<Ipv4Net, std::string>> taken = {{net.pod_subnet, "podSubnet"},
+                                                          {net.service_subnet, "serviceSubnet"}};
+    if (topo_.racks.empty()) taken.emplace_back(net.node_subnet, "nodeSubnet");
+    for (const auto& r : topo_.racks) taken.emplace_back(r.subnet, "rack \"" + r.name + "\"");
+    if (!topo_.racks.empty()) {
+      auto where = net.bgp ? net.where_bgp : topo_.racks.front().where;
+      for (const auto& [subnet, what] : taken)
+        if (subnet.overlaps(bgp.fabric_subnet))
+          fail_at(where, "",
+                  fmt::format("the spine's links are numbered from fabricSubnet {}, which "
+                              "overlaps {} {}; set [network.bgp] fabricSubnet to a free range",
+                              bgp.fabric_subnet.str(), what, subnet.str()));
+      if (2 * topo_.racks.size() > bgp.fabric_subnet.size())
+        fail_at(
+            where, "",
+            fmt::format("fabricSubnet {} has room for {} racks' links, the file has {} racks",
+                        bgp.fabric_subnet.str(), bgp.fabric_subnet.size() / 2, topo_.racks.size()));
+    }
+    if (net.load_balancer_mode == "bgp")
+      for (const auto& [subnet, what] : taken)
+        if (subnet.contains(net.lb_pool_first) || subnet.contains(net.lb_pool_last) ||
+            (net.lb_pool_first < subnet.network && subnet.network < net.lb_pool_last))
+          fail_at(pool_where_, "",
+                  fmt::format("with loadBalancerMode = \"bgp\" the loadBalancerPool must lie "
+                              "outside {} {}: there the hosts would ask for the addresses by ARP "
+                              "instead of routing them; use e.g. \"172.18.255.200-172.18.255.250\"",
+                              what, subnet.str()));
   }
 
   TableReader root_;
@@ -653,14 +712,15 @@ void check_buildable(const Topology& t) {
   };
   const char* later = "planned, no issue filed yet";
   const auto& n = t.network;
-  if (n.cni == "bgp") refuse(n.where_cni, "cni = \"bgp\"", "issue #4");
   if (n.cni == "external") refuse(n.where_cni, "cni = \"external\"", later);
   if (n.ip_family != "ipv4") refuse(n.where_ip_family, "ipFamily = \"" + n.ip_family + "\"", later);
-  if (!t.racks.empty()) refuse(t.racks.front().where, "[[racks]]", "issue #4");
-  if (n.load_balancer_mode == "bgp")
+  if (!t.racks.empty() && n.load_balancer_mode == "cloud")
     for (const auto& s : t.services)
       if (s.type == "LoadBalancer")
-        refuse(s.where, "a LoadBalancer service with loadBalancerMode = \"bgp\"", "issue #4");
+        fail_at(s.where, "",
+                "a LoadBalancer service with [[racks]] needs loadBalancerMode = \"bgp\": the "
+                "emulated cloud load balancer sits on a single LAN; in a routed fabric the "
+                "nodes announce the address to their rack's router instead");
   for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes, &t.network_policies})
     if (!list->empty())
       refuse(list->front().where,

@@ -119,6 +119,11 @@ class FakeRuntime final : public Runtime {
     EXPECT_TRUE(running.count(sandbox.pid)) << "container before its sandbox";
     return start("container " + c.name);
   }
+  ProcessRecord start_daemon(const DaemonPlan& d, const ProcessRecord& mount_template) override {
+    EXPECT_TRUE(running.count(mount_template.pid)) << "daemon before its mount template";
+    EXPECT_TRUE(files.count(d.argv.at(2))) << d.name << " before its configuration";
+    return start("daemon " + d.name);
+  }
   void stop(const std::vector<ProcessRecord>& processes) override {
     for (const auto& p : processes) running.erase(p.pid);
   }

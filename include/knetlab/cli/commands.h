@@ -19,6 +19,9 @@ int get(const std::string& kind, const std::string& name, const ListOptions& opt
 int scale(const std::string& lab, const std::string& target, int replicas);
 int remove(const std::string& lab, const std::string& target);
 int check(const std::string& lab);
+/// FRR's shell of node/NAME or router/NAME; each of `commands` as vtysh -c.
+int vtysh(const std::string& lab, const std::string& target,
+          const std::vector<std::string>& commands);
 int exec(const std::string& lab, const std::string& target, const std::string& container,
          const std::vector<std::string>& command);
 

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "knetlab/plan/plan.h"
 
@@ -34,5 +35,13 @@ class Kernel {
 
 /// The real kernel. Not thread-safe: one instance per thread.
 std::unique_ptr<Kernel> make_netlink_kernel();
+
+/// A route of a namespace's main table as the kernel reports it.
+struct KernelRoute {
+  Ipv4Net dst;
+  int protocol = 0;  // RTPROT_*: 186 is bgp
+  int nexthops = 0;
+};
+std::vector<KernelRoute> list_routes(const std::string& netns);
 
 }  // namespace knl

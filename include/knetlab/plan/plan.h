@@ -25,9 +25,10 @@ struct PlanContext {
   std::string run_root = "/run/knetlab";  // the lab's files go to <run_root>/<lab>
   std::string bin_dir;                    // put first on every container's PATH
   std::map<std::string, ImageSpec> images;
+  std::string frr_dir = "/usr/lib/frr";  // where zebra and bgpd are
 };
 
-enum class NetnsRole { lan, node, host, pod };
+enum class NetnsRole { lan, node, host, pod, router };
 
 struct NetnsSpec {
   std::string name;  // under /run/netns
@@ -115,11 +116,60 @@ struct NodePlan {
   std::string name, role, netns, vtep_mac;
   Ipv4 ip;
   Ipv4Net pod_cidr;
+  std::string rack;  // empty without racks
 };
 
 struct HostPlan {
   std::string name, netns;
   Ipv4 ip;
+  std::string rack;
+};
+
+/// A router namespace: a rack's top-of-rack router (its LAN's bridge and
+/// gateway), the spine, or the LAN's gateway when no racks are written.
+struct RouterPlan {
+  std::string name;  // the rack's name, "spine" or "lan"
+  std::string netns;
+  uint32_t asn = 0;
+  Ipv4 ip;         // its address on its LAN, or the spine's first link
+  Ipv4Net subnet;  // the LAN it is the gateway of (none for the spine)
+  bool runs_frr = false;
+};
+
+/// A BGP session as one side configures it.
+struct BgpPeer {
+  Ipv4 ip;
+  uint32_t asn = 0;
+  std::string target;       // "node/NAME" or "router/NAME"
+  bool passive = false;     // wait for the peer to connect
+  bool allowas_in = false;  // accept paths that already carry our own ASN once
+};
+
+/// One FRR instance (zebra + bgpd) of a node or router.
+struct FrrPlan {
+  std::string target;  // "node/NAME" or "router/NAME"
+  std::string name;    // the node's or router's name
+  std::string netns, dir;
+  uint32_t asn = 0;
+  Ipv4 router_id;
+  std::vector<BgpPeer> peers;
+  std::vector<std::pair<Ipv4Net, std::string>> networks;  // originated, with why
+  /// Routes this kernel must hold once BGP has converged, with what they are.
+  std::vector<std::pair<Ipv4Net, std::string>> expected;
+  bool multipath = false;        // install equal paths as ECMP routes
+  bool announces_local = false;  // the controller adds Local services' LoadBalancer IPs
+  std::string config_path() const { return dir + "/frr.conf"; }
+};
+
+/// A long-running process of the lab that is not a pod (FRR's daemons). It
+/// runs as `user` in `netns` and in a mount namespace of its own in which
+/// each `binds` source is mounted over its target.
+struct DaemonPlan {
+  std::string name;  // "bgpd of router/spine"
+  std::string netns, dir, user, log_path;
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> binds;
+  std::string wait_for;  // a file that must exist before it starts (bgpd: zebra's socket)
 };
 
 struct Plan {
@@ -129,6 +179,9 @@ struct Plan {
   Ipv4 lan_gateway;
   std::vector<NodePlan> nodes;
   std::vector<HostPlan> hosts;
+  std::vector<RouterPlan> routers;
+  std::vector<FrrPlan> frr;
+  std::vector<DaemonPlan> daemons;
   std::vector<PodPlan> pods;
   std::vector<ServicePlan> services;
   std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
@@ -152,6 +205,9 @@ std::string node_netns(const std::string& lab, const std::string& node);
 std::string host_netns(const std::string& lab, const std::string& host);
 std::string pod_netns(const std::string& lab, const std::string& ns, const std::string& pod);
 std::string lan_netns(const std::string& lab);
+std::string router_netns(const std::string& lab, const std::string& router);
+/// The frr.conf of `frr` (commented: trainees open it).
+std::string frr_config(const Plan& plan, const FrrPlan& frr);
 /// "veth" + 8 hex digits: the node side of a pod's veth pair.
 std::string pod_veth_name(const std::string& ns, const std::string& pod);
 

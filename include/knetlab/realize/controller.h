@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "knetlab/plan/kubeproxy.h"
 #include "knetlab/realize/executor.h"
 #include "knetlab/realize/journal.h"
+#include "knetlab/realize/routing.h"
 #include "knetlab/runtime/runtime.h"
 
 namespace knl {
@@ -50,6 +52,10 @@ class Controller {
   /// A request from the command line (scale, delete); returns the answer.
   nlohmann::json request(const nlohmann::json& request);
 
+  /// The LoadBalancer routes of Local services that the nodes announce now,
+  /// for every router (deploy waits for them).
+  ExtraRoutes announced_routes() const;
+
   /// Seconds the last sync took, and how many services it touched.
   double last_sync_seconds() const { return last_sync_seconds_; }
   size_t last_sync_services() const { return last_sync_services_; }
@@ -72,6 +78,12 @@ class Controller {
   void sync_node(NodeProxy& node, const std::vector<const ServicePlan*>& changed,
                  const EndpointMap& endpoints, bool first);
   void sync_load_balancer();
+  /// MetalLB's BGP mode: a Local service's LoadBalancer IP is announced by
+  /// the nodes with a ready endpoint (Cluster ones are in frr.conf).
+  void sync_bgp_announcements();
+  /// FRR daemons that exited are started again after a back-off, as
+  /// watchfrr would.
+  void restart_daemons(std::chrono::steady_clock::time_point now);
   void clear_udp_conntrack(const ServicePlan& service, const ServiceEndpoints& before,
                            const ServiceEndpoints& after);
   void publish();
@@ -98,9 +110,17 @@ class Controller {
   ProcessRecord mount_template_;
   std::vector<std::unique_ptr<NodeProxy>> nodes_;
   EndpointMap endpoints_;
-  std::map<std::string, std::vector<Ipv4>> lb_routes_;  // LB IP -> nodes it goes to
-  std::map<std::string, Ipv4> last_ip_;                 // node -> last pod IP handed out
-  std::map<std::string, int> next_index_;               // deployment -> next pod index
+  std::map<std::string, std::vector<Ipv4>> lb_routes_;      // LB IP -> nodes it goes to
+  std::map<std::string, std::set<std::string>> announced_;  // LB IP -> nodes announcing it
+  struct DaemonState {
+    ProcessRecord process;
+    int restarts = 0;
+    std::optional<std::chrono::steady_clock::time_point> restart_at;
+  };
+  std::map<std::string, DaemonState> daemons_;  // by DaemonPlan::name
+  bool retry_announcements_ = false;            // an announcement failed: try again on a tick
+  std::map<std::string, Ipv4> last_ip_;         // node -> last pod IP handed out
+  std::map<std::string, int> next_index_;       // deployment -> next pod index
   bool started_ = false;
   double last_sync_seconds_ = 0;
   size_t last_sync_services_ = 0;

@@ -46,6 +46,10 @@ class Runtime {
   /// Starts `container` joined to the namespaces of `sandbox`.
   virtual ProcessRecord start_container(const ProcessRecord& sandbox,
                                         const ContainerPlan& container) = 0;
+  /// Starts a lab daemon (FRR's zebra or bgpd) as DaemonPlan says, its
+  /// mount namespace copied from `mount_template`.
+  virtual ProcessRecord start_daemon(const DaemonPlan& daemon,
+                                     const ProcessRecord& mount_template) = 0;
   /// Kills the processes, then waits until they are gone; vanished ones are
   /// fine. All are signalled before any is waited for: a pod's PID 1 cannot
   /// finish exiting before the other processes of its PID namespace are reaped.

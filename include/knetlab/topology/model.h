@@ -24,9 +24,15 @@ struct Where {
 
 using Labels = std::map<std::string, std::string>;
 
+/// The ASN of the spine (with racks) or of the LAN's router (without).
+inline constexpr uint32_t kSpineAsn = 65000;
+/// Where the spine's point-to-point links to the racks' routers are numbered.
+inline constexpr const char* kDefaultFabric = "10.255.255.0/24";
+
 struct BgpConfig {
   uint32_t node_asn = 64512;
   std::string peering = "mesh";  // mesh | tor
+  Ipv4Net fabric_subnet = *Ipv4Net::parse(kDefaultFabric);
 };
 
 struct CniConfig {
@@ -55,7 +61,9 @@ struct Network {
   std::string ip_family = "ipv4";  // ipv4 | ipv6 | dual
   std::optional<BgpConfig> bgp;    // present when [network.bgp] was written
   std::optional<CniConfig> cni_config;
-  Where where_cni, where_ip_family, where_bgp, where_cni_config;
+  Where where_cni, where_ip_family, where_bgp, where_cni_config, where_load_balancer_mode;
+  /// [network.bgp] as written, or its defaults.
+  BgpConfig bgp_or_default() const { return bgp.value_or(BgpConfig{}); }
 };
 
 struct Rack {

@@ -1,0 +1,103 @@
+#include "knetlab/realize/routing.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "knetlab/kernel/kernel.h"
+#include "knetlab/kernel/nftables.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+std::string run_vtysh(const FrrPlan& frr, const std::vector<std::string>& commands) {
+  std::vector<std::string> argv = {"vtysh", "--vty_socket", frr.dir};
+  for (const auto& c : commands) argv.insert(argv.end(), {"-c", c});
+  auto result = run_program(frr.netns, argv);
+  if (result.status != 0)
+    throw SystemError(fmt::format("vtysh in {} (netns {}): exit status {}: {}", frr.target,
+                                  frr.netns, result.status, result.output),
+                      EIO);
+  return result.output;
+}
+
+std::map<std::string, std::string> bgp_sessions(const FrrPlan& frr) {
+  auto text = run_vtysh(frr, {"show bgp neighbors json"});
+  // vtysh may print a warning about its own configuration first.
+  auto start = text.find('{');
+  auto json =
+      nlohmann::json::parse(start == std::string::npos ? "{}" : text.substr(start), nullptr, false);
+  std::map<std::string, std::string> sessions;
+  if (json.is_discarded()) return sessions;
+  for (const auto& [peer, info] : json.items()) sessions[peer] = info.value("bgpState", "unknown");
+  return sessions;
+}
+
+void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
+                  std::chrono::steady_clock::time_point deadline) {
+  struct Pending {
+    const FrrPlan* frr;
+    std::map<Ipv4Net, std::string> routes;
+    bool sessions_up = false;
+  };
+  std::vector<Pending> pending;
+  for (const auto& f : plan.frr) {
+    Pending p{&f, {f.expected.begin(), f.expected.end()}};
+    if (auto it = extra.find(f.target); it != extra.end())
+      p.routes.insert(it->second.begin(), it->second.end());
+    pending.push_back(std::move(p));
+  }
+  for (;;) {
+    bool done = true;
+    for (auto& p : pending) {
+      if (!p.routes.empty())
+        for (const auto& route : list_routes(p.frr->netns)) p.routes.erase(route.dst);
+      // Sessions are asked for once the routes are in: vtysh costs a process.
+      if (p.routes.empty() && !p.sessions_up) {
+        auto sessions = bgp_sessions(*p.frr);
+        p.sessions_up = sessions.size() == p.frr->peers.size() &&
+                        std::all_of(sessions.begin(), sessions.end(),
+                                    [](const auto& s) { return s.second == "Established"; });
+      }
+      done = done && p.routes.empty() && p.sessions_up;
+    }
+    if (done) return;
+    if (std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (const auto& p : pending) {
+    const auto& f = *p.frr;
+    std::vector<std::string> states;
+    std::map<std::string, std::string> sessions;
+    try {
+      sessions = bgp_sessions(f);
+    } catch (const SystemError& e) {
+      throw SystemError(fmt::format("BGP did not converge: {} does not answer ({}); its logs are "
+                                    "in {}",
+                                    f.target, e.what(), f.dir),
+                        ETIMEDOUT);
+    }
+    for (const auto& peer : f.peers) {
+      auto it = sessions.find(peer.ip.str());
+      auto state = it == sessions.end() ? "not configured" : it->second;
+      if (state != "Established")
+        throw SystemError(
+            fmt::format("BGP did not converge: {}'s session with {} ({}) is {}, not Established; "
+                        "see {}/bgpd.log",
+                        f.target, peer.target, peer.ip.str(), state, f.dir),
+            ETIMEDOUT);
+    }
+    if (!p.routes.empty())
+      throw SystemError(
+          fmt::format("BGP did not converge: {} has no route to {} ({}) in its "
+                      "kernel; see `knetlab vtysh {} -c \"show ip bgp\"` and {}/bgpd.log",
+                      f.target, p.routes.begin()->first.str(), p.routes.begin()->second, f.target,
+                      f.dir),
+          ETIMEDOUT);
+  }
+  throw SystemError("BGP did not converge in time", ETIMEDOUT);
+}
+
+}  // namespace knl
