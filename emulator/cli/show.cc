@@ -109,19 +109,19 @@ json node_view(const json& n) {
           {"role", n["role"]},
           {"ip", n["ip"]},
           {"podCIDR", n["podCIDR"]},
-          {"netns", n["netns"]}};
+          {"netns", n["netns"]},
+          {"rack", n.value("rack", "")},
+          {"frr", n.value("frr", json(nullptr))}};
 }
 
 json host_view(const json& h) {
-  return {{"name", h["name"]}, {"ip", h["ip"]}, {"netns", h["netns"]}};
+  return {
+      {"name", h["name"]}, {"ip", h["ip"]}, {"netns", h["netns"]}, {"rack", h.value("rack", "")}};
 }
 
 json router_view(const json& r) {
-  return {{"name", r["name"]},
-          {"ip", r["ip"]},
-          {"subnet", r["subnet"]},
-          {"asn", r["asn"]},
-          {"netns", r["netns"]}};
+  return {{"name", r["name"]}, {"ip", r["ip"]},       {"subnet", r["subnet"]},
+          {"asn", r["asn"]},   {"netns", r["netns"]}, {"frr", r["frr"]}};
 }
 
 void print_routers(const json& state, bool wide, const std::string& name) {

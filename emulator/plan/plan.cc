@@ -418,6 +418,8 @@ class Planner {
       if (!r.runs_frr) continue;
       FrrPlan f = frr_instance("router/" + r.name, r.name, r.netns, r.asn, r.ip);
       f.multipath = true;
+      // ECMP spreads connections (hash on the 5-tuple), as data-centre switches do.
+      p_.sysctls.push_back({r.netns, "net/ipv4/fib_multipath_hash_policy", "1"});
       f.expected = fabric_routes;
       if (r.name == "spine") {
         for (size_t k = 0; k < t_.racks.size(); ++k) {
@@ -425,15 +427,22 @@ class Planner {
           f.peers.push_back(
               {cfg.fabric_subnet.at(2 * k + 1), rack.asn, "router/" + rack.name, true});
           f.expected.emplace_back(rack.subnet, "subnet of rack " + rack.name);
+          f.networks.emplace_back(Ipv4Net{cfg.fabric_subnet.at(2 * k), 31},
+                                  "the link to rack " + rack.name +
+                                      ", so that every rack reaches the fabric's addresses");
         }
       } else {
         if (r.name != "lan") {
           f.networks.emplace_back(r.subnet, "this rack's subnet, for the rest of the fabric");
           size_t k = static_cast<size_t>(i - 1);  // the spine comes first
           f.peers.push_back({cfg.fabric_subnet.at(2 * k), kSpineAsn, "router/spine"});
-          for (const auto& rack : t_.racks)
-            if (rack.name != r.name)
-              f.expected.emplace_back(rack.subnet, "subnet of rack " + rack.name);
+          for (size_t other = 0; other < t_.racks.size(); ++other)
+            if (other != k) {
+              f.expected.emplace_back(t_.racks[other].subnet,
+                                      "subnet of rack " + t_.racks[other].name);
+              f.expected.emplace_back(Ipv4Net{cfg.fabric_subnet.at(2 * other), 31},
+                                      "the spine's link to rack " + t_.racks[other].name);
+            }
         } else {
           p_.sysctls.push_back({r.netns, "net/ipv4/ip_forward", "1"});
         }

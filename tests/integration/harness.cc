@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -138,6 +139,14 @@ std::string host_network_snapshot() {
   auto mounts = read_text("/proc/self/mountinfo");
   if (mounts.find(prefix) != std::string::npos)
     return ::testing::AssertionFailure() << "mount left for " << prefix;
+  // A daemon (FRR) whose command line names the lab's run folder.
+  auto folder = "/run/knetlab/" + name + "/";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    auto cmdline = read_text((entry.path() / "cmdline").string());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(folder) != std::string::npos)
+      return ::testing::AssertionFailure() << "process left: " << entry.path() << " " << cmdline;
+  }
   return ::testing::AssertionSuccess();
 }
 
