@@ -61,6 +61,7 @@ std::map<std::string, PodProcesses> Executor::build(
     kernel_.release_handles();
 
     if (!existing_template) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
+    if (!plan.frr.empty()) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/frr", {}});
     for (const auto& f : plan.files) runtime_.write_file(f);
     ProcessRecord mount_template;
     if (existing_template) {

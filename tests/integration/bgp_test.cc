@@ -3,10 +3,16 @@
 // LoadBalancer addresses announced by BGP. Real packets; assertions on which
 // pod answered, which address it saw and which routes the kernels hold.
 
-#include <fmt/format.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -249,6 +255,44 @@ TEST_F(ROOT_Racks, ALocalLoadBalancerIsAnnouncedOnlyWhereItsEndpointIsAndFollows
   auto again =
       lab_->exec("host/client1", {"netexec", "get", "http://" + ip + "/hostname", "--timeout=3"});
   EXPECT_EQ(again.out.rfind("pinned-", 0), 0u) << again.out << again.err;
+}
+
+std::set<std::string> entries(const std::string& dir) {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    names.insert(e.path().filename());
+  return names;
+}
+
+TEST(ROOT_Bgp, SigkillDuringDeployThenDestroyLeavesNoFrrBehind) {
+  KNL_REQUIRE_ROOT();
+  auto crash_logs = entries("/var/tmp/frr");
+  auto file = "/tmp/knetlab-test-itbgpcrash.toml";
+  std::ofstream(file) << renamed(source_file("topologies/racks.toml"), "itbgpcrash");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1), ::dup2(null, 2);
+    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
+    ::execl(program.c_str(), "knetlab", "deploy", file, nullptr);
+    ::_exit(127);
+  }
+  // Kill it once FRR runs everywhere, before BGP has converged.
+  EXPECT_TRUE(eventually(60, [] {
+    auto journal = read_text("/run/knetlab/itbgpcrash/journal");
+    size_t bgpds = 0;
+    for (size_t at = 0; (at = journal.find("daemon:bgpd", at)) != std::string::npos; ++at) ++bgpds;
+    return bgpds >= 7;
+  }));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  auto r = knetlab({"destroy", "--lab", "itbgpcrash"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(nothing_left("itbgpcrash"));
+  EXPECT_EQ(entries("/var/tmp/frr"), crash_logs) << "FRR left crash-log folders on the machine";
+  std::filesystem::remove(file);
 }
 
 TEST(ROOT_VxlanRacks, TheOverlayRunsOverARoutedUnderlay) {

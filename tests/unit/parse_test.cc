@@ -266,3 +266,87 @@ TEST(Parse, EveryExampleTopologyIsValid) {
 
 }  // namespace
 }  // namespace knl
+
+namespace knl {
+namespace {
+
+constexpr const char* kRacks = R"(
+[[racks]]
+name = "rack1"
+subnet = "172.18.1.0/24"
+asn = 65001
+
+[[racks]]
+name = "rack2"
+subnet = "172.18.2.0/24"
+asn = 65002
+
+[[nodes]]
+name = "a"
+rack = "rack1"
+
+[[nodes]]
+name = "b"
+rack = "rack2"
+)";
+
+TEST(ParseBgp, AcceptsRacksWithPeeringTor) {
+  auto t = parse_topology(std::string("name = \"demo\"\n[network]\ncni = \"bgp\"\n"
+                                      "[network.bgp]\npeering = \"tor\"\n") +
+                              kRacks,
+                          "lab.toml");
+  check_buildable(t);
+  ASSERT_EQ(t.racks.size(), 2u);
+  EXPECT_EQ(t.nodes[1].rack, "rack2");
+  EXPECT_EQ(t.network.bgp_or_default().fabric_subnet.str(), "10.255.255.0/24");
+}
+
+TEST(ParseBgp, RefusesTheMeshAcrossRacks) {
+  auto r = reject(std::string("name = \"demo\"\n[network]\ncni = \"bgp\"\n") + kRacks);
+  EXPECT_EQ(r.line, 3u) << r.message;
+  EXPECT_NE(r.message.find("peering = \"tor\""), std::string::npos) << r.message;
+}
+
+TEST(ParseBgp, RefusesTwoRacksWithOneAsn) {
+  std::string racks = kRacks;
+  racks.replace(racks.find("65002"), 5, "65001");
+  auto r = reject(std::string("name = \"demo\"\n") + racks);
+  EXPECT_EQ(r.line, 11u) << r.message;
+  EXPECT_NE(r.message.find("rack \"rack1\"'s too"), std::string::npos) << r.message;
+}
+
+TEST(ParseBgp, RefusesAFabricThatOverlapsARack) {
+  auto r = reject(
+      std::string("name = \"demo\"\n[network.bgp]\nfabricSubnet = \"172.18.2.0/28\"\n") + kRacks);
+  EXPECT_EQ(r.line, 2u) << r.message;
+  EXPECT_NE(r.message.find("overlaps rack \"rack2\""), std::string::npos) << r.message;
+}
+
+TEST(ParseBgp, RefusesABgpPoolInsideTheLan) {
+  auto r = reject(std::string("name = \"demo\"\n[network]\nloadBalancerMode = \"bgp\"\n"
+                              "loadBalancerPool = \"172.18.0.200-172.18.0.250\"\n") +
+                  kNodes);
+  EXPECT_EQ(r.line, 4u) << r.message;
+  EXPECT_NE(r.message.find("outside nodeSubnet"), std::string::npos) << r.message;
+}
+
+TEST(ParseBgp, DefaultsTheBgpPoolOutsideTheLan) {
+  auto t = parse_topology(
+      std::string("name = \"demo\"\n[network]\nloadBalancerMode = \"bgp\"\n") + kNodes, "lab.toml");
+  EXPECT_EQ(t.network.lb_pool_first.str(), "172.18.255.200");
+}
+
+TEST(ParseBgp, RefusesTheCloudLoadBalancerInRacks) {
+  auto r = reject(std::string("name = \"demo\"\n") + kRacks + R"(
+[[services]]
+name = "web"
+type = "LoadBalancer"
+[[services.ports]]
+port = 80
+)");
+  EXPECT_EQ(r.line, 21u) << r.message;  // [[services]]
+  EXPECT_NE(r.message.find("loadBalancerMode = \"bgp\""), std::string::npos) << r.message;
+}
+
+}  // namespace
+}  // namespace knl

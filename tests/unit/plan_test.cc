@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "knetlab/plan/plan.h"
 #include "knetlab/topology/parse.h"
@@ -308,6 +310,169 @@ TEST(PlanServices, EndpointsResolveNamedPortsAndFollowReadiness) {
                                      [](const PodPlan& p) { return p.name == "web-1"; });
   ASSERT_EQ(only_web1[0].size(), 1u);
   EXPECT_EQ(only_web1[0][0].pod, "default/web-1");
+}
+
+}  // namespace
+}  // namespace knl
+
+namespace knl {
+namespace {
+
+std::string racks_lab(const std::string& extra_network) {
+  return R"(
+name = "dc"
+[network]
+cni = "bgp"
+loadBalancerMode = "bgp"
+)" + extra_network +
+         R"(
+[network.bgp]
+peering = "tor"
+[[racks]]
+name = "rack1"
+subnet = "172.18.1.0/24"
+asn = 65001
+[[racks]]
+name = "rack2"
+subnet = "172.18.2.0/24"
+asn = 65002
+[[nodes]]
+name = "a"
+rack = "rack1"
+[[nodes]]
+name = "b"
+rack = "rack2"
+[[nodes]]
+name = "c"
+rack = "rack2"
+[[hosts]]
+name = "h"
+rack = "rack2"
+[[services]]
+name = "all"
+type = "LoadBalancer"
+[[services.ports]]
+port = 80
+[[services]]
+name = "local"
+type = "LoadBalancer"
+externalTrafficPolicy = "Local"
+[[services.ports]]
+port = 80
+)";
+}
+
+const FrrPlan& frr(const Plan& p, const std::string& target) {
+  for (const auto& f : p.frr)
+    if (f.target == target) return f;
+  throw std::runtime_error("no FRR instance " + target);
+}
+
+std::string file(const Plan& p, const std::string& path) {
+  for (const auto& f : p.files)
+    if (f.path == path) return f.content;
+  return "";
+}
+
+TEST(PlanBgp, RacksNumberTheirMachinesAndLinkToTheSpineByA31) {
+  auto p = plan_of(racks_lab(""));
+  EXPECT_EQ(p.nodes[0].ip.str(), "172.18.1.2");
+  EXPECT_EQ(p.nodes[1].ip.str(), "172.18.2.2");
+  EXPECT_EQ(p.nodes[2].ip.str(), "172.18.2.3");
+  EXPECT_EQ(p.hosts[0].ip.str(), "172.18.2.4");  // after its rack's nodes
+  auto d = dump(p);
+  EXPECT_NE(d.find("link knl-dc-spine to-rack2 mtu 1500 master  peer knl-dc-r-rack2/spine"),
+            std::string::npos)
+      << d;
+  EXPECT_NE(d.find("addr knl-dc-spine to-rack2 10.255.255.2/31"), std::string::npos);
+  EXPECT_NE(d.find("addr knl-dc-r-rack2 spine 10.255.255.3/31"), std::string::npos);
+  EXPECT_NE(d.find("route knl-dc-h-h 0.0.0.0/0 via 172.18.2.1 eth0"), std::string::npos);
+  EXPECT_TRUE(p.lan_netns.empty()) << "no shared LAN with racks";
+}
+
+TEST(PlanBgp, PeersNodesWithTheirRackAndRacksWithTheSpine) {
+  auto p = plan_of(racks_lab(""));
+  ASSERT_EQ(p.frr.size(), 6u);  // spine, 2 racks, 3 nodes
+  const auto& spine = frr(p, "router/spine");
+  ASSERT_EQ(spine.peers.size(), 2u);
+  EXPECT_EQ(spine.peers[1].ip.str(), "10.255.255.3");
+  EXPECT_EQ(spine.peers[1].asn, 65002u);
+  EXPECT_TRUE(spine.peers[1].passive) << "the rack's router connects";
+  const auto& rack2 = frr(p, "router/rack2");
+  ASSERT_EQ(rack2.peers.size(), 3u);  // the spine, b and c
+  EXPECT_EQ(rack2.peers[0].target, "router/spine");
+  EXPECT_FALSE(rack2.peers[0].passive);
+  const auto& b = frr(p, "node/b");
+  ASSERT_EQ(b.peers.size(), 1u);
+  EXPECT_EQ(b.peers[0].ip.str(), "172.18.2.1");
+  EXPECT_EQ(b.peers[0].asn, 65002u);
+  EXPECT_TRUE(b.peers[0].allowas_in) << "every node shares ASN 64512";
+  // What each kernel must hold: the spine every rack and pod CIDR and the
+  // Cluster service's LB IP (the Local one only once a node announces it).
+  std::set<std::string> want;
+  for (const auto& [net, why] : spine.expected) want.insert(net.str());
+  EXPECT_EQ(want, (std::set<std::string>{"10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24",
+                                         "172.18.1.0/24", "172.18.2.0/24", "172.18.255.200/32"}));
+}
+
+TEST(PlanBgp, WritesACommentedFrrConfPerInstance) {
+  auto p = plan_of(racks_lab(""));
+  const auto& b = frr(p, "node/b");
+  auto conf = file(p, b.config_path());
+  EXPECT_NE(conf.find("! FRR configuration of node/b in lab \"dc\""), std::string::npos) << conf;
+  EXPECT_NE(conf.find("router bgp 64512\n bgp router-id 172.18.2.2\n"), std::string::npos);
+  EXPECT_NE(conf.find(" neighbor 172.18.2.1 remote-as 65002\n"), std::string::npos);
+  EXPECT_NE(conf.find("  network 10.244.1.0/24\n"), std::string::npos) << "its pod CIDR";
+  EXPECT_NE(conf.find("  network 172.18.255.200/32\n"), std::string::npos) << "Cluster LB";
+  EXPECT_EQ(conf.find("172.18.255.201"), std::string::npos) << "Local LB: the controller's";
+  EXPECT_NE(conf.find("  neighbor 172.18.2.1 allowas-in 1\n"), std::string::npos);
+  EXPECT_NE(conf.find(" no bgp network import-check\n"), std::string::npos);
+  auto spine = file(p, frr(p, "router/spine").config_path());
+  EXPECT_NE(spine.find(" bgp bestpath as-path multipath-relax\n"), std::string::npos) << spine;
+  EXPECT_NE(spine.find("  maximum-paths 16\n"), std::string::npos);
+  EXPECT_NE(spine.find(" neighbor 10.255.255.1 passive\n"), std::string::npos);
+}
+
+TEST(PlanBgp, StartsEveryZebraBeforeAnyBgpdAndKeepsTheirFilesInTheRunFolder) {
+  auto p = plan_of(racks_lab(""));
+  ASSERT_EQ(p.daemons.size(), 12u);
+  for (size_t i = 0; i < p.daemons.size(); ++i) {
+    const auto& d = p.daemons[i];
+    EXPECT_EQ(d.name.rfind(i < 6 ? "zebra of " : "bgpd of ", 0), 0u) << d.name;
+    EXPECT_EQ(d.dir.rfind("/run/knetlab/dc/frr/", 0), 0u) << d.dir;
+    ASSERT_EQ(d.binds.size(), 1u);
+    EXPECT_EQ(d.binds[0].second, "/var/tmp") << "FRR's crash logs stay in the lab's folder";
+    EXPECT_EQ(d.wait_for.empty(), i < 6) << d.name;
+    for (const auto& arg : d.argv)
+      if (arg.find('/') != std::string::npos && arg.rfind("/usr/lib/frr/", 0) != 0)
+        EXPECT_EQ(arg.rfind(d.dir, 0), 0u) << d.name << ": " << arg;
+  }
+}
+
+TEST(PlanBgp, MeshPairsConnectFromTheLaterNodeOnly) {
+  auto p = plan_of(R"(
+name = "mesh"
+[network]
+cni = "bgp"
+[[nodes]]
+name = "a"
+[[nodes]]
+name = "b"
+[[nodes]]
+name = "c"
+)");
+  ASSERT_EQ(p.frr.size(), 3u) << "no router runs FRR without racks or a BGP load balancer";
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(p.frr[i].peers.size(), 2u);
+    for (const auto& peer : p.frr[i].peers) {
+      EXPECT_EQ(peer.asn, 64512u);
+      auto other = peer.target.back() - 'a';
+      EXPECT_EQ(peer.passive, static_cast<size_t>(other) > i)
+          << p.frr[i].target << " " << peer.target;
+    }
+    EXPECT_EQ(p.frr[i].expected.size(), 2u) << "the other two pod CIDRs";
+  }
+  for (const auto& l : p.links) EXPECT_NE(l.kind, LinkKind::vxlan) << "no tunnel";
 }
 
 }  // namespace
