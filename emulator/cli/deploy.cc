@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -227,11 +228,28 @@ int deploy(const std::string& file, bool quiet) {
                      file);
         return 0;
       }
-      throw UserError(
-          fmt::format("lab \"{}\" is already deployed from a different topology (or was scaled "
-                      "since); changing a running lab is not supported by this version: run "
-                      "`knetlab destroy --lab {}` first",
-                      plan.lab, plan.lab));
+      // A running lab is reconciled by its supervisor, which holds it.
+      auto answer = nlohmann::json::parse(ask_supervisor(
+          control_socket_path(plan.lab),
+          nlohmann::json{{"op", "apply"}, {"file", std::filesystem::absolute(file).string()}}
+              .dump()));
+      if (!answer.value("ok", false)) {
+        auto error = answer.value("error", std::string("the supervisor refused"));
+        if (answer.value("user", false)) throw UserError(error);
+        throw SystemError(error, 0);
+      }
+      const auto& result = answer["result"];
+      std::vector<std::string> added;
+      for (const auto* kind : {"nodes", "hosts", "routers", "pods"})
+        for (const auto& name : result[kind])
+          added.push_back(fmt::format("{}/{}", std::string(kind).substr(0, std::strlen(kind) - 1),
+                                      name.get<std::string>()));
+      if (added.empty())
+        spdlog::info("lab \"{}\" already matches {}; nothing to do", plan.lab, file);
+      else
+        spdlog::info("lab \"{}\" reconciled to {} in {:.3f} s: added {}", plan.lab, file,
+                     result.value("seconds", 0.0), fmt::join(added, ", "));
+      return 0;
     }
     spdlog::warn("lab \"{}\" has leftovers of an interrupted deploy; removing them first",
                  plan.lab);

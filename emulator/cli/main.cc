@@ -52,8 +52,12 @@ int main(int argc, char** argv) {
       app.add_subcommand("validate", "check a topology file without touching the kernel");
   validate->add_option("FILE", file, "topology file")->required();
 
-  auto* deploy = app.add_subcommand("deploy", "build the lab described by FILE");
+  auto* deploy = app.add_subcommand(
+      "deploy", "build the lab described by FILE (a running lab: add what FILE adds)");
   deploy->add_option("FILE", file, "topology file")->required();
+  auto* apply = app.add_subcommand(
+      "apply", "reconcile a running lab to FILE: add the nodes, hosts, racks and pods it adds");
+  apply->add_option("FILE", file, "topology file")->required();
 
   auto* destroy = app.add_subcommand("destroy", "remove everything a lab created");
   destroy->add_option("FILE", file, "topology file of the lab");
@@ -113,7 +117,7 @@ int main(int argc, char** argv) {
   setup_logging(verbosity, quiet);
   try {
     if (*validate) return knl::cli::validate(file);
-    if (*deploy) return knl::cli::deploy(file, quiet);
+    if (*deploy || *apply) return knl::cli::deploy(file, quiet);
     if (*destroy) return knl::cli::destroy(file, lab, all);
     if (*inspect) return knl::cli::inspect(list);
     if (*get) {

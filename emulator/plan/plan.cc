@@ -160,7 +160,17 @@ class Planner {
   Ipv4 attach_to_lan(const std::string& rack, const std::string& netns, char kind,
                      const std::string& name) {
     auto& lan = lans_.at(rack);
-    Ipv4 ip = lan.subnet.at(lan.next++);
+    auto kept = c_.kept.machines.find(fmt::format("{}/{}", kind == 'n' ? "node" : "host", name));
+    Ipv4 ip;
+    if (kept != c_.kept.machines.end() && kind != 'b') {
+      ip = kept->second;
+    } else {
+      // The next address that a running lab has not handed out already.
+      std::set<Ipv4> taken;
+      for (const auto& [key, address] : c_.kept.machines) taken.insert(address);
+      do ip = lan.subnet.at(lan.next++);
+      while (kind != 'b' && taken.count(ip));
+    }
     p_.links.push_back({.kind = LinkKind::veth,
                         .netns = lan.netns,
                         .name = lan_port_name(kind, name),
@@ -177,6 +187,7 @@ class Planner {
     std::vector<Ipv4Net> fixed;
     for (const auto& n : t_.nodes)
       if (n.pod_cidr) fixed.push_back(*n.pod_cidr);
+    for (const auto& [name, cidr] : c_.kept.pod_cidrs) fixed.push_back(cidr);
     uint64_t next_block = 0;
     const uint64_t block = uint64_t{1} << (32 - net().node_mask_size);
     for (size_t i = 0; i < t_.nodes.size(); ++i) {
@@ -186,6 +197,8 @@ class Planner {
           {},     n.rack};
       if (n.pod_cidr) {
         node.pod_cidr = *n.pod_cidr;
+      } else if (auto kept = c_.kept.pod_cidrs.find(n.name); kept != c_.kept.pod_cidrs.end()) {
+        node.pod_cidr = kept->second;
       } else {
         // The next block of podSubnet that no node has fixed for itself.
         for (;; ++next_block) {
@@ -289,9 +302,17 @@ class Planner {
   void pods() {
     std::map<std::string, uint64_t> next_ip;
     std::map<std::string, std::set<std::string>> veths;
+    std::set<Ipv4> taken;
+    for (const auto& [key, ip] : c_.kept.pods) taken.insert(ip);
     for (const auto& pod : t_.pods) {
       const auto& node = node_named(pod.node);
-      auto ip = pod.spec.host_network ? node.ip : node.pod_cidr.at(2 + next_ip[node.name]++);
+      auto kept = c_.kept.pods.find(pod.namespace_ + "/" + pod.name);
+      Ipv4 ip = node.ip;
+      if (!pod.spec.host_network && kept != c_.kept.pods.end()) ip = kept->second;
+      if (!pod.spec.host_network && kept == c_.kept.pods.end()) {
+        do ip = node.pod_cidr.at(2 + next_ip[node.name]++);
+        while (taken.count(ip));
+      }
       add_pod(pod, ip, veths[node.name]);
     }
     std::set<std::string> seen;
@@ -535,6 +556,19 @@ class Planner {
 
 }  // namespace
 
+PeerLines bgp_peer_lines(const FrrPlan& f, const BgpPeer& peer) {
+  auto ip = peer.ip.str();
+  PeerLines lines;
+  lines.router = {
+      fmt::format("neighbor {} remote-as {}", ip, peer.asn),
+      fmt::format("neighbor {} description {} ({})", ip, peer.target,
+                  peer.asn == f.asn ? "iBGP" : "eBGP"),
+      peer.passive ? fmt::format("neighbor {} passive", ip)
+                   : fmt::format("neighbor {} timers connect 1", ip)};
+  if (peer.allowas_in) lines.address_family.push_back(fmt::format("neighbor {} allowas-in 1", ip));
+  return lines;
+}
+
 std::string frr_config(const Plan& plan, const FrrPlan& f) {
   std::string out = fmt::format(
       "! FRR configuration of {} in lab \"{}\", written by knetlab.\n"
@@ -565,19 +599,15 @@ std::string frr_config(const Plan& plan, const FrrPlan& f) {
         " ! count them as equal, so that a LoadBalancer IP gets an ECMP route.\n"
         " bgp bestpath as-path multipath-relax\n";
   for (const auto& peer : f.peers) {
-    bool ibgp = peer.asn == f.asn;
-    out += fmt::format(" !\n neighbor {} remote-as {}\n neighbor {} description {} ({})\n",
-                       peer.ip.str(), peer.asn, peer.ip.str(), peer.target, ibgp ? "iBGP" : "eBGP");
+    auto lines = bgp_peer_lines(f, peer).router;
+    out += fmt::format(" !\n {}\n {}\n", lines[0], lines[1]);
     if (peer.passive)
       out += fmt::format(
-          " ! {} opens the session: when both sides connect at once, BGP drops one.\n"
-          " neighbor {} passive\n",
-          peer.target, peer.ip.str());
+          " ! {} opens the session: when both sides connect at once, BGP drops one.\n",
+          peer.target);
     else
-      out += fmt::format(
-          " ! Retry every second while the peer is not up yet.\n"
-          " neighbor {} timers connect 1\n",
-          peer.ip.str());
+      out += " ! Retry every second while the peer is not up yet.\n";
+    out += fmt::format(" {}\n", lines[2]);
   }
   out += " !\n address-family ipv4 unicast\n";
   for (const auto& [net, why] : f.networks)
@@ -589,8 +619,8 @@ std::string frr_config(const Plan& plan, const FrrPlan& f) {
       out += fmt::format(
           "  ! Every node has ASN {}: a pod route of a node in another rack arrives with\n"
           "  ! it in its AS path. Accept it once, or no node would learn another's pods.\n"
-          "  neighbor {} allowas-in 1\n",
-          f.asn, peer.ip.str());
+          "  {}\n",
+          f.asn, bgp_peer_lines(f, peer).address_family.at(0));
   out += " exit-address-family\n!\n";
   return out;
 }

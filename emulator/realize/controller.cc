@@ -7,6 +7,7 @@
 
 #include "knetlab/kernel/nftables.h"
 #include "knetlab/realize/routing.h"
+#include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -275,6 +276,236 @@ void Controller::sync_bgp_announcements() {
     }
     announced = std::move(nodes);
   }
+}
+
+namespace {
+
+// What of `after` is not in `before`.
+template <typename T>
+std::vector<T> added(const std::vector<T>& before, const std::vector<T>& after) {
+  std::vector<T> out;
+  for (const auto& x : after)
+    if (std::find(before.begin(), before.end(), x) == before.end()) out.push_back(x);
+  return out;
+}
+
+template <typename T, typename Key>
+const T* find_by(const std::vector<T>& list, const Key& key, auto&& key_of) {
+  auto it = std::find_if(list.begin(), list.end(), [&](const T& x) { return key_of(x) == key; });
+  return it == list.end() ? nullptr : &*it;
+}
+
+std::string network_key(const Network& n) {
+  auto bgp = n.bgp_or_default();
+  return fmt::format("{} {} {} {} {} {} {} {}-{} {}-{} {} {} {} {} {} {}", n.cni, n.kube_proxy_mode,
+                     n.nftables_picker, n.pod_subnet.str(), n.service_subnet.str(),
+                     n.node_subnet.str(), n.node_mask_size, n.node_port_min, n.node_port_max,
+                     n.lb_pool_first.str(), n.lb_pool_last.str(), n.load_balancer_mode, n.mtu,
+                     n.dns_domain, bgp.node_asn, bgp.peering, bgp.fabric_subnet.str());
+}
+
+// Why `after` is not `before` plus what apply can add; empty when it is.
+std::vector<std::string> unsupported_changes(const Plan& before, const Plan& after) {
+  std::vector<std::string> why;
+  if (network_key(before.network) != network_key(after.network)) why.push_back("[network]");
+  for (const auto& n : before.nodes) {
+    auto* m = find_by(after.nodes, n.name, [](const NodePlan& x) { return x.name; });
+    if (!m)
+      why.push_back("node " + n.name + " is removed");
+    else if (m->role != n.role || m->rack != n.rack || m->pod_cidr != n.pod_cidr)
+      why.push_back("node " + n.name + " is changed");
+  }
+  for (const auto& h : before.hosts) {
+    auto* m = find_by(after.hosts, h.name, [](const HostPlan& x) { return x.name; });
+    if (!m || m->rack != h.rack) why.push_back("host " + h.name + " is removed or moved");
+  }
+  for (const auto& r : before.routers) {
+    auto* m = find_by(after.routers, r.name, [](const RouterPlan& x) { return x.name; });
+    if (!m || m->asn != r.asn || m->subnet != r.subnet || m->runs_frr != r.runs_frr)
+      why.push_back("rack " + r.name + " is removed or changed");
+  }
+  for (const auto& p : before.pods) {
+    auto* m = find_by(after.pods, p.key(), [](const PodPlan& x) { return x.key(); });
+    if (!m) {
+      why.push_back("pod " + p.key() + " is not in the file (also when `knetlab scale` added it)");
+      continue;
+    }
+    bool same = m->node == p.node && m->ip == p.ip && m->labels == p.labels &&
+                m->containers.size() == p.containers.size();
+    for (size_t i = 0; same && i < p.containers.size(); ++i)
+      same = m->containers[i].argv == p.containers[i].argv;
+    if (!same) why.push_back("pod " + p.key() + " is changed");
+  }
+  if (before.services != after.services) why.push_back("[[services]]");
+  // A safety net: whatever else moves a running object (an inserted rack
+  // renumbers the spine's links, say).
+  auto gone = [&](const auto& b, const auto& a, const char* what) {
+    for (const auto& x : b)
+      if (std::find(a.begin(), a.end(), x) == a.end()) {
+        why.push_back(fmt::format("{} in {} would change (add racks, nodes and hosts after the "
+                                  "others)",
+                                  what, x.netns));
+        return;
+      }
+  };
+  gone(before.links, after.links, "a link");
+  gone(before.addresses, after.addresses, "an address");
+  gone(before.routes, after.routes, "a route");
+  gone(before.neighbours, after.neighbours, "a neighbour entry");
+  gone(before.fdb, after.fdb, "a forwarding entry");
+  if (before.lb_netns != after.lb_netns) why.push_back("the cloud load balancer");
+  return why;
+}
+
+}  // namespace
+
+nlohmann::json Controller::apply(const std::string& file) {
+  auto start = Clock::now();
+  auto topology = parse_topology_file(file);
+  check_buildable(topology);
+  if (topology.name != plan_.lab)
+    throw UserError(
+        fmt::format("{} describes lab \"{}\", not \"{}\"", file, topology.name, plan_.lab));
+  // What runs keeps its addresses, and its pods stay on their nodes.
+  auto context = context_;
+  for (const auto& n : plan_.nodes) {
+    context.kept.machines["node/" + n.name] = n.ip;
+    context.kept.pod_cidrs[n.name] = n.pod_cidr;
+  }
+  for (const auto& h : plan_.hosts) context.kept.machines["host/" + h.name] = h.ip;
+  for (const auto& p : plan_.pods)
+    if (!p.host_network) context.kept.pods[p.key()] = p.ip;
+  for (auto& pod : topology.pods)
+    if (auto* running = find_by(plan_.pods, pod.namespace_ + "/" + pod.name,
+                                [](const PodPlan& p) { return p.key(); });
+        running && std::any_of(topology.nodes.begin(), topology.nodes.end(),
+                               [&](const Node& n) { return n.name == running->node; }))
+      pod.node = running->node;
+  auto next = make_plan(topology, context);
+  auto why = unsupported_changes(plan_, next);
+  if (!why.empty())
+    throw UserError(fmt::format(
+        "{}: apply adds nodes, hosts, racks and pods to a running lab; this file also changes "
+        "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
+        file, fmt::join(why, "; "), plan_.lab));
+
+  // The new objects, in the executor's order; running ones stay untouched.
+  Plan fragment;
+  fragment.lab = next.lab, fragment.file = next.file, fragment.network = next.network;
+  fragment.run_dir = next.run_dir, fragment.bin_dir = next.bin_dir;
+  fragment.namespaces = added(plan_.namespaces, next.namespaces);
+  fragment.links = added(plan_.links, next.links);
+  fragment.loopbacks = added(plan_.loopbacks, next.loopbacks);
+  fragment.addresses = added(plan_.addresses, next.addresses);
+  fragment.routes = added(plan_.routes, next.routes);
+  fragment.neighbours = added(plan_.neighbours, next.neighbours);
+  fragment.fdb = added(plan_.fdb, next.fdb);
+  fragment.sysctls = added(plan_.sysctls, next.sysctls);
+  fragment.files = added(plan_.files, next.files);  // frr.conf of new peers is rewritten
+  fragment.daemons = added(plan_.daemons, next.daemons);
+  for (const auto& f : next.frr)
+    if (!find_by(plan_.frr, f.target, [](const FrrPlan& x) { return x.target; }))
+      fragment.frr.push_back(f);
+  for (const auto& p : next.pods)
+    if (!find_by(plan_.pods, p.key(), [](const PodPlan& x) { return x.key(); }))
+      fragment.pods.push_back(p);
+  nlohmann::json result = {{"nodes", nlohmann::json::array()},
+                           {"hosts", nlohmann::json::array()},
+                           {"routers", nlohmann::json::array()},
+                           {"pods", nlohmann::json::array()}};
+  for (const auto& n : next.nodes)
+    if (!find_by(plan_.nodes, n.name, [](const NodePlan& x) { return x.name; }))
+      result["nodes"].push_back(n.name);
+  for (const auto& h : next.hosts)
+    if (!find_by(plan_.hosts, h.name, [](const HostPlan& x) { return x.name; }))
+      result["hosts"].push_back(h.name);
+  for (const auto& r : next.routers)
+    if (!find_by(plan_.routers, r.name, [](const RouterPlan& x) { return x.name; }))
+      result["routers"].push_back(r.name);
+  for (const auto& p : fragment.pods) result["pods"].push_back(p.key());
+  if (fragment.namespaces.empty() && fragment.links.empty() && fragment.files.empty() &&
+      fragment.pods.empty())
+    return result;
+
+  auto started = Executor(kernel_, runtime_, journal_, {}).add_pods(fragment, mount_template_);
+  std::set<std::string> touched;
+  for (auto& [key, procs] : started) {
+    states_[key];
+    pid_owner_[procs.sandbox.pid] = {key, ""};
+    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
+    pods_[key] = procs;
+    touched.insert(key);
+  }
+  for (const auto& d : fragment.daemons) {
+    auto entries = journal_.entries();
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+      if (it->name == "daemon:" + d.name) {
+        daemons_[d.name].process = it->process;
+        break;
+      }
+  }
+  // Running FRR instances learn their new peers and networks in place: no
+  // session restarts.
+  for (const auto& f : next.frr) {
+    auto* running = find_by(plan_.frr, f.target, [](const FrrPlan& x) { return x.target; });
+    if (!running) continue;
+    for (const auto& [network, why] : added(running->networks, f.networks)) {
+      run_vtysh(f, {"configure terminal", fmt::format("router bgp {}", f.asn),
+                    "address-family ipv4 unicast", "network " + network.str()});
+      event(fmt::format("BGP: {} announces {} ({})", f.target, network.str(), why));
+    }
+    for (const auto& peer : added(running->peers, f.peers)) {
+      auto lines = bgp_peer_lines(f, peer);
+      std::vector<std::string> commands = {"configure terminal",
+                                           fmt::format("router bgp {}", f.asn)};
+      commands.insert(commands.end(), lines.router.begin(), lines.router.end());
+      commands.push_back("address-family ipv4 unicast");
+      commands.insert(commands.end(), lines.address_family.begin(), lines.address_family.end());
+      run_vtysh(f, commands);
+      event(fmt::format("BGP: {} peers with {} ({}) from now on", f.target, peer.target,
+                        peer.ip.str()));
+    }
+  }
+
+  plan_ = std::move(next);
+  topology_ = std::move(topology);
+  for (const auto& pod : plan_.pods) {
+    if (!pod.host_network && (!last_ip_.count(pod.node) || last_ip_[pod.node] < pod.ip))
+      last_ip_[pod.node] = pod.ip;
+    if (!pod.deployment.empty()) {
+      auto& index = next_index_[pod.namespace_ + "/" + pod.deployment];
+      index = std::max(index, pod_index(pod.name, pod.deployment) + 1);
+    }
+  }
+  // kube-proxy starts on the new nodes with every service's rules.
+  std::vector<const ServicePlan*> all;
+  for (const auto& s : plan_.services) all.push_back(&s);
+  for (const auto& name : result["nodes"]) {
+    const auto& n =
+        *find_by(plan_.nodes, name.get<std::string>(), [](const NodePlan& x) { return x.name; });
+    auto proxy = std::make_unique<NodeProxy>();
+    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
+                   plan_.network.nftables_picker == "rules"};
+    proxy->netns = n.netns;
+    if (!all.empty()) {
+      if (plan_.network.kube_proxy_mode == "nftables")
+        proxy->nft = std::make_unique<NftSession>(n.netns);
+      sync_node(*proxy, all, endpoints_, true);
+    }
+    nodes_.push_back(std::move(proxy));
+  }
+  if (!touched.empty()) sync(touched);
+  if (!plan_.lb_netns.empty()) sync_load_balancer();
+  // The record first: what was added is there, converged or not.
+  publish();
+  if (!plan_.frr.empty())
+    wait_for_bgp(plan_, announced_routes(), Clock::now() + std::chrono::seconds(30));
+  event(fmt::format("apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}] in {:.3f} s",
+                    file, fmt::join(result["nodes"], ", "), fmt::join(result["hosts"], ", "),
+                    fmt::join(result["routers"], ", "), fmt::join(result["pods"], ", "),
+                    seconds_since(start)));
+  result["seconds"] = seconds_since(start);
+  return result;
 }
 
 ExtraRoutes Controller::announced_routes() const {
@@ -546,6 +777,7 @@ nlohmann::json Controller::request(const nlohmann::json& r) {
   if (op == "scale")
     return scale(r.at("deployment").get<std::string>(), r.at("replicas").get<int>());
   if (op == "delete") return remove(r.at("pod").get<std::string>());
+  if (op == "apply") return apply(r.at("file").get<std::string>());
   if (op == "sync") return {{"syncSeconds", last_sync_seconds_}, {"services", last_sync_services_}};
   throw UserError(fmt::format("unknown request \"{}\"", op));
 }

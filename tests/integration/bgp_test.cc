@@ -145,6 +145,69 @@ TEST(ROOT_Bgp, KillingANodesBgpdWithdrawsItsPodRouteUntilItIsRestarted) {
   EXPECT_NE(events.find("bgpd of node/worker2 restarted"), std::string::npos) << events;
 }
 
+TEST(ROOT_Bgp, ApplyAddsANodeWithoutRestartingTheOtherSessions) {
+  KNL_REQUIRE_ROOT();
+  auto full = renamed(source_file("topologies/bgp.toml"), "itgrow");
+  auto small = full;
+  const std::string worker2 = "[[nodes]]\nname = \"worker2\"\n";
+  small.replace(small.find(worker2), worker2.size(), "");
+  small.replace(small.find("replicas = 3"), 12, "replicas = 2");
+  Lab lab("itgrow", small);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  auto before = lab.inspect();
+  ASSERT_EQ(before["nodes"].size(), 2u);
+  auto established = [&](const std::string& target) {
+    auto r = knetlab({"vtysh", "--lab", "itgrow", target, "-c", "show bgp neighbors json"});
+    auto json_text = r.out.substr(std::min(r.out.find('{'), r.out.size()));
+    auto neighbors = json::parse(json_text.empty() ? "{}" : json_text);
+    std::map<std::string, int> counts;
+    for (const auto& [peer, info] : neighbors.items())
+      counts[peer] = info.value("connectionsEstablished", 0);
+    return counts;
+  };
+  auto cp_before = established("node/control-plane");
+  ASSERT_EQ(cp_before.size(), 1u);
+
+  auto file = "/tmp/knetlab-test-itgrow-full.toml";
+  std::ofstream(file) << full;
+  auto r = knetlab({"apply", file});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("added node/worker2, pod/default/web-2"), std::string::npos) << r.err;
+  auto after = lab.inspect();
+  ASSERT_EQ(after["nodes"].size(), 3u);
+  EXPECT_EQ(after["hosts"][0]["ip"], before["hosts"][0]["ip"]) << "the host kept its address";
+  EXPECT_NE(after["nodes"][2]["ip"], after["hosts"][0]["ip"]);
+  for (size_t i = 0; i < 2; ++i)
+    for (const auto* key : {"name", "ip", "podCIDR", "netns"})
+      EXPECT_EQ(after["nodes"][i][key], before["nodes"][i][key]) << key;
+  // The old session was not restarted; both old nodes now peer with worker2.
+  auto cp_after = established("node/control-plane");
+  EXPECT_EQ(cp_after.size(), 2u);
+  for (const auto& [peer, count] : cp_before) EXPECT_EQ(cp_after[peer], count) << peer;
+  std::string worker2_cidr = after["nodes"][2]["podCIDR"];
+  for (const auto* node : {"node/control-plane", "node/worker1"}) {
+    auto route = route_to(lab, node, worker2_cidr);
+    ASSERT_FALSE(route.is_null()) << node;
+    EXPECT_EQ(route["protocol"], "bgp");
+  }
+  auto conf = read_text(after["nodes"][1]["frr"]["dir"].get<std::string>() + "/frr.conf");
+  EXPECT_NE(conf.find("neighbor " + after["nodes"][2]["ip"].get<std::string>() + " remote-as"),
+            std::string::npos)
+      << conf;
+  all_pairs_without_nat(lab, {"web-0", "web-1", "web-2"});
+  // kube-proxy runs on the new node, and the service has the new pod.
+  auto rules = lab.exec("node/worker2", {"nft", "list", "table", "ip", "kube-proxy"});
+  EXPECT_EQ(rules.status, 0) << rules.err;
+  auto eps = knetlab({"get", "endpoints", "web", "--lab", "itgrow", "-o", "json"});
+  EXPECT_EQ(json::parse(eps.out)["items"][0]["endpoints"].size(), 3u) << eps.out;
+  // Taking the node away again is not what apply does.
+  std::ofstream(file) << small;
+  r = knetlab({"apply", file});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("node worker2 is removed"), std::string::npos) << r.err;
+  std::filesystem::remove(file);
+}
+
 // racks.toml: 2 racks × 2 nodes behind FRR ToRs and a spine, pods routed by
 // BGP through the fabric, LoadBalancer IPs announced by the nodes.
 class ROOT_Racks : public ::testing::Test {

@@ -387,10 +387,23 @@ TEST(ROOT_Cli, DeployingTheSameFileTwiceChangesNothing) {
   auto again = knetlab({"deploy", "/tmp/knetlab-test-ittwice.toml"});
   EXPECT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find("nothing to do"), std::string::npos) << again.err;
+  // An added host is added; the running pods are not touched.
   std::ofstream("/tmp/knetlab-test-ittwice.toml", std::ios::app)
       << "[[hosts]]\nname = \"another\"\n";
+  auto added = knetlab({"deploy", "/tmp/knetlab-test-ittwice.toml"});
+  EXPECT_EQ(added.status, 0) << added.err;
+  EXPECT_NE(added.err.find("added host/another"), std::string::npos) << added.err;
+  EXPECT_EQ(lab.inspect()["pods"][0]["netns"], pid_before);
+  auto n1 = lab.inspect()["nodes"][0]["ip"].get<std::string>();
+  EXPECT_EQ(lab.exec("host/another", {"ping", "-c", "1", "-W", "2", n1}).status, 0);
+  // A pod taken away is not what apply does: it says so, and changes nothing.
+  auto text = renamed(kTwoNodes, "ittwice");
+  const std::string pod_b = "name = \"b\"\nnode";
+  text.replace(text.find(pod_b), pod_b.size(), "name = \"b2\"\nnode");
+  std::ofstream("/tmp/knetlab-test-ittwice.toml") << text;
   auto changed = knetlab({"deploy", "/tmp/knetlab-test-ittwice.toml"});
   EXPECT_EQ(changed.status, 1);
+  EXPECT_NE(changed.err.find("pod default/b is not in the file"), std::string::npos) << changed.err;
   EXPECT_NE(changed.err.find("destroy --lab ittwice"), std::string::npos) << changed.err;
   EXPECT_EQ(lab.exec("pod/a", {"netexec", "get", "http://10.244.1.2:8080/hostname"}).out, "b");
 }

@@ -20,12 +20,21 @@ struct ImageSpec {
   std::vector<std::string> args;
 };
 
+/// What a running lab already handed out (apply): kept as they are, and not
+/// handed out again to what the file adds.
+struct Allocations {
+  std::map<std::string, Ipv4> machines;      // "node/NAME" or "host/NAME" -> LAN address
+  std::map<std::string, Ipv4Net> pod_cidrs;  // node -> pod CIDR
+  std::map<std::string, Ipv4> pods;          // pod key -> address
+};
+
 /// Inputs besides the topology: where files go and which images exist.
 struct PlanContext {
   std::string run_root = "/run/knetlab";  // the lab's files go to <run_root>/<lab>
   std::string bin_dir;                    // put first on every container's PATH
   std::map<std::string, ImageSpec> images;
   std::string frr_dir = "/usr/lib/frr";  // where zebra and bgpd are
+  Allocations kept;
 };
 
 enum class NetnsRole { lan, node, host, pod, router };
@@ -33,6 +42,7 @@ enum class NetnsRole { lan, node, host, pod, router };
 struct NetnsSpec {
   std::string name;  // under /run/netns
   NetnsRole role;
+  bool operator==(const NetnsSpec&) const = default;
 };
 
 enum class LinkKind { bridge, veth, vxlan };
@@ -52,12 +62,14 @@ struct LinkSpec {
   Ipv4 local;
   int port = 0;
   std::string underlay;  // the device the tunnel leaves by
+  bool operator==(const LinkSpec&) const = default;
 };
 
 struct AddressSpec {
   std::string netns, dev;
   Ipv4 ip;
   int prefix = 32;
+  bool operator==(const AddressSpec&) const = default;
 };
 
 struct RouteSpec {
@@ -69,26 +81,31 @@ struct RouteSpec {
   /// Several gateways on `dev` (ECMP) instead of `via`.
   std::vector<Ipv4> nexthops;
   bool replace = false;  // replace a route to the same destination
+  bool operator==(const RouteSpec&) const = default;
 };
 
 struct NeighbourSpec {
   std::string netns, dev;
   Ipv4 ip;
   std::string mac;
+  bool operator==(const NeighbourSpec&) const = default;
 };
 
 /// A bridge forwarding entry on a vxlan device: frames for `mac` go to `dst`.
 struct FdbSpec {
   std::string netns, dev, mac;
   Ipv4 dst;
+  bool operator==(const FdbSpec&) const = default;
 };
 
 struct SysctlSpec {
   std::string netns, key, value;  // key as under /proc/sys, e.g. net/ipv4/ip_forward
+  bool operator==(const SysctlSpec&) const = default;
 };
 
 struct FileSpec {
   std::string path, content;
+  bool operator==(const FileSpec&) const = default;
 };
 
 struct ContainerPlan {
@@ -143,6 +160,7 @@ struct BgpPeer {
   std::string target;       // "node/NAME" or "router/NAME"
   bool passive = false;     // wait for the peer to connect
   bool allowas_in = false;  // accept paths that already carry our own ASN once
+  bool operator==(const BgpPeer&) const = default;
 };
 
 /// One FRR instance (zebra + bgpd) of a node or router.
@@ -170,6 +188,7 @@ struct DaemonPlan {
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> binds;
   std::string wait_for;  // a file that must exist before it starts (bgpd: zebra's socket)
+  bool operator==(const DaemonPlan&) const = default;
 };
 
 struct Plan {
@@ -206,6 +225,12 @@ std::string host_netns(const std::string& lab, const std::string& host);
 std::string pod_netns(const std::string& lab, const std::string& ns, const std::string& pod);
 std::string lan_netns(const std::string& lab);
 std::string router_netns(const std::string& lab, const std::string& router);
+/// The bgpd lines that configure `peer` in `frr`: under `router bgp`, and
+/// under its ipv4 unicast address family.
+struct PeerLines {
+  std::vector<std::string> router, address_family;
+};
+PeerLines bgp_peer_lines(const FrrPlan& frr, const BgpPeer& peer);
 /// The frr.conf of `frr` (commented: trainees open it).
 std::string frr_config(const Plan& plan, const FrrPlan& frr);
 /// "veth" + 8 hex digits: the node side of a pod's veth pair.

@@ -20,6 +20,7 @@ struct ServicePortPlan {
   std::string target_port_name;  // a container port's name
   int node_port = 0;             // 0 unless NodePort or LoadBalancer
   std::string protocol = "TCP";  // TCP | UDP | SCTP
+  bool operator==(const ServicePortPlan&) const = default;
 };
 
 struct ServicePlan {
@@ -39,6 +40,7 @@ struct ServicePlan {
   /// kube-proxy writes rules for it (not headless, not ExternalName).
   bool proxied() const { return cluster_ip.has_value(); }
   bool node_ports() const { return type == "NodePort" || type == "LoadBalancer"; }
+  bool operator==(const ServicePlan&) const = default;
 };
 
 /// One ready pod behind one service port.

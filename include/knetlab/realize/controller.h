@@ -49,7 +49,12 @@ class Controller {
   void exited(int pid, int status);
   /// Periodic work: readiness probes and restarts that are due.
   void tick();
-  /// A request from the command line (scale, delete); returns the answer.
+  /// Reconciles the lab to the topology in `file` (apply): adds the nodes,
+  /// hosts, racks and pods it adds, wires them to what runs, gives running
+  /// FRR instances their new peers without restarting a session, and syncs
+  /// kube-proxy on the new nodes. Refuses (UserError) any other change.
+  nlohmann::json apply(const std::string& file);
+  /// A request from the command line (scale, delete, apply); returns the answer.
   nlohmann::json request(const nlohmann::json& request);
 
   /// The LoadBalancer routes of Local services that the nodes announce now,
