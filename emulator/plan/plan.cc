@@ -559,12 +559,11 @@ class Planner {
 PeerLines bgp_peer_lines(const FrrPlan& f, const BgpPeer& peer) {
   auto ip = peer.ip.str();
   PeerLines lines;
-  lines.router = {
-      fmt::format("neighbor {} remote-as {}", ip, peer.asn),
-      fmt::format("neighbor {} description {} ({})", ip, peer.target,
-                  peer.asn == f.asn ? "iBGP" : "eBGP"),
-      peer.passive ? fmt::format("neighbor {} passive", ip)
-                   : fmt::format("neighbor {} timers connect 1", ip)};
+  lines.router = {fmt::format("neighbor {} remote-as {}", ip, peer.asn),
+                  fmt::format("neighbor {} description {} ({})", ip, peer.target,
+                              peer.asn == f.asn ? "iBGP" : "eBGP"),
+                  peer.passive ? fmt::format("neighbor {} passive", ip)
+                               : fmt::format("neighbor {} timers connect 1", ip)};
   if (peer.allowas_in) lines.address_family.push_back(fmt::format("neighbor {} allowas-in 1", ip));
   return lines;
 }
@@ -602,9 +601,9 @@ std::string frr_config(const Plan& plan, const FrrPlan& f) {
     auto lines = bgp_peer_lines(f, peer).router;
     out += fmt::format(" !\n {}\n {}\n", lines[0], lines[1]);
     if (peer.passive)
-      out += fmt::format(
-          " ! {} opens the session: when both sides connect at once, BGP drops one.\n",
-          peer.target);
+      out +=
+          fmt::format(" ! {} opens the session: when both sides connect at once, BGP drops one.\n",
+                      peer.target);
     else
       out += " ! Retry every second while the peer is not up yet.\n";
     out += fmt::format(" {}\n", lines[2]);

@@ -342,9 +342,10 @@ std::vector<std::string> unsupported_changes(const Plan& before, const Plan& aft
   auto gone = [&](const auto& b, const auto& a, const char* what) {
     for (const auto& x : b)
       if (std::find(a.begin(), a.end(), x) == a.end()) {
-        why.push_back(fmt::format("{} in {} would change (add racks, nodes and hosts after the "
-                                  "others)",
-                                  what, x.netns));
+        why.push_back(
+            fmt::format("{} in {} would change (add racks, nodes and hosts after the "
+                        "others)",
+                        what, x.netns));
         return;
       }
   };
