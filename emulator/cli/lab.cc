@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 
 #include "knetlab/kernel/kernel.h"
@@ -51,6 +52,8 @@ PlannedLab plan_lab(const std::string& file, const Install& install) {
   check_buildable(topology);
   PlanContext context{kRunRoot, install.bin_dir,
                       load_image_catalog(install.images_dir, install.bin_dir)};
+  // FRR built from source lives elsewhere (/usr/local/sbin, say).
+  if (const char* frr = std::getenv("KNL_FRR_DIR")) context.frr_dir = frr;
   auto plan = make_plan(topology, context);
   return {std::move(topology), std::move(context), std::move(plan)};
 }

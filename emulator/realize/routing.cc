@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <deque>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -12,13 +15,37 @@
 
 namespace knl {
 
+namespace {
+
+// The last lines of an instance's bgpd logs: a failed deploy removes them.
+std::string log_tail(const FrrPlan& f) {
+  std::string out;
+  for (const char* name : {"bgpd.console.log", "bgpd.log"}) {
+    std::ifstream in(f.dir + "/" + name);
+    std::deque<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+      lines.push_back(line);
+      if (lines.size() > 4) lines.pop_front();
+    }
+    for (const auto& line : lines) out += fmt::format("\n  {}: {}", name, line);
+  }
+  return out.empty() ? "\n  (bgpd wrote no log)" : out;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
 std::string run_vtysh(const FrrPlan& frr, const std::vector<std::string>& commands) {
   std::vector<std::string> argv = {"vtysh", "--vty_socket", frr.dir};
   for (const auto& c : commands) argv.insert(argv.end(), {"-c", c});
   auto result = run_program(frr.netns, argv);
   if (result.status != 0)
     throw SystemError(fmt::format("vtysh in {} (netns {}): exit status {}: {}", frr.target,
-                                  frr.netns, result.status, result.output),
+                                  frr.netns, result.status, trimmed(result.output)),
                       EIO);
   return result.output;
 }
@@ -74,9 +101,9 @@ void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
     try {
       sessions = bgp_sessions(f);
     } catch (const SystemError& e) {
-      throw SystemError(fmt::format("BGP did not converge: {} does not answer ({}); its logs are "
-                                    "in {}",
-                                    f.target, e.what(), f.dir),
+      throw SystemError(fmt::format("BGP did not converge: {} does not answer ({}); the end of "
+                                    "its logs:{}",
+                                    f.target, e.what(), log_tail(f)),
                         ETIMEDOUT);
     }
     for (const auto& peer : f.peers) {
@@ -85,16 +112,16 @@ void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
       if (state != "Established")
         throw SystemError(
             fmt::format("BGP did not converge: {}'s session with {} ({}) is {}, not Established; "
-                        "see {}/bgpd.log",
-                        f.target, peer.target, peer.ip.str(), state, f.dir),
+                        "the end of its logs:{}",
+                        f.target, peer.target, peer.ip.str(), state, log_tail(f)),
             ETIMEDOUT);
     }
     if (!p.routes.empty())
       throw SystemError(
-          fmt::format("BGP did not converge: {} has no route to {} ({}) in its "
-                      "kernel; see `knetlab vtysh {} -c \"show ip bgp\"` and {}/bgpd.log",
-                      f.target, p.routes.begin()->first.str(), p.routes.begin()->second, f.target,
-                      f.dir),
+          fmt::format("BGP did not converge: {} has no route to {} ({}) in its kernel; the end "
+                      "of its logs:{}",
+                      f.target, p.routes.begin()->first.str(), p.routes.begin()->second,
+                      log_tail(f)),
           ETIMEDOUT);
   }
   throw SystemError("BGP did not converge in time", ETIMEDOUT);

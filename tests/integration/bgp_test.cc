@@ -358,6 +358,34 @@ TEST(ROOT_Bgp, SigkillDuringDeployThenDestroyLeavesNoFrrBehind) {
   std::filesystem::remove(file);
 }
 
+TEST(ROOT_Bgp, ABgpdThatNeverAnswersFailsTheDeployNamingItAndLeavesNothing) {
+  KNL_REQUIRE_ROOT();
+  // FRR's zebra, and a "bgpd" that only sleeps: no session can come up.
+  auto frr = std::filesystem::path("/tmp/knetlab-test-fakefrr");
+  std::filesystem::create_directories(frr);
+  std::filesystem::remove(frr / "zebra");
+  std::filesystem::create_symlink("/usr/lib/frr/zebra", frr / "zebra");
+  std::ofstream(frr / "bgpd") << "#!/bin/sh\nexec sleep 600\n";
+  std::filesystem::permissions(frr / "bgpd", std::filesystem::perms::owner_all);
+  auto file = "/tmp/knetlab-test-itnobgp.toml";
+  std::ofstream(file) << renamed(source_file("topologies/bgp.toml"), "itnobgp");
+  auto program = std::string(KNL_BIN_DIR) + "/knetlab";
+  auto r = run({"env", "KNL_FRR_DIR=" + frr.string(), program, "deploy", file}, 120);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("BGP did not converge: node/control-plane does not answer"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("bgpd is not running"), std::string::npos) << r.err;
+  EXPECT_TRUE(nothing_left("itnobgp"));
+  // Without FRR at all, deploy says what to install before it builds anything.
+  r = run({"env", "KNL_FRR_DIR=/nonexistent", program, "deploy", file});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("install it with `apt-get install frr`"), std::string::npos) << r.err;
+  EXPECT_TRUE(nothing_left("itnobgp"));
+  std::filesystem::remove_all(frr);
+  std::filesystem::remove(file);
+}
+
 TEST(ROOT_VxlanRacks, TheOverlayRunsOverARoutedUnderlay) {
   KNL_REQUIRE_ROOT();
   Lab lab("itvxracks", source_file("topologies/vxlan-racks.toml"));
