@@ -72,6 +72,7 @@ class ControllerHooks : public SupervisorHooks {
  public:
   explicit ControllerHooks(Controller& controller) : controller_(controller) {}
   void exited(int pid, int status) override { controller_.exited(pid, status); }
+  void exits_reaped() override { controller_.settle(); }
   void tick() override { controller_.tick(); }
   std::string request(const std::string& line) override {
     nlohmann::json answer;

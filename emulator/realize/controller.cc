@@ -568,7 +568,12 @@ void Controller::exited(int pid, int status) {
     state->second.restart_at[container] =
         Clock::now() + std::min<Clock::duration>(delay, std::chrono::minutes(5));
   }
-  sync({key});
+  exited_pods_.insert(key);
+}
+
+void Controller::settle() {
+  if (exited_pods_.empty()) return;
+  sync(std::exchange(exited_pods_, {}));
   publish();
 }
 

@@ -136,6 +136,7 @@ void run_supervisor(const std::string& events_path, Fd control, SupervisorHooks&
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
           guarded("exit handling", [&] { hooks.exited(pid, status); });
         }
+        guarded("exit handling", [&] { hooks.exits_reaped(); });
         break;
       }
     }

@@ -47,6 +47,9 @@ class Controller {
   void start();
   /// A process of the lab exited (from the supervisor's waitpid).
   void exited(int pid, int status);
+  /// Syncs and publishes what the exits since the last call changed: once
+  /// for a burst of exits, not once per process.
+  void settle();
   /// Periodic work: readiness probes and restarts that are due.
   void tick();
   /// Reconciles the lab to the topology in `file` (apply): adds the nodes,
@@ -123,9 +126,11 @@ class Controller {
     std::optional<std::chrono::steady_clock::time_point> restart_at;
   };
   std::map<std::string, DaemonState> daemons_;  // by DaemonPlan::name
-  bool retry_announcements_ = false;            // an announcement failed: try again on a tick
-  std::map<std::string, Ipv4> last_ip_;         // node -> last pod IP handed out
-  std::map<std::string, int> next_index_;       // deployment -> next pod index
+  bool retry_announcements_ = false;
+  std::set<std::string> exited_pods_;    // pods whose processes exited since settle()            //
+                                         // an announcement failed: try again on a tick
+  std::map<std::string, Ipv4> last_ip_;  // node -> last pod IP handed out
+  std::map<std::string, int> next_index_;  // deployment -> next pod index
   bool started_ = false;
   double last_sync_seconds_ = 0;
   size_t last_sync_services_ = 0;

@@ -17,6 +17,8 @@ class SupervisorHooks {
  public:
   virtual ~SupervisorHooks() = default;
   virtual void exited(int pid, int status) = 0;
+  /// After the exits reaped at once were each passed to exited().
+  virtual void exits_reaped() = 0;
   /// About once a second.
   virtual void tick() = 0;
   /// One request line in, one answer line out.
