@@ -189,6 +189,12 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
       fmt::print("  knetlab exec pod/{} -- ip addr              # a command inside a pod\n",
                  plan.pods.front().name);
     fmt::print("  knetlab exec node/{} -- ip route   # a node's routes\n", plan.nodes.front().name);
+    if (!plan.frr.empty())
+      fmt::print("  knetlab vtysh {} -c \"show bgp summary\"   # FRR's BGP sessions\n",
+                 plan.frr.front().target);
+    for (const auto& r : plan.routers)
+      if (r.name == "spine")
+        fmt::print("  knetlab exec router/spine -- ip route     # the fabric's routes\n");
     fmt::print("  knetlab destroy --lab {}                # remove it all\n", plan.lab);
   }
   // Success: tell the command, then let go of everything it shares.
