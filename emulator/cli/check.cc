@@ -1,9 +1,11 @@
-// check: real packets to every service from pods, nodes and outside hosts,
-// each answer compared with what Kubernetes would give.
+// check: real packets from pods and nodes to a pod on every node, and to
+// every service from pods, nodes and outside hosts, each answer compared with
+// what Kubernetes would give.
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "knetlab/cli/commands.h"
@@ -42,15 +44,30 @@ std::string probe(const Install& install, const Probe& p) {
   return text.empty() ? fmt::format("exit {}", result.status) : text;
 }
 
+// The port on which a pod answers GET /hostname: its netexec container's
+// --http-port (8080 unless given); none for other pods.
+std::optional<int> hostname_port(const json& pod) {
+  for (const auto& c : pod["containers"]) {
+    const auto& argv = c["argv"];
+    if (argv.empty()) continue;
+    auto program = argv[0].get<std::string>();
+    if (program.substr(program.rfind('/') + 1) != "netexec") continue;
+    int port = 8080;
+    for (const auto& a : argv) {
+      auto arg = a.get<std::string>();
+      if (arg.rfind("--http-port=", 0) == 0) port = std::stoi(arg.substr(12));
+    }
+    return port;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int check(const std::string& lab_name) {
   auto install = locate_install();
   auto state = read_state(pick_lab(lab_name));
-  const auto& services = state.value("services", json::array());
-  if (services.empty())
-    throw UserError(
-        fmt::format("lab \"{}\" has no services to check", state["name"].get<std::string>()));
+  const auto services = state.value("services", json::array());
   // Clients: one pod per node (not hostNetwork), every node, every host.
   struct Client {
     std::string name, netns, node;
@@ -65,6 +82,20 @@ int check(const std::string& lab_name) {
     clients.push_back({"node/" + n["name"].get<std::string>(), n["netns"], n["name"]});
 
   std::vector<Probe> probes;
+  // Pod to pod and node to pod: one answering pod per node, reached from a
+  // pod on every node and from every node, with no NAT in between.
+  std::set<std::string> nodes_with_target;
+  for (const auto& p : state["pods"]) {
+    auto port = hostname_port(p);
+    if (!port || p["hostNetwork"].get<bool>() || !nodes_with_target.insert(p["node"]).second)
+      continue;
+    std::string name = p["name"];
+    auto address = fmt::format("{}:{}", p["ip"].get<std::string>(), *port);
+    for (const auto& c : clients)
+      if (c.name != "pod/" + name)
+        probes.push_back(
+            {c.name, c.netns, "pod/" + name + " " + address, "TCP", address, {name}, ""});
+  }
   for (const auto& s : services) {
     if (!s["clusterIP"].is_string() || s["clusterIP"] == "None") continue;
     auto key = s["namespace"].get<std::string>() + "/" + s["name"].get<std::string>();
@@ -128,10 +159,11 @@ int check(const std::string& lab_name) {
                   ? got == p.expected_failure
                   : got.rfind("pod ", 0) == 0 && p.expected_pods.count(got.substr(4));
     std::vector<std::string> expected(p.expected_pods.begin(), p.expected_pods.end());
-    rows.push_back(
-        {p.from, p.to, p.protocol,
-         expected.empty() ? p.expected_failure : fmt::format("one of {}", fmt::join(expected, ",")),
-         got, ok ? "ok" : "DIFFERS"});
+    rows.push_back({p.from, p.to, p.protocol,
+                    expected.empty()       ? p.expected_failure
+                    : expected.size() == 1 ? expected.front()
+                                           : fmt::format("one of {}", fmt::join(expected, ",")),
+                    got, ok ? "ok" : "DIFFERS"});
     differences += ok ? 0 : 1;
   }
   print_table(rows);
