@@ -58,11 +58,19 @@ Controller::Controller(Topology topology, PlanContext context, Plan plan,
     if (e.name == kMountTemplateEntry) mount_template_ = e.process;
     if (e.name.rfind("daemon:", 0) == 0) daemons_[e.name.substr(7)].process = e.process;
   }
-  for (const auto& [key, procs] : pods_) {
-    states_[key];
-    pid_owner_[procs.sandbox.pid] = {key, ""};
-    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
-  }
+  for (const auto& [key, procs] : std::map(pods_)) adopt(key, procs);
+  note_allocations();
+  for (const auto& n : plan_.nodes) nodes_.push_back(make_proxy(n));
+}
+
+void Controller::adopt(const std::string& key, const PodProcesses& procs) {
+  states_[key];
+  pid_owner_[procs.sandbox.pid] = {key, ""};
+  for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
+  pods_[key] = procs;
+}
+
+void Controller::note_allocations() {
   for (const auto& pod : plan_.pods) {
     if (!pod.host_network && (!last_ip_.count(pod.node) || last_ip_[pod.node] < pod.ip))
       last_ip_[pod.node] = pod.ip;
@@ -71,13 +79,14 @@ Controller::Controller(Topology topology, PlanContext context, Plan plan,
       next = std::max(next, pod_index(pod.name, pod.deployment) + 1);
     }
   }
-  for (const auto& n : plan_.nodes) {
-    auto proxy = std::make_unique<NodeProxy>();
-    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
-                   plan_.network.nftables_picker == "rules"};
-    proxy->netns = n.netns;
-    nodes_.push_back(std::move(proxy));
-  }
+}
+
+std::unique_ptr<Controller::NodeProxy> Controller::make_proxy(const NodePlan& n) const {
+  auto proxy = std::make_unique<NodeProxy>();
+  proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
+                 plan_.network.nftables_picker == "rules"};
+  proxy->netns = n.netns;
+  return proxy;
 }
 
 Controller::~Controller() = default;
@@ -431,10 +440,7 @@ nlohmann::json Controller::apply(const std::string& file) {
   auto started = Executor(kernel_, runtime_, journal_, {}).add_pods(fragment, mount_template_);
   std::set<std::string> touched;
   for (auto& [key, procs] : started) {
-    states_[key];
-    pid_owner_[procs.sandbox.pid] = {key, ""};
-    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
-    pods_[key] = procs;
+    adopt(key, procs);
     touched.insert(key);
   }
   for (const auto& d : fragment.daemons) {
@@ -470,24 +476,14 @@ nlohmann::json Controller::apply(const std::string& file) {
 
   plan_ = std::move(next);
   topology_ = std::move(topology);
-  for (const auto& pod : plan_.pods) {
-    if (!pod.host_network && (!last_ip_.count(pod.node) || last_ip_[pod.node] < pod.ip))
-      last_ip_[pod.node] = pod.ip;
-    if (!pod.deployment.empty()) {
-      auto& index = next_index_[pod.namespace_ + "/" + pod.deployment];
-      index = std::max(index, pod_index(pod.name, pod.deployment) + 1);
-    }
-  }
+  note_allocations();
   // kube-proxy starts on the new nodes with every service's rules.
   std::vector<const ServicePlan*> all;
   for (const auto& s : plan_.services) all.push_back(&s);
   for (const auto& name : result["nodes"]) {
     const auto& n =
         *find_by(plan_.nodes, name.get<std::string>(), [](const NodePlan& x) { return x.name; });
-    auto proxy = std::make_unique<NodeProxy>();
-    proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
-                   plan_.network.nftables_picker == "rules"};
-    proxy->netns = n.netns;
+    auto proxy = make_proxy(n);
     if (!all.empty()) {
       if (plan_.network.kube_proxy_mode == "nftables")
         proxy->nft = std::make_unique<NftSession>(n.netns);
@@ -700,12 +696,7 @@ std::string Controller::add_replica(const Deployment& d) {
   auto fragment = plan_added_pod(topology_, context_, plan_, pod, ip);
   Executor executor(kernel_, runtime_, journal_, {});
   auto started = executor.add_pods(fragment, mount_template_);
-  for (auto& [key, procs] : started) {
-    states_[key];
-    pid_owner_[procs.sandbox.pid] = {key, ""};
-    for (const auto& [name, p] : procs.containers) pid_owner_[p.pid] = {key, name};
-    pods_[key] = procs;
-  }
+  for (auto& [key, procs] : started) adopt(key, procs);
   for (auto& p : fragment.pods) plan_.pods.push_back(std::move(p));
   topology_.pods.push_back(pod);
   event(fmt::format("pod {}/{} created on node {} with IP {}", pod.namespace_, pod.name, node,

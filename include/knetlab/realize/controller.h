@@ -79,6 +79,11 @@ class Controller {
   struct NodeProxy;
 
   bool ready(const PodPlan& pod) const;
+  /// Takes running pod `key` under the controller's care.
+  void adopt(const std::string& key, const PodProcesses& procs);
+  /// The last pod IP per node and next pod index per deployment, from plan_.
+  void note_allocations();
+  std::unique_ptr<NodeProxy> make_proxy(const NodePlan& node) const;
   /// Recomputes endpoints (of the services that can select a pod of
   /// `touched`; all when empty or on the first sync) and applies what
   /// changed to every node. The caller publishes the new record.
