@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 
 namespace knl {
 
@@ -69,8 +70,25 @@ Categories categorize(const ProxyNode& node, const ServicePlan& s,
 }
 
 constexpr const char* kTable = "ip kube-proxy";
+constexpr size_t kServicesPerTable = 1000;
+
+// The shard of a service: stable for the lab's life (FNV-1a of its key).
+int shard_of(const ProxyNode& node, const ServicePlan& s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s.key()) h = (h ^ c) * 16777619u;
+  return static_cast<int>(h % static_cast<uint32_t>(node.shards));
+}
 
 }  // namespace
+
+int nft_tables_for(size_t services) {
+  return static_cast<int>(
+      std::max<size_t>(1, (services + kServicesPerTable - 1) / kServicesPerTable));
+}
+
+std::string nft_table(int shard) {
+  return shard == 0 ? kTable : fmt::format("{}-{}", kTable, shard);
+}
 
 std::string nft_hash_name(const std::string& name) {
   return sha256_base32(name).substr(0, 8) + "-" + name;
@@ -95,6 +113,7 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
                        const ServiceEndpoints& endpoints) {
   NftService out;
   if (!s.proxied()) return out;
+  out.table = nft_table(shard_of(node, s));
   const auto cip = s.cluster_ip->str();
   out.elements[{"cluster-ips", cip}] = "";
   for (size_t i = 0; i < s.ports.size(); ++i) {
@@ -198,13 +217,17 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
   return out;
 }
 
-std::string nft_base(const ProxyNode& node) {
-  const std::string t = kTable;
+namespace {
+
+// One table of the ruleset: its sets, maps, chains and static rules.
+std::string nft_base_table(const ProxyNode& node, int shard) {
+  const std::string t = nft_table(shard);
   std::string out = fmt::format("add table {} {{ comment \"rules for kube-proxy\" ; }}\n", t);
   auto line = [&](std::string text) { out += text + "\n"; };
   const std::string addr_key = "ipv4_addr . inet_proto . inet_service";
-  line(fmt::format("add set {} cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}",
-                   t));
+  if (shard == 0)
+    line(fmt::format(
+        "add set {} cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}", t));
   line(
       fmt::format("add set {} nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort "
                   "traffic\" ; }}",
@@ -243,7 +266,8 @@ std::string nft_base(const ProxyNode& node) {
         "nat-prerouting { type nat hook prerouting priority -100 ; }", "nodeport-endpoints-check",
         "reject-chain { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }",
         "services", "service-endpoints-check"})
-    line(fmt::format("add chain {} {}", t, chain));
+    if (shard == 0 || std::string_view(chain) != "cluster-ips-check")
+      line(fmt::format("add chain {} {}", t, chain));
   for (const auto& rule : std::vector<std::string>{
            "cluster-ips-check ip daddr @cluster-ips reject comment \"Reject traffic to invalid "
            "ports of ClusterIPs\"",
@@ -252,12 +276,10 @@ std::string nft_base(const ProxyNode& node) {
                        node.service_subnet.str()),
            "filter-prerouting-pre-dnat ct state new jump firewall-check",
            "filter-forward ct state new jump service-endpoints-check",
-           "filter-forward ct state new jump cluster-ips-check",
            "filter-input ct state new jump nodeport-endpoints-check",
            "filter-input ct state new jump service-endpoints-check",
            "filter-output ct state new jump service-endpoints-check",
            "filter-output-pre-dnat ct state new jump firewall-check",
-           "filter-output ct state new jump cluster-ips-check",
            "firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips",
            "mark-for-masquerade mark set mark or 0x4000",
            "masquerading mark and 0x4000 == 0 return",
@@ -273,35 +295,60 @@ std::string nft_base(const ProxyNode& node) {
            "services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
            "service-endpoints-check ip daddr . meta l4proto . th dport vmap "
            "@no-endpoint-services"})
-    line(fmt::format("add rule {} {}", t, rule));
+    if (shard == 0 || rule.rfind("cluster-ips-check", 0) != 0)
+      line(fmt::format("add rule {} {}", t, rule));
+  // The ClusterIP check: the first table's set holds every ClusterIP.
+  if (shard == 0) {
+    // kube-proxy's order: after service-endpoints-check in each chain.
+    auto at = [&](const std::string& after, const std::string& rule) {
+      auto anchor = fmt::format("add rule {} {}\n", t, after);
+      auto pos = out.find(anchor);
+      out.insert(pos + anchor.size(), fmt::format("add rule {} {}\n", t, rule));
+    };
+    at("filter-forward ct state new jump service-endpoints-check",
+       "filter-forward ct state new jump cluster-ips-check");
+    at("filter-output-pre-dnat ct state new jump firewall-check",
+       "filter-output ct state new jump cluster-ips-check");
+  }
   line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
   return out;
 }
 
+}  // namespace
+
+std::string nft_base(const ProxyNode& node) {
+  std::string out;
+  for (int shard = 0; shard < node.shards; ++shard) out += nft_base_table(node, shard);
+  return out;
+}
+
 void NftTransaction::change(const NftService& from, const NftService& to) {
-  const std::string t = kTable;
+  const std::string t = !to.table.empty() ? to.table : !from.table.empty() ? from.table : kTable;
+  // Every ClusterIP goes to the first table's set, whatever the service's table.
+  auto table_of = [&](const std::string& set) { return set == "cluster-ips" ? kTable : t; };
   for (const auto& [key, value] : from.elements) {
     auto it = to.elements.find(key);
     if (it == to.elements.end() || it->second != value)
-      delete_elements_ += fmt::format("delete element {} {} {{ {} }}\n", t, key.first, key.second);
+      delete_elements_ += fmt::format("delete element {} {} {{ {} }}\n", table_of(key.first),
+                                      key.first, key.second);
   }
   for (const auto& [key, value] : to.elements) {
     auto it = from.elements.find(key);
     if (it == from.elements.end() || it->second != value)
-      add_elements_ +=
-          fmt::format("add element {} {} {{ {}{} }}\n", t, key.first, key.second, value);
+      add_elements_ += fmt::format("add element {} {} {{ {}{} }}\n", table_of(key.first), key.first,
+                                   key.second, value);
   }
   for (const auto& [name, decl] : to.sets)
     if (!from.sets.count(name)) {
       add_objects_ += fmt::format("add set {} {} {}\n", t, name, decl);
-      created_.push_back(name);
+      created_.push_back(t + " " + name);
     }
   for (const auto& [name, rules] : to.chains) {
     auto it = from.chains.find(name);
     if (it != from.chains.end() && it->second == rules) continue;
     if (it == from.chains.end()) {
       add_objects_ += fmt::format("add chain {} {}\n", t, name);
-      created_.push_back(name);
+      created_.push_back(t + " " + name);
     } else {
       rules_ += fmt::format("flush chain {} {}\n", t, name);
     }
@@ -318,10 +365,10 @@ void NftTransaction::change(const NftService& from, const NftService& to) {
   for (const auto& [name, rules] : from.chains)
     if (!to.chains.count(name)) {
       rules_ += fmt::format("flush chain {} {}\n", t, name);
-      stale_chains_.push_back(name);
+      stale_chains_.push_back(t + " " + name);
     }
   for (const auto& [name, decl] : from.sets)
-    if (!to.sets.count(name)) stale_sets_.push_back(name);
+    if (!to.sets.count(name)) stale_sets_.push_back(t + " " + name);
 }
 
 bool NftTransaction::empty() const {
@@ -336,8 +383,8 @@ std::string NftTransaction::str() const {
 std::string nft_delete(const std::vector<std::string>& chains,
                        const std::vector<std::string>& sets) {
   std::string out;
-  for (const auto& c : chains) out += fmt::format("delete chain {} {}\n", kTable, c);
-  for (const auto& s : sets) out += fmt::format("delete set {} {}\n", kTable, s);
+  for (const auto& c : chains) out += fmt::format("delete chain {}\n", c);
+  for (const auto& s : sets) out += fmt::format("delete set {}\n", s);
   return out;
 }
 

@@ -83,8 +83,12 @@ void Controller::note_allocations() {
 
 std::unique_ptr<Controller::NodeProxy> Controller::make_proxy(const NodePlan& n) const {
   auto proxy = std::make_unique<NodeProxy>();
-  proxy->node = {n.name, n.ip, plan_.network.pod_subnet, plan_.network.service_subnet,
-                 plan_.network.nftables_picker == "rules"};
+  proxy->node = {n.name,
+                 n.ip,
+                 plan_.network.pod_subnet,
+                 plan_.network.service_subnet,
+                 plan_.network.nftables_picker == "rules",
+                 nft_tables_for(plan_.services.size())};
   proxy->netns = n.netns;
   return proxy;
 }
@@ -168,6 +172,11 @@ void Controller::sync_node(NodeProxy& n, const std::vector<const ServicePlan*>& 
       applied = std::move(next);
     }
     if (first || !tx.empty()) n.nft->run((first ? nft_base(n.node) : "") + tx.str());
+    // libnftables keeps what it learnt of the ruleset and throws it away at
+    // the next run once the ruleset changed: after the first, full load that
+    // is every object of the table (16 ms at 10k services). A new context
+    // starts empty.
+    if (first) n.nft = std::make_unique<NftSession>(n.netns);
     for (const auto& c : tx.stale_chains()) n.stale_chains.insert(c);
     for (const auto& c : tx.stale_sets()) n.stale_sets.insert(c);
     for (const auto& c : tx.created()) n.stale_chains.erase(c), n.stale_sets.erase(c);

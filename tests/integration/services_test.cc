@@ -270,3 +270,77 @@ INSTANTIATE_TEST_SUITE_P(Modes, ROOT_Services, ::testing::Values("nftables", "ip
 
 }  // namespace
 }  // namespace knl::test
+
+namespace knl::test {
+namespace {
+
+TEST(ROOT_ManyServices, MoreThanAThousandServicesSpreadOverTwoTablesAndAllAnswer) {
+  KNL_REQUIRE_ROOT();
+  std::string topology = R"(name = "x"
+[network]
+cni = "bridge"
+[[nodes]]
+name = "node0"
+[[deployments]]
+name = "web"
+replicas = 2
+labels = { app = "web" }
+[[deployments.containers]]
+name = "c"
+image = "netexec"
+[[pods]]
+name = "client"
+node = "node0"
+[[pods.containers]]
+name = "c"
+image = "netexec"
+)";
+  for (int i = 0; i < 1200; ++i)
+    topology += fmt::format(
+        "[[services]]\nname = \"s{}\"\nselector = {{ app = \"web\" }}\n[[services.ports]]\n"
+        "port = 80\ntargetPort = 8080\n",
+        i);
+  Lab lab("itmany", topology);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  auto second = lab.exec("node/node0", {"nft", "list", "table", "ip", "kube-proxy-1"});
+  ASSERT_EQ(second.status, 0) << "1200 services use a second table: " << second.err;
+  std::map<std::string, std::string> cluster_ip;
+  auto state = lab.inspect();
+  for (const auto& s : state["services"]) cluster_ip[s["name"]] = s["clusterIP"];
+  // One service from each table.
+  std::string in_first, in_second;
+  for (int i = 0; i < 1200 && (in_first.empty() || in_second.empty()); ++i) {
+    auto name = fmt::format("s{}", i);
+    auto chain = fmt::format("default/{}/tcp/", name);
+    (second.out.find(chain) != std::string::npos ? in_second : in_first) = name;
+  }
+  ASSERT_FALSE(in_first.empty());
+  ASSERT_FALSE(in_second.empty());
+  auto client = lab.pod_ips().at("client");
+  auto reach = [&](const std::string& service) {
+    auto url =
+        fmt::format("http://{}:8080/dial?request=hostname&protocol=http&host={}&port=80&tries=30",
+                    client, cluster_ip[service]);
+    auto r = lab.exec("node/node0", {"netexec", "get", url, "--timeout=30"});
+    EXPECT_EQ(r.status, 0) << url << ": " << r.err;
+    std::set<std::string> pods;
+    for (const auto& p :
+         json::parse(r.out.empty() ? "{}" : r.out).value("responses", json::array()))
+      pods.insert(p.get<std::string>());
+    return pods;
+  };
+  EXPECT_EQ(reach(in_first), (std::set<std::string>{"web-0", "web-1"}));
+  EXPECT_EQ(reach(in_second), (std::set<std::string>{"web-0", "web-1"}));
+  // A ClusterIP's unknown port is rejected by the first table's check.
+  auto wrong = lab.exec(
+      "pod/client", {"netexec", "get", "http://" + cluster_ip[in_second] + ":81/", "--timeout=2"});
+  EXPECT_NE((wrong.out + wrong.err).find("Connection refused"), std::string::npos)
+      << wrong.out << wrong.err;
+  // A change reaches the second table's rules.
+  auto scaled = knetlab({"scale", "deployment/web", "--replicas", "3", "--lab", "itmany"});
+  ASSERT_EQ(scaled.status, 0) << scaled.err;
+  EXPECT_EQ(reach(in_second), (std::set<std::string>{"web-0", "web-1", "web-2"}));
+}
+
+}  // namespace
+}  // namespace knl::test

@@ -128,7 +128,8 @@ TEST(KubeProxyNft, TransactionTouchesOnlyWhatChanged) {
       text.find("flush chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"),
       std::string::npos);
   EXPECT_EQ(tx.stale_chains(),
-            (std::vector<std::string>{"endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}));
+            (std::vector<std::string>{
+                "ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}));
   EXPECT_EQ(text.find("delete chain"), std::string::npos) << "deleted later, not in the sync";
   EXPECT_NE(text.find("add chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 { ip daddr "),
             std::string::npos)
@@ -187,6 +188,51 @@ TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
                 "ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
                 "numgen random mod 2 0 goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80",
                 "goto endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}));
+}
+
+}  // namespace
+}  // namespace knl
+
+namespace knl {
+namespace {
+
+TEST(KubeProxyNft, ThousandsOfServicesSpreadOverTablesWithOneClusterIpCheck) {
+  EXPECT_EQ(nft_tables_for(10), 1);
+  EXPECT_EQ(nft_tables_for(1000), 1);
+  EXPECT_EQ(nft_tables_for(1001), 2);
+  EXPECT_EQ(nft_tables_for(10000), 10);
+  auto node = test_node();
+  node.shards = 3;
+  auto base = nft_base(node);
+  for (const char* table : {"ip kube-proxy ", "ip kube-proxy-1 ", "ip kube-proxy-2 "}) {
+    EXPECT_NE(base.find(std::string("add table ") + table), std::string::npos) << table;
+    EXPECT_NE(base.find(std::string("add rule ") + table + "nat-prerouting jump services"),
+              std::string::npos)
+        << table;
+  }
+  // Only the first table checks ClusterIPs: its set has them all.
+  EXPECT_NE(base.find("add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check"),
+            std::string::npos);
+  EXPECT_EQ(base.find("add set ip kube-proxy-1 cluster-ips"), std::string::npos);
+  EXPECT_EQ(base.find("ip kube-proxy-2 cluster-ips-check"), std::string::npos);
+  // A service's chains and maps go to its table, its ClusterIP to the first.
+  std::set<std::string> tables;
+  for (int i = 0; i < 12; ++i) {
+    auto name = "svc" + std::to_string(i);
+    auto ip = "172.30.0." + std::to_string(10 + i);
+    auto s = service("ns", name.c_str(), ip.c_str());
+    auto out = nft_service(node, s, {{}});
+    tables.insert(out.table);
+    NftTransaction tx;
+    tx.change({}, out);
+    auto text = tx.str();
+    EXPECT_NE(text.find("add element ip kube-proxy cluster-ips { " + ip + " }"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("add element " + out.table + " no-endpoint-services"), std::string::npos)
+        << text;
+    EXPECT_EQ(nft_service(node, s, {{}}).table, out.table) << "a service keeps its table";
+  }
+  EXPECT_EQ(tables.size(), 3u) << "12 services use all 3 tables";
 }
 
 }  // namespace

@@ -28,7 +28,18 @@ struct ProxyNode {
   Ipv4Net pod_subnet;  // kube-proxy's --cluster-cidr
   Ipv4Net service_subnet;
   bool pick_by_rules = false;  // Network::nftables_picker == "rules"
+  /// nftables tables the services are spread over: `kube-proxy`, then
+  /// `kube-proxy-1` … (see nft_tables_for()).
+  int shards = 1;
 };
+
+/// How many tables a lab of `services` services uses: one (kube-proxy's own
+/// shape) up to 1000, then one per 1000. The kernel revalidates every chain
+/// of a table at each commit that adds a jump, NAT or mark rule (30 ms at
+/// 30k chains, 4 ms at 3k), so a one-service change costs what its table holds.
+int nft_tables_for(size_t services);
+/// "ip kube-proxy" for shard 0, "ip kube-proxy-K" for shard K.
+std::string nft_table(int shard);
 
 // --- names and hashes --------------------------------------------------------
 
@@ -45,6 +56,7 @@ std::string service_port_name(const ServicePlan& service, const ServicePortPlan&
 
 /// The rules one service contributes to a node's table.
 struct NftService {
+  std::string table;  // "ip kube-proxy" or another shard's (nft_table)
   std::map<std::string, std::vector<std::string>> chains;  // chain -> rules, in order
   std::map<std::string, std::string> sets;                 // affinity set -> its declaration
   /// (map or set, key) -> value; the value is empty for a set element.
@@ -56,7 +68,10 @@ struct NftService {
 NftService nft_service(const ProxyNode& node, const ServicePlan& service,
                        const ServiceEndpoints& endpoints);
 
-/// The table with its base chains, maps and static rules (the first sync).
+/// The tables with their base chains, maps and static rules (the first
+/// sync). The ClusterIP check (reject a ClusterIP's unknown ports, drop
+/// unallocated ClusterIPs) lives in the first table only, whose cluster-ips
+/// set holds every service's address.
 std::string nft_base(const ProxyNode& node);
 
 /// One transaction, built from per-service changes: element removals first,
@@ -76,7 +91,7 @@ class NftTransaction {
   void change(const NftService& from, const NftService& to);
   bool empty() const;
   std::string str() const;
-  /// Flushed, to be deleted by a later transaction.
+  /// Flushed, to be deleted by a later transaction; each as "TABLE NAME".
   const std::vector<std::string>& stale_chains() const { return stale_chains_; }
   const std::vector<std::string>& stale_sets() const { return stale_sets_; }
   /// Chains and sets this transaction (re)creates: no longer stale.
@@ -88,7 +103,8 @@ class NftTransaction {
   std::vector<std::string> stale_chains_, stale_sets_, created_;
 };
 
-/// Deletes stale chains, then stale sets (nothing refers to them any more).
+/// Deletes stale chains, then stale sets (nothing refers to them any more);
+/// each given as "TABLE NAME".
 std::string nft_delete(const std::vector<std::string>& chains,
                        const std::vector<std::string>& sets);
 
