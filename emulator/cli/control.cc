@@ -29,6 +29,8 @@ std::string object_name(const std::string& target, const std::string& kind) {
   return target.substr(slash + 1);
 }
 
+}  // namespace
+
 json ask(const std::string& lab, const json& request) {
   auto answer = json::parse(ask_supervisor(control_socket_path(lab), request.dump()));
   if (!answer.value("ok", false)) {
@@ -38,8 +40,6 @@ json ask(const std::string& lab, const json& request) {
   }
   return answer["result"];
 }
-
-}  // namespace
 
 int scale(const std::string& lab, const std::string& target, int replicas) {
   auto name = pick_lab(lab);

@@ -236,16 +236,8 @@ int deploy(const std::string& file, bool quiet) {
         return 0;
       }
       // A running lab is reconciled by its supervisor, which holds it.
-      auto answer = nlohmann::json::parse(ask_supervisor(
-          control_socket_path(plan.lab),
-          nlohmann::json{{"op", "apply"}, {"file", std::filesystem::absolute(file).string()}}
-              .dump()));
-      if (!answer.value("ok", false)) {
-        auto error = answer.value("error", std::string("the supervisor refused"));
-        if (answer.value("user", false)) throw UserError(error);
-        throw SystemError(error, 0);
-      }
-      const auto& result = answer["result"];
+      auto result =
+          ask(plan.lab, {{"op", "apply"}, {"file", std::filesystem::absolute(file).string()}});
       std::vector<std::string> added;
       for (const auto* kind : {"nodes", "hosts", "routers", "pods"})
         for (const auto& name : result[kind])

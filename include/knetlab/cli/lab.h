@@ -61,6 +61,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows);
 /// The control socket and events log of a lab.
 std::string control_socket_path(const std::string& lab);
 std::string events_path(const std::string& lab);
+/// Sends `request` to the lab's supervisor and returns its result; its
+/// refusal becomes a UserError (bad request) or a SystemError.
+nlohmann::json ask(const std::string& lab, const nlohmann::json& request);
 void write_state(const std::string& lab, const nlohmann::json& state);
 /// The record of `lab`; UserError when it is not deployed.
 nlohmann::json read_state(const std::string& lab);
