@@ -8,6 +8,8 @@
 #include <set>
 #include <string_view>
 
+#include "knetlab/util/hash.h"
+
 namespace knl {
 
 namespace {
@@ -72,11 +74,9 @@ Categories categorize(const ProxyNode& node, const ServicePlan& s,
 constexpr const char* kTable = "ip kube-proxy";
 constexpr size_t kServicesPerTable = 1000;
 
-// The shard of a service: stable for the lab's life (FNV-1a of its key).
+// The shard of a service: stable for the lab's life.
 int shard_of(const ProxyNode& node, const ServicePlan& s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s.key()) h = (h ^ c) * 16777619u;
-  return static_cast<int>(h % static_cast<uint32_t>(node.shards));
+  return static_cast<int>(fnv1a(s.key()) % static_cast<uint32_t>(node.shards));
 }
 
 }  // namespace

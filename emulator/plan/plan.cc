@@ -7,16 +7,11 @@
 
 #include "knetlab/topology/schema.h"
 #include "knetlab/util/error.h"
+#include "knetlab/util/hash.h"
 
 namespace knl {
 
 namespace {
-
-uint32_t fnv1a(const std::string& text) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : text) h = (h ^ c) * 16777619u;
-  return h;
-}
 
 // A locally administered unicast MAC derived from `seed`.
 std::string derived_mac(const std::string& seed) {
