@@ -276,10 +276,12 @@ std::string nft_base_table(const ProxyNode& node, int shard) {
                        node.service_subnet.str()),
            "filter-prerouting-pre-dnat ct state new jump firewall-check",
            "filter-forward ct state new jump service-endpoints-check",
+           "filter-forward ct state new jump cluster-ips-check",
            "filter-input ct state new jump nodeport-endpoints-check",
            "filter-input ct state new jump service-endpoints-check",
            "filter-output ct state new jump service-endpoints-check",
            "filter-output-pre-dnat ct state new jump firewall-check",
+           "filter-output ct state new jump cluster-ips-check",
            "firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips",
            "mark-for-masquerade mark set mark or 0x4000",
            "masquerading mark and 0x4000 == 0 return",
@@ -295,21 +297,9 @@ std::string nft_base_table(const ProxyNode& node, int shard) {
            "services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
            "service-endpoints-check ip daddr . meta l4proto . th dport vmap "
            "@no-endpoint-services"})
-    if (shard == 0 || rule.rfind("cluster-ips-check", 0) != 0)
+    // The ClusterIP check is the first table's: its set holds every ClusterIP.
+    if (shard == 0 || rule.find("cluster-ips-check") == std::string::npos)
       line(fmt::format("add rule {} {}", t, rule));
-  // The ClusterIP check: the first table's set holds every ClusterIP.
-  if (shard == 0) {
-    // kube-proxy's order: after service-endpoints-check in each chain.
-    auto at = [&](const std::string& after, const std::string& rule) {
-      auto anchor = fmt::format("add rule {} {}\n", t, after);
-      auto pos = out.find(anchor);
-      out.insert(pos + anchor.size(), fmt::format("add rule {} {}\n", t, rule));
-    };
-    at("filter-forward ct state new jump service-endpoints-check",
-       "filter-forward ct state new jump cluster-ips-check");
-    at("filter-output-pre-dnat ct state new jump firewall-check",
-       "filter-output ct state new jump cluster-ips-check");
-  }
   line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
   return out;
 }
