@@ -452,14 +452,11 @@ nlohmann::json Controller::apply(const std::string& file) {
     adopt(key, procs);
     touched.insert(key);
   }
-  for (const auto& d : fragment.daemons) {
-    auto entries = journal_.entries();
-    for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-      if (it->name == "daemon:" + d.name) {
-        daemons_[d.name].process = it->process;
-        break;
-      }
-  }
+  // The executor journaled the new daemons' processes.
+  std::set<std::string> started_daemons;
+  for (const auto& d : fragment.daemons) started_daemons.insert("daemon:" + d.name);
+  for (const auto& e : journal_.entries())
+    if (started_daemons.count(e.name)) daemons_[e.name.substr(7)].process = e.process;
   // Running FRR instances learn their new peers and networks in place: no
   // session restarts.
   for (const auto& f : next.frr) {
@@ -538,9 +535,12 @@ void Controller::restart_daemons(Clock::time_point now) {
     } catch (const std::exception& e) {
       event(fmt::format("{} could not restart: {}", d.name, e.what()));
     }
+    // A restarted bgpd knows only frr.conf: its node's Local announcements
+    // are made again.
+    for (const auto& f : plan_.frr)
+      if (d.name == "bgpd of " + f.target)
+        for (auto& [ip, nodes] : announced_) nodes.erase(f.name);
   }
-  // A restarted bgpd reads frr.conf: the Local announcements are made again.
-  for (auto& [ip, nodes] : announced_) nodes.clear();
   sync_bgp_announcements();
 }
 
