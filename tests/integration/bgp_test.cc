@@ -287,15 +287,26 @@ TEST_F(ROOT_Racks, AClusterLoadBalancerIsAnEcmpRouteAtTheSpineAndAnswersEveryRac
   ASSERT_FALSE(rack1.is_null());
   EXPECT_EQ(rack1.value("nexthops", json::array()).size(), 2u) << "both rack1 nodes: " << rack1;
   // Connections from the spine itself spread over both racks: each is
-  // masqueraded by the node it entered (Cluster policy), which shows it.
-  std::set<std::string> entered;
+  // masqueraded by the node it entered (Cluster policy), with its own
+  // address or, toward a pod of its own, its cni0 gateway (.1 of its pod CIDR).
+  auto state = lab_->inspect();
+  std::map<std::string, std::string> rack_of;  // either address -> rack
+  for (const auto& n : state["nodes"]) {
+    rack_of[n["ip"]] = n["rack"];
+    auto cidr = n["podCIDR"].get<std::string>();
+    rack_of[cidr.substr(0, cidr.rfind('.')) + ".1"] = n["rack"];
+  }
+  std::set<std::string> racks;
   for (int i = 0; i < 24; ++i) {
     auto r =
         lab_->exec("router/spine", {"netexec", "get", "http://" + ip + "/clientip", "--timeout=3"});
     ASSERT_EQ(r.status, 0) << r.err;
-    entered.insert(r.out.substr(0, r.out.find(':')));
+    auto seen = r.out.substr(0, r.out.find(':'));
+    ASSERT_TRUE(rack_of.count(seen)) << "masqueraded to " << seen << ", no node's address";
+    racks.insert(rack_of[seen]);
   }
-  EXPECT_GE(entered.size(), 2u) << "ECMP sent every connection to one node";
+  EXPECT_EQ(racks, (std::set<std::string>{"rack1", "rack2"}))
+      << "the spine's ECMP sent every connection into one rack";
   for (const auto& host : {"client1", "client2"}) {
     std::set<std::string> names;
     for (int i = 0; i < 12; ++i) {
