@@ -11,6 +11,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
+#include <netlink/route/link/inet6.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/link/vxlan.h>
 #include <netlink/route/neighbour.h>
@@ -127,7 +128,11 @@ class NetlinkKernel final : public Kernel {
     if (int err = rtnl_link_add(ns.sock.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
       throw nl_failure("create link", object, spec.netns, err);
     // The kernel refuses to bring a veth's peer up while creating the pair.
-    if (spec.kind == LinkKind::veth) set_link_up(spec.peer_netns, spec.peer_name);
+    // The peer gets no IPv6 link-local address (the lab is IPv4): a pod's
+    // duplicate address detection and MLD reports would otherwise be flooded
+    // to every port of its node's bridge, which made a node of 100 pods
+    // spend more time on them than on building itself.
+    if (spec.kind == LinkKind::veth) bring_up(spec.peer_netns, spec.peer_name, true);
     // A pod reaching itself through a service leaves and re-enters by its
     // own port (flannel's bridge plugin sets hairpinMode too).
     if (spec.hairpin) {
@@ -141,12 +146,7 @@ class NetlinkKernel final : public Kernel {
   }
 
   void set_link_up(const std::string& netns, const std::string& name) override {
-    auto& ns = in(netns);
-    Link change(rtnl_link_alloc());
-    rtnl_link_set_ifindex(change.get(), static_cast<int>(index(netns, name)));
-    rtnl_link_set_flags(change.get(), IFF_UP);
-    if (int err = rtnl_link_change(ns.sock.get(), change.get(), change.get(), 0); err < 0)
-      throw nl_failure("set up link", name, netns, err);
+    bring_up(netns, name, false);
   }
 
   void add_address(const AddressSpec& spec) override {
@@ -245,6 +245,18 @@ class NetlinkKernel final : public Kernel {
   }
 
  private:
+  // The kernel takes the address generation mode before the up flag in one
+  // message, so a link can come up without a link-local address.
+  void bring_up(const std::string& netns, const std::string& name, bool no_link_local) {
+    auto& ns = in(netns);
+    Link change(rtnl_link_alloc());
+    rtnl_link_set_ifindex(change.get(), static_cast<int>(index(netns, name)));
+    rtnl_link_set_flags(change.get(), IFF_UP);
+    if (no_link_local) rtnl_link_inet6_set_addr_gen_mode(change.get(), IN6_ADDR_GEN_MODE_NONE);
+    if (int err = rtnl_link_change(ns.sock.get(), change.get(), change.get(), 0); err < 0)
+      throw nl_failure("set up link", name, netns, err);
+  }
+
   struct Namespace {
     Fd fd;
     Socket sock;

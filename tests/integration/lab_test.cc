@@ -141,6 +141,14 @@ TEST_F(ROOT_Quickstart, PodsHaveTheirOwnNameFilesAndPauseAsPid1) {
   EXPECT_EQ(states.find('Z'), std::string::npos) << states;
 }
 
+TEST_F(ROOT_Quickstart, PodsCarryNoIpv6LinkLocalAddressForTheirBridgeToFlood) {
+  auto eth0 = lab_->exec("pod/web-2", {"ip", "-6", "addr", "show", "dev", "eth0"});
+  ASSERT_EQ(eth0.status, 0) << eth0.err;
+  EXPECT_EQ(eth0.out.find("inet6"), std::string::npos) << eth0.out;
+  EXPECT_NE(lab_->exec("pod/web-2", {"ip", "-6", "addr", "show", "dev", "lo"}).out.find("::1/128"),
+            std::string::npos);
+}
+
 TEST_F(ROOT_Quickstart, ExecReturnsTheCommandsExitStatus) {
   EXPECT_EQ(lab_->exec("pod/web-0", {"sh", "-c", "exit 7"}).status, 7);
   EXPECT_EQ(lab_->exec("pod/default/web-0", {"true"}).status, 0);
