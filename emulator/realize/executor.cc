@@ -60,7 +60,15 @@ std::map<std::string, PodProcesses> Executor::build(
     for (const auto& s : plan.sysctls) kernel_.set_sysctl(s), step();
     kernel_.release_handles();
 
-    if (!existing_template) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/pods", {}});
+    if (!existing_template) {
+      // The pods' files (resolv.conf, hosts, hostname, logs) live in memory,
+      // as /run does on most machines: on a disk file system, creating a few
+      // thousand files took longer than starting the pods.
+      const auto pods_dir = plan.run_dir + "/pods";
+      journal_.record({JournalEntry::Kind::dir, pods_dir, {}});
+      journal_.record({JournalEntry::Kind::mount, pods_dir, {}});
+      runtime_.mount_tmpfs(pods_dir);
+    }
     if (!plan.frr.empty()) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/frr", {}});
     for (const auto& f : plan.files) runtime_.write_file(f);
     ProcessRecord mount_template;
@@ -127,7 +135,10 @@ void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Ru
   for (auto it = netns.rbegin(); it != netns.rend(); ++it)
     attempt([&] { kernel.delete_netns(*it); });
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-    if (it->kind == JournalEntry::Kind::dir) attempt([&] { runtime.remove_tree(it->name); });
+    if (it->kind == JournalEntry::Kind::mount)
+      attempt([&] { runtime.unmount(it->name); });
+    else if (it->kind == JournalEntry::Kind::dir)
+      attempt([&] { runtime.remove_tree(it->name); });
   if (first) std::rethrow_exception(first);
 }
 

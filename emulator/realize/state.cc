@@ -20,6 +20,8 @@ const char* kind_word(JournalEntry::Kind kind) {
       return "dir";
     case JournalEntry::Kind::process:
       return "process";
+    case JournalEntry::Kind::mount:
+      return "mount";
   }
   return "";
 }
@@ -52,6 +54,9 @@ std::vector<JournalEntry> Journal::read_file(const std::string& path) {
       words >> e.name;
     } else if (kind == "dir") {
       e.kind = JournalEntry::Kind::dir;
+      words >> e.name;
+    } else if (kind == "mount") {
+      e.kind = JournalEntry::Kind::mount;
       words >> e.name;
     } else if (kind == "process") {
       e.kind = JournalEntry::Kind::process;

@@ -297,6 +297,19 @@ class ProcessRuntime final : public Runtime {
     if (ec && ec.value() != ENOENT) throw errno_error("remove", dir, "", ec.value());
   }
 
+  void mount_tmpfs(const std::string& dir) override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw errno_error("create directory", dir, "", ec.value());
+    if (::mount("knetlab", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+      throw errno_error("mount tmpfs on", dir, "", errno);
+  }
+
+  void unmount(const std::string& dir) override {
+    if (::umount2(dir.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+      throw errno_error("unmount", dir, "", errno);
+  }
+
   ProcessRecord start_mount_template() override {
     // The template holder: a pause in a mount namespace made private, with
     // the machine's /run/netns mounts detached. Pods copy it, which costs a

@@ -139,6 +139,8 @@ std::string host_network_snapshot() {
   auto mounts = read_text("/proc/self/mountinfo");
   if (mounts.find(prefix) != std::string::npos)
     return ::testing::AssertionFailure() << "mount left for " << prefix;
+  if (mounts.find(" /run/knetlab/" + name + "/") != std::string::npos)
+    return ::testing::AssertionFailure() << "mount left in /run/knetlab/" << name;
   // A daemon (FRR) whose command line names the lab's run folder.
   auto folder = "/run/knetlab/" + name + "/";
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {

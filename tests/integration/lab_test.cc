@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -147,6 +148,20 @@ TEST_F(ROOT_Quickstart, PodsCarryNoIpv6LinkLocalAddressForTheirBridgeToFlood) {
   EXPECT_EQ(eth0.out.find("inet6"), std::string::npos) << eth0.out;
   EXPECT_NE(lab_->exec("pod/web-2", {"ip", "-6", "addr", "show", "dev", "lo"}).out.find("::1/128"),
             std::string::npos);
+}
+
+TEST_F(ROOT_Quickstart, PodFilesLiveInATmpfsOfTheLab) {
+  auto pods = "/run/knetlab/" + lab_->name() + "/pods";
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(mountinfo, line))
+    if (line.find(" " + pods + " ") != std::string::npos) found = line;
+  EXPECT_NE(found.find(" - tmpfs "), std::string::npos) << "no tmpfs on " << pods;
+  // What the pod sees as /etc/hosts is that folder's file.
+  std::ifstream hosts(pods + "/default_web-2/hosts");
+  std::stringstream text;
+  text << hosts.rdbuf();
+  EXPECT_EQ(text.str(), lab_->exec("pod/web-2", {"cat", "/etc/hosts"}).out + "\n");
 }
 
 TEST_F(ROOT_Quickstart, ExecReturnsTheCommandsExitStatus) {

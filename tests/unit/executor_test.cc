@@ -104,11 +104,22 @@ class FakeRuntime final : public Runtime {
   explicit FakeRuntime(Injector& injector) : in_(injector) {}
   void write_file(const FileSpec& f) override {
     in_.call("write_file " + f.path);
+    if (auto pods = f.path.find("/pods/"); pods != std::string::npos) {
+      EXPECT_TRUE(mounts.count(f.path.substr(0, pods + 5)))
+          << f.path << " written outside the tmpfs";
+    }
     files.insert(f.path);
   }
   void remove_tree(const std::string& dir) override {
     for (auto it = files.begin(); it != files.end();)
       it = it->rfind(dir + "/", 0) == 0 ? files.erase(it) : std::next(it);
+  }
+  void mount_tmpfs(const std::string& dir) override {
+    in_.call("mount_tmpfs " + dir);
+    mounts.insert(dir);
+  }
+  void unmount(const std::string& dir) override {
+    if (mounts.erase(dir)) remove_tree(dir);  // a tmpfs takes its files with it
   }
   ProcessRecord start_mount_template() override { return start("template"); }
   ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) override {
@@ -140,7 +151,7 @@ class FakeRuntime final : public Runtime {
   }
 
   std::set<int> running;
-  std::set<std::string> files;
+  std::set<std::string> files, mounts;
 
  private:
   ProcessRecord start(const std::string& what) {
@@ -237,6 +248,7 @@ void expect_rollback_at_every_step(const Plan& plan) {
         << "namespaces left after a failure at call " << n << " (" << injector.log.back() << ")";
     EXPECT_TRUE(runtime.running.empty()) << "processes left after a failure at call " << n;
     EXPECT_TRUE(runtime.files.empty()) << "files left after a failure at call " << n;
+    EXPECT_TRUE(runtime.mounts.empty()) << "tmpfs left after a failure at call " << n;
   }
 }
 
@@ -298,13 +310,14 @@ TEST(Journal, SurvivesARoundTripThroughItsFile) {
   std::vector<JournalEntry> written = {
       {JournalEntry::Kind::netns, "knl-x-lan", {}},
       {JournalEntry::Kind::dir, "/run/knetlab/x/pods", {}},
+      {JournalEntry::Kind::mount, "/run/knetlab/x/pods", {}},
       {JournalEntry::Kind::process, "sandbox:default/web-0", {4242, 987654}},
       {JournalEntry::Kind::netns, "knl-x-n-a", {}},
   };
   {
     auto journal = Journal::open_file(path);
     for (const auto& e : written) journal.record(e);
-    journal.cancel(written[3]);
+    journal.cancel(written[4]);
   }
   {  // a crash in the middle of a line leaves a fragment
     std::FILE* f = std::fopen(path.c_str(), "a");

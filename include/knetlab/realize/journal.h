@@ -1,6 +1,6 @@
 #pragma once
 // The lab's journal: one line per thing created, appended *before* it is
-// created (namespaces, folders) or the moment it exists (processes), so that
+// created (namespaces, folders, mounts) or the moment it exists (processes), so that
 // destroy can undo a deploy that crashed, was killed or failed half-way.
 
 #include <memory>
@@ -18,8 +18,8 @@ inline constexpr const char* kSupervisorEntry = "supervisor";
 inline constexpr const char* kMountTemplateEntry = "mount-template";
 
 struct JournalEntry {
-  enum class Kind { netns, dir, process } kind;
-  std::string name;  // netns name, folder, or what the process is
+  enum class Kind { netns, dir, process, mount } kind;
+  std::string name;  // netns name, folder, mount point, or what the process is
   ProcessRecord process;
   auto operator<=>(const JournalEntry&) const = default;
 };

@@ -37,6 +37,11 @@ class Runtime {
   virtual ~Runtime() = default;
   virtual void write_file(const FileSpec& file) = 0;
   virtual void remove_tree(const std::string& dir) = 0;
+  /// Mounts a tmpfs at `dir` (created if missing), in the machine's mount
+  /// namespace, where the lab's processes find it too.
+  virtual void mount_tmpfs(const std::string& dir) = 0;
+  /// Detaches what is mounted at `dir`; nothing mounted there is fine.
+  virtual void unmount(const std::string& dir) = 0;
   /// Starts the process holding the lab's template mount namespace, from
   /// which every pod's mount namespace is copied.
   virtual ProcessRecord start_mount_template() = 0;
