@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <utility>
 
 #include "knetlab/realize/journal.h"
 #include "knetlab/util/error.h"
@@ -12,17 +14,17 @@
 namespace knl {
 
 namespace {
+// Each kind's word in the file.
+constexpr std::pair<JournalEntry::Kind, const char*> kKindWords[] = {
+    {JournalEntry::Kind::netns, "netns"},
+    {JournalEntry::Kind::dir, "dir"},
+    {JournalEntry::Kind::process, "process"},
+    {JournalEntry::Kind::mount, "mount"},
+};
+
 const char* kind_word(JournalEntry::Kind kind) {
-  switch (kind) {
-    case JournalEntry::Kind::netns:
-      return "netns";
-    case JournalEntry::Kind::dir:
-      return "dir";
-    case JournalEntry::Kind::process:
-      return "process";
-    case JournalEntry::Kind::mount:
-      return "mount";
-  }
+  for (const auto& [k, word] : kKindWords)
+    if (k == kind) return word;
   return "";
 }
 }  // namespace
@@ -49,21 +51,12 @@ std::vector<JournalEntry> Journal::read_file(const std::string& path) {
     words >> kind;
     bool cancel = kind == "cancel";
     if (cancel) words >> kind;
-    if (kind == "netns") {
-      e.kind = JournalEntry::Kind::netns;
-      words >> e.name;
-    } else if (kind == "dir") {
-      e.kind = JournalEntry::Kind::dir;
-      words >> e.name;
-    } else if (kind == "mount") {
-      e.kind = JournalEntry::Kind::mount;
-      words >> e.name;
-    } else if (kind == "process") {
-      e.kind = JournalEntry::Kind::process;
-      words >> e.process.pid >> e.process.start_time >> e.name;
-    } else {
-      continue;  // a line cut short by a crash
-    }
+    auto known = std::find_if(std::begin(kKindWords), std::end(kKindWords),
+                              [&](const auto& kw) { return kind == kw.second; });
+    if (known == std::end(kKindWords)) continue;  // a line cut short by a crash
+    e.kind = known->first;
+    if (e.kind == JournalEntry::Kind::process) words >> e.process.pid >> e.process.start_time;
+    words >> e.name;
     if (words.fail()) continue;
     if (!cancel) {
       out.push_back(e);
