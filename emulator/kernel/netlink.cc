@@ -130,8 +130,8 @@ class NetlinkKernel final : public Kernel {
     // The kernel refuses to bring a veth's peer up while creating the pair.
     // The peer gets no IPv6 link-local address (the lab is IPv4): a pod's
     // duplicate address detection and MLD reports would otherwise be flooded
-    // to every port of its node's bridge, which made a node of 100 pods
-    // spend more time on them than on building itself.
+    // to every port of its node's bridge, which took 1.2 s of the 2 s that
+    // the links of 1000 pods on 10 nodes took.
     if (spec.kind == LinkKind::veth) bring_up(spec.peer_netns, spec.peer_name, true);
     // A pod reaching itself through a service leaves and re-enters by its
     // own port (flannel's bridge plugin sets hairpinMode too).

