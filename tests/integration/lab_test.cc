@@ -164,6 +164,18 @@ TEST_F(ROOT_Quickstart, PodFilesLiveInATmpfsOfTheLab) {
   EXPECT_EQ(text.str(), lab_->exec("pod/web-2", {"cat", "/etc/hosts"}).out + "\n");
 }
 
+TEST_F(ROOT_Quickstart, PodsSeeTheirOwnInterfacesInAReadOnlySysfs) {
+  auto net = lab_->exec("pod/web-2", {"ls", "/sys/class/net"});
+  ASSERT_EQ(net.status, 0) << net.err;
+  EXPECT_EQ(net.out, "eth0\nlo") << "the pod's /sys is not its own network namespace's sysfs";
+  auto write = lab_->exec("pod/web-2", {"sh", "-c", "echo 1400 > /sys/class/net/eth0/mtu"});
+  EXPECT_NE(write.status, 0) << "a pod could write to sysfs";
+  EXPECT_NE(write.err.find("Read-only file system"), std::string::npos) << write.err;
+  // Nothing of the machine's /sys (its cgroup mounts) is left under it.
+  auto mounts = lab_->exec("pod/web-2", {"grep", "-c", " /sys", "/proc/self/mountinfo"});
+  EXPECT_EQ(mounts.out, "1") << lab_->exec("pod/web-2", {"cat", "/proc/self/mountinfo"}).out;
+}
+
 TEST_F(ROOT_Quickstart, ExecReturnsTheCommandsExitStatus) {
   EXPECT_EQ(lab_->exec("pod/web-0", {"sh", "-c", "exit 7"}).status, 7);
   EXPECT_EQ(lab_->exec("pod/default/web-0", {"true"}).status, 0);
