@@ -263,22 +263,36 @@ int container_child(void* arg) {
   child_exec(a);
 }
 
-// Runs `child` as a new process with `flags`; returns its pid once it has
-// exec'd, or throws naming the step that failed.
-int clone_child(int (*child)(void*), ChildArgs& args, int flags, const std::string& what,
-                const std::string& netns) {
+// CLOCK_BOOTTIME in the unit of /proc/PID/stat's start time (clock ticks).
+uint64_t boottime_ticks() {
+  static const uint64_t ns_per_tick = 1'000'000'000 / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
+  timespec now{};
+  ::clock_gettime(CLOCK_BOOTTIME, &now);
+  return (static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec)) /
+         ns_per_tick;
+}
+
+// Runs `child` as a new process with `flags`; returns it once it has exec'd,
+// or throws naming the step that failed.
+ProcessRecord clone_child(int (*child)(void*), ChildArgs& args, int flags, const std::string& what,
+                          const std::string& netns) {
   constexpr size_t kStack = 64 * 1024;
   thread_local std::vector<char> stack(kStack);
   // The stack grows down from its 16-byte aligned top.
   auto top = reinterpret_cast<uintptr_t>(stack.data() + kStack) & ~uintptr_t{15};
+  // The kernel stamps the child's start time during clone: when no tick
+  // passed meanwhile, that tick is it, and /proc need not be read (reading
+  // it cost 0.075 ms, twice per pod).
+  const auto before = boottime_ticks();
   int pid =
       ::clone(child, reinterpret_cast<void*>(top), flags | CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const auto after = boottime_ticks();
   if (pid < 0) throw errno_error("clone", what, netns, errno);
   if (args.failed_step) {
     wait_child(pid);
     throw errno_error(kSteps[static_cast<size_t>(args.failed_step)], what, netns, args.error);
   }
-  return pid;
+  return {pid, before == after ? before : process_start_time(pid)};
 }
 
 class ProcessRuntime final : public Runtime {
@@ -332,8 +346,7 @@ class ProcessRuntime final : public Runtime {
     a.program = options_.pause.c_str();
     a.argv = argv.data();
     a.envp = envp;
-    int pid = clone_child(template_child, a, 0, "mount template", "");
-    return {pid, process_start_time(pid)};
+    return clone_child(template_child, a, 0, "mount template", "");
   }
 
   ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) override {
@@ -358,9 +371,8 @@ class ProcessRuntime final : public Runtime {
     a.program = options_.pause.c_str();
     a.argv = argv.data();
     a.envp = envp;
-    int pid =
-        clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what, pod.netns);
-    return {pid, process_start_time(pid)};
+    return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
+                       pod.netns);
   }
 
   ProcessRecord start_container(const ProcessRecord& sandbox,
@@ -381,15 +393,15 @@ class ProcessRuntime final : public Runtime {
     a.program = argv[0];
     a.argv = argv.data();
     a.envp = envp.data();
-    int pid = 0;
+    ProcessRecord started;
     // The worker thread enters the pod's namespaces; the child is born in them.
     run_in_netns(fds[2].get(), [&] {
       for (size_t i : {0, 1, 3})
         if (::setns(fds[i].get(), kPodNamespaces[i].second) != 0)
           throw errno_error("enter namespace", what, "", errno);
-      pid = clone_child(container_child, a, 0, what, "");
+      started = clone_child(container_child, a, 0, what, "");
     });
-    return {pid, process_start_time(pid)};
+    return started;
   }
 
   ProcessRecord start_daemon(const DaemonPlan& daemon,
@@ -435,11 +447,11 @@ class ProcessRuntime final : public Runtime {
     a.program = argv[0];
     a.argv = argv.data();
     a.envp = envp.data();
-    int pid = 0;
+    ProcessRecord started;
     auto netns = open_netns(daemon.netns);
     run_in_netns(netns.get(),
-                 [&] { pid = clone_child(daemon_child, a, 0, daemon.name, daemon.netns); });
-    return {pid, process_start_time(pid)};
+                 [&] { started = clone_child(daemon_child, a, 0, daemon.name, daemon.netns); });
+    return started;
   }
 
   void stop(const std::vector<ProcessRecord>& processes) override {
@@ -589,7 +601,7 @@ int exec_in(const ExecTarget& target, const std::vector<std::string>& command,
       for (size_t i : {0, 1, 3})
         if (target.pid && ::setns(pod[i].get(), kPodNamespaces[i].second) != 0)
           throw errno_error("enter namespace", kPodNamespaces[i].first, target.netns, errno);
-      pid = clone_child(container_child, a, 0, command[0], target.netns);
+      pid = clone_child(container_child, a, 0, command[0], target.netns).pid;
     });
   } catch (...) {
     ::sigaction(SIGINT, &old_int, nullptr);
