@@ -68,17 +68,29 @@ Addr mac_addr(const std::string& mac) {
 
 class NetlinkKernel final : public Kernel {
  public:
-  void create_netns(const std::string& name) override {
-    // The namespace's rtnetlink socket is opened in passing, while the worker
-    // thread is inside it anyway.
-    Socket sock(nl_socket_alloc());
-    int err = 0;
-    create_named_netns(name, [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
-    if (err < 0) {
-      delete_named_netns(name);
-      throw nl_failure("open rtnetlink socket", "", name, err);
+  void create_netns(const std::vector<std::string>& names, std::vector<bool>& created) override {
+    // Each namespace's handles are opened in passing, by the thread inside it.
+    std::vector<Namespace> made(names.size());
+    auto keep = [&] {
+      for (size_t i = 0; i < created.size(); ++i)
+        if (created[i]) sockets_.emplace(names[i], std::move(made[i]));
+    };
+    try {
+      create_named_netns(
+          names,
+          [&](size_t i) {
+            made[i].fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+            if (!made[i].fd) throw errno_error("open network namespace", names[i], "", errno);
+            made[i].sock.reset(nl_socket_alloc());
+            if (int err = nl_connect(made[i].sock.get(), NETLINK_ROUTE); err < 0)
+              throw nl_failure("open rtnetlink socket", "", names[i], err);
+          },
+          created);
+    } catch (...) {
+      keep();
+      throw;
     }
-    sockets_.emplace(name, Namespace{open_netns(name), std::move(sock)});
+    keep();
   }
 
   void delete_netns(const std::string& name) override {

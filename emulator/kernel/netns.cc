@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -119,26 +121,60 @@ class NamespaceWorker {
 
 }  // namespace
 
-void create_named_netns(const std::string& name, const std::function<void()>& inside) {
-  prepare_netns_dir();
+namespace {
+
+// Moves the calling thread into a new network namespace and names it: only
+// for threads that are thrown away afterwards.
+void create_one(const std::string& name, const std::function<void()>& inside) {
   auto path = netns_path(name);
   Fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (!file) throw errno_error("create network namespace", name, "", errno);
   file.reset();
-  // unshare() moves only the worker thread into the new namespace.
   try {
-    NamespaceWorker::instance().run([&] {
-      if (::unshare(CLONE_NEWNET) != 0)
-        throw errno_error("create network namespace", name, "", errno);
-      if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0)
-        throw errno_error("bind-mount network namespace", path, "", errno);
-      if (inside) inside();
-    });
+    if (::unshare(CLONE_NEWNET) != 0)
+      throw errno_error("create network namespace", name, "", errno);
+    if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0)
+      throw errno_error("bind-mount network namespace", path, "", errno);
+    inside();
   } catch (...) {
     ::umount2(path.c_str(), MNT_DETACH);
     ::unlink(path.c_str());
     throw;
   }
+}
+
+}  // namespace
+
+void create_named_netns(const std::vector<std::string>& names,
+                        const std::function<void(size_t)>& inside, std::vector<bool>& created) {
+  prepare_netns_dir();
+  // One thread per core: creating 1000 namespaces took 0.40-0.52 s from one
+  // thread and 0.25-0.42 s from two on this 2-core machine.
+  const size_t threads =
+      std::min<size_t>(names.size(), std::max(1U, std::thread::hardware_concurrency()));
+  std::vector<char> made(names.size(), 0);
+  std::atomic<size_t> next = 0;
+  std::atomic<bool> stop = false;
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  auto work = [&] {
+    for (size_t i = 0; !stop && (i = next++) < names.size();) {
+      try {
+        create_one(names[i], [&] { inside(i); });
+        made[i] = 1;
+      } catch (...) {
+        std::lock_guard lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        stop = true;
+      }
+    }
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (size_t t = 0; t < threads; ++t) pool.emplace_back(work);
+  }
+  created.assign(made.begin(), made.end());
+  if (failure) std::rethrow_exception(failure);
 }
 
 void delete_named_netns(const std::string& name) {

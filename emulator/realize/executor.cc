@@ -35,19 +35,23 @@ std::map<std::string, PodProcesses> Executor::build(
     const size_t steps = plan.links.size() + plan.addresses.size() + plan.routes.size() +
                          plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size() +
                          plan.loopbacks.size();
-    size_t done = 0;
+    std::vector<std::string> names;
     for (const auto& ns : plan.namespaces) {
-      JournalEntry entry{JournalEntry::Kind::netns, ns.name, {}};
-      journal_.record(entry);
-      try {
-        kernel_.create_netns(ns.name);
-      } catch (...) {
-        journal_.cancel(entry);  // it cleaned up after itself; the name may be another's
-        throw;
-      }
-      report("namespaces", ++done, plan.namespaces.size());
+      journal_.record({JournalEntry::Kind::netns, ns.name, {}});
+      names.push_back(ns.name);
     }
-    done = 0;
+    std::vector<bool> created;
+    try {
+      kernel_.create_netns(names, created);
+    } catch (...) {
+      // A failed one cleaned up after itself, and its name may be another's.
+      for (size_t i = 0; i < names.size(); ++i)
+        if (i >= created.size() || !created[i])
+          journal_.cancel({JournalEntry::Kind::netns, names[i], {}});
+      throw;
+    }
+    report("namespaces", names.size(), names.size());
+    size_t done = 0;
     auto step = [&] {
       if (++done % 100 == 0 || done == steps) report("links and routes", done, steps);
     };

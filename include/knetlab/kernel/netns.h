@@ -2,10 +2,12 @@
 // Named network namespaces (/run/netns/NAME, as `ip netns` keeps them) and
 // running code inside one. The calling thread's namespaces never change: work
 // inside a namespace runs on one dedicated worker thread that enters the
-// namespace at the start of every task and runs nothing else.
+// namespace at the start of every task and runs nothing else, and new
+// namespaces are made by threads that end with the creation.
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "knetlab/kernel/fd.h"
 
@@ -18,10 +20,14 @@ std::string netns_path(const std::string& name);
 /// Opens /run/netns/NAME; throws SystemError naming the namespace.
 Fd open_netns(const std::string& name);
 
-/// Creates /run/netns/NAME holding a fresh network namespace and runs
-/// `inside` (if any) in it. Fails with EEXIST if the name is taken; on any
-/// failure nothing is left.
-void create_named_netns(const std::string& name, const std::function<void()>& inside = {});
+/// Creates /run/netns/NAME holding a fresh network namespace for every name,
+/// several at a time on threads of their own, and runs `inside(i)` on the
+/// thread that is inside names[i]; `created[i]` says whether it was made.
+/// After the first failure (EEXIST if a name is taken) no further one is
+/// started, and the failure is thrown once the others are done; the failed
+/// one leaves nothing behind.
+void create_named_netns(const std::vector<std::string>& names,
+                        const std::function<void(size_t)>& inside, std::vector<bool>& created);
 
 /// Unmounts and removes /run/netns/NAME; a missing one is not an error.
 void delete_named_netns(const std::string& name);
