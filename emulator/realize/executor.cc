@@ -87,20 +87,24 @@ std::map<std::string, PodProcesses> Executor::build(
       auto p = runtime_.start_daemon(daemon, mount_template);
       journal_.record({JournalEntry::Kind::process, "daemon:" + daemon.name, p});
     }
-    done = 0;
-    for (const auto& pod : plan.pods) {
-      auto& procs = running[pod.key()];
-      procs.sandbox = runtime_.start_sandbox(pod, mount_template);
-      journal_.record({JournalEntry::Kind::process, "sandbox:" + pod.key(), procs.sandbox});
-      for (const auto& c : pod.containers) {
-        auto p = runtime_.start_container(procs.sandbox, c);
-        journal_.record({JournalEntry::Kind::process, "container:" + pod.key() + "/" + c.name, p});
-        procs.containers[c.name] = p;
-      }
-      report("pods", ++done, plan.pods.size());
-    }
     std::vector<const PodPlan*> pods;
     for (const auto& pod : plan.pods) pods.push_back(&pod);
+    done = 0;
+    runtime_.start_pods(
+        pods, mount_template,
+        [&](const PodPlan& pod, const std::string& container, const ProcessRecord& p) {
+          auto& procs = running[pod.key()];
+          if (container.empty()) {
+            journal_.record({JournalEntry::Kind::process, "sandbox:" + pod.key(), p});
+            procs.sandbox = p;
+            return;
+          }
+          journal_.record(
+              {JournalEntry::Kind::process, "container:" + pod.key() + "/" + container, p});
+          procs.containers[container] = p;
+          if (procs.containers.size() == pod.containers.size())
+            report("pods", ++done, plan.pods.size());
+        });
     runtime_.wait_ready(pods, running, std::chrono::steady_clock::now() + options_.ready_timeout);
   } catch (...) {
     try {

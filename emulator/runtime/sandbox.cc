@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -101,23 +102,22 @@ std::string resolve_program(const std::string& program, const std::string& path_
   throw UserError(fmt::format("program \"{}\" is not on PATH ({})", program, path_env));
 }
 
-constexpr std::array<std::pair<const char*, int>, 5> kPodNamespaces = {{
-    {"ipc", CLONE_NEWIPC},
-    {"uts", CLONE_NEWUTS},
-    {"net", CLONE_NEWNET},
-    {"pid", CLONE_NEWPID},
-    {"mnt", CLONE_NEWNS},  // last: entering it changes the root and cwd
-}};
+// A pidfd of a pod's sandbox, checked to be that process and not a later one
+// with its pid.
+Fd open_sandbox(const ProcessRecord& sandbox, const std::string& what) {
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox.pid, 0)));
+  if (!pidfd) throw errno_error("open sandbox process", what, "", errno);
+  if (process_start_time(sandbox.pid) != sandbox.start_time)
+    throw errno_error("open sandbox process", what, "", ESRCH);
+  return pidfd;
+}
 
-std::vector<Fd> open_pod_namespaces(int pid) {
-  std::vector<Fd> fds;
-  for (const auto& [name, type] : kPodNamespaces) {
-    auto path = fmt::format("/proc/{}/ns/{}", pid, name);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw errno_error("open namespace", path, "", errno);
-    fds.push_back(std::move(fd));
-  }
-  return fds;
+// Moves the calling thread into the network, IPC and UTS namespaces of the
+// sandbox `pidfd`, and its children into the sandbox's PID namespace: one
+// system call, where opening the five namespaces by path took 0.06 ms.
+void enter_pod(int pidfd, const std::string& what) {
+  if (::setns(pidfd, CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0)
+    throw errno_error("enter the namespaces of", what, "", errno);
 }
 
 bool tcp_connects(Ipv4 ip, int port) {
@@ -164,7 +164,7 @@ bool http_ok(Ipv4 ip, int port, const std::string& path) {
 struct ChildArgs {
   int netns_fd = -1;     // sandbox: the pod's network namespace
   int template_fd = -1;  // sandbox: the mount namespace to copy
-  int mnt_fd = -1;       // container: the pod's mount namespace
+  int sandbox_fd = -1;   // container: a pidfd of the sandbox, whose mounts to join
   int stdin_fd = -1, stdout_fd = -1;
   const char* hostname = nullptr;
   std::vector<std::pair<const char*, const char*>> binds;
@@ -257,7 +257,7 @@ int daemon_child(void* arg) {
 // namespace, if any, and execs.
 int container_child(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
-  if (a->mnt_fd >= 0 && (::setns(a->mnt_fd, CLONE_NEWNS) != 0 || ::chdir("/") != 0))
+  if (a->sandbox_fd >= 0 && (::setns(a->sandbox_fd, CLONE_NEWNS) != 0 || ::chdir("/") != 0))
     child_failed(a, kEnterNs);
   child_stdio(a);
   child_exec(a);
@@ -275,7 +275,7 @@ uint64_t boottime_ticks() {
 // Runs `child` as a new process with `flags`; returns it once it has exec'd,
 // or throws naming the step that failed.
 ProcessRecord clone_child(int (*child)(void*), ChildArgs& args, int flags, const std::string& what,
-                          const std::string& netns) {
+                          const std::string& netns, Fd* pidfd = nullptr) {
   constexpr size_t kStack = 64 * 1024;
   thread_local std::vector<char> stack(kStack);
   // The stack grows down from its 16-byte aligned top.
@@ -284,10 +284,13 @@ ProcessRecord clone_child(int (*child)(void*), ChildArgs& args, int flags, const
   // passed meanwhile, that tick is it, and /proc need not be read (reading
   // it cost 0.075 ms, twice per pod).
   const auto before = boottime_ticks();
+  int fd = -1;
   int pid =
-      ::clone(child, reinterpret_cast<void*>(top), flags | CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+      ::clone(child, reinterpret_cast<void*>(top),
+              flags | CLONE_VM | CLONE_VFORK | SIGCHLD | (pidfd ? CLONE_PIDFD : 0), &args, &fd);
   const auto after = boottime_ticks();
   if (pid < 0) throw errno_error("clone", what, netns, errno);
+  if (pidfd) pidfd->reset(fd);
   if (args.failed_step) {
     wait_child(pid);
     throw errno_error(kSteps[static_cast<size_t>(args.failed_step)], what, netns, args.error);
@@ -349,59 +352,48 @@ class ProcessRuntime final : public Runtime {
     return clone_child(template_child, a, 0, "mount template", "");
   }
 
-  ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) override {
-    auto what = "sandbox of pod " + pod.key();
-    Fd netns = open_netns(pod.netns);
+  void start_pods(const std::vector<const PodPlan*>& pods, const ProcessRecord& mount_template,
+                  const Started& started) override {
     auto template_path = fmt::format("/proc/{}/ns/mnt", mount_template.pid);
     Fd mnt(::open(template_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!mnt) throw errno_error("open mount template", template_path, "", errno);
-    std::vector<std::string> files = {pod.dir + "/resolv.conf", pod.dir + "/hosts",
-                                      pod.dir + "/hostname"};
-    std::vector<std::string> args = {"pause"};
-    auto argv = c_strings(args);
-    char* envp[] = {nullptr};
-    ChildArgs a;
-    a.netns_fd = netns.get();
-    a.template_fd = mnt.get();
-    a.stdin_fd = a.stdout_fd = null_.get();
-    a.hostname = pod.name.c_str();
-    a.binds = {{files[0].c_str(), "/etc/resolv.conf"},
-               {files[1].c_str(), "/etc/hosts"},
-               {files[2].c_str(), "/etc/hostname"}};
-    a.program = options_.pause.c_str();
-    a.argv = argv.data();
-    a.envp = envp;
-    return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
-                       pod.netns);
+    Fd home_pid(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+    if (!home_pid) throw errno_error("open", "/proc/self/ns/pid", "", errno);
+    std::mutex report;
+    // One thread per core, each starting whole pods: the threads enter the
+    // pods' namespaces themselves, and clone from one core waits less for
+    // the other's exec to finish.
+    run_on_own_threads(pods.size(), [&](size_t i) {
+      const auto& pod = *pods[i];
+      // Back from the previous pod's PID namespace, which would be the
+      // parent of this pod's.
+      if (::setns(home_pid.get(), CLONE_NEWPID) != 0)
+        throw errno_error("leave the PID namespace of the pod before", pod.key(), "", errno);
+      Fd pidfd;
+      auto sandbox = start_sandbox(pod, mnt.get(), pidfd);
+      {
+        std::lock_guard lock(report);
+        started(pod, "", sandbox);
+      }
+      enter_pod(pidfd.get(), "pod " + pod.key());
+      for (const auto& c : pod.containers) {
+        auto process = start_container(pidfd.get(), c);
+        std::lock_guard lock(report);
+        started(pod, c.name, process);
+      }
+    });
   }
 
   ProcessRecord start_container(const ProcessRecord& sandbox,
                                 const ContainerPlan& container) override {
     auto what = "container " + container.name;
-    Fd log(::open(container.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    if (!log) throw errno_error("open log", container.log_path, "", errno);
-    auto args = container.argv;
-    args[0] = resolve_program(args[0], options_.path_env);
-    auto argv = c_strings(args);
-    auto env = env_;
-    auto envp = c_strings(env);
-    auto fds = open_pod_namespaces(sandbox.pid);  // ipc, uts, net, pid, mnt
-    ChildArgs a;
-    a.mnt_fd = fds[4].get();
-    a.stdin_fd = null_.get();
-    a.stdout_fd = log.get();
-    a.program = argv[0];
-    a.argv = argv.data();
-    a.envp = envp.data();
-    ProcessRecord started;
-    // The worker thread enters the pod's namespaces; the child is born in them.
-    run_in_netns(fds[2].get(), [&] {
-      for (size_t i : {0, 1, 3})
-        if (::setns(fds[i].get(), kPodNamespaces[i].second) != 0)
-          throw errno_error("enter namespace", what, "", errno);
-      started = clone_child(container_child, a, 0, what, "");
+    auto pidfd = open_sandbox(sandbox, what);
+    ProcessRecord process;
+    run_on_own_threads(1, [&](size_t) {
+      enter_pod(pidfd.get(), what);
+      process = start_container(pidfd.get(), container);
     });
-    return started;
+    return process;
   }
 
   ProcessRecord start_daemon(const DaemonPlan& daemon,
@@ -560,6 +552,53 @@ class ProcessRuntime final : public Runtime {
                : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);
   }
 
+  // The pause process of `pod` (PID 1 of a new PID namespace, in new UTS and
+  // IPC ones, joining the pod's network namespace and a copy of the mount
+  // template), started from the calling thread; `pidfd` is set to it.
+  ProcessRecord start_sandbox(const PodPlan& pod, int template_fd, Fd& pidfd) {
+    auto what = "sandbox of pod " + pod.key();
+    Fd netns = open_netns(pod.netns);
+    std::vector<std::string> files = {pod.dir + "/resolv.conf", pod.dir + "/hosts",
+                                      pod.dir + "/hostname"};
+    std::vector<std::string> args = {"pause"};
+    auto argv = c_strings(args);
+    char* envp[] = {nullptr};
+    ChildArgs a;
+    a.netns_fd = netns.get();
+    a.template_fd = template_fd;
+    a.stdin_fd = a.stdout_fd = null_.get();
+    a.hostname = pod.name.c_str();
+    a.binds = {{files[0].c_str(), "/etc/resolv.conf"},
+               {files[1].c_str(), "/etc/hosts"},
+               {files[2].c_str(), "/etc/hostname"}};
+    a.program = options_.pause.c_str();
+    a.argv = argv.data();
+    a.envp = envp;
+    return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
+                       pod.netns, &pidfd);
+  }
+
+  // `container`, born from the calling thread, which entered the pod of the
+  // sandbox `pidfd`.
+  ProcessRecord start_container(int pidfd, const ContainerPlan& container) {
+    auto what = "container " + container.name;
+    Fd log(::open(container.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!log) throw errno_error("open log", container.log_path, "", errno);
+    auto args = container.argv;
+    args[0] = resolve_program(args[0], options_.path_env);
+    auto argv = c_strings(args);
+    auto env = env_;
+    auto envp = c_strings(env);
+    ChildArgs a;
+    a.sandbox_fd = pidfd;
+    a.stdin_fd = null_.get();
+    a.stdout_fd = log.get();
+    a.program = argv[0];
+    a.argv = argv.data();
+    a.envp = envp.data();
+    return clone_child(container_child, a, 0, what, "");
+  }
+
   RuntimeOptions options_;
   std::vector<std::string> env_;
   Fd null_;
@@ -578,14 +617,16 @@ int exec_in(const ExecTarget& target, const std::vector<std::string>& command,
   auto env = environment(path_env);
   auto argv = c_strings(args);
   auto envp = c_strings(env);
-  std::vector<Fd> pod;  // ipc, uts, net, pid, mnt
-  Fd netns;
-  if (target.pid)
-    pod = open_pod_namespaces(target.pid);
-  else
+  Fd pod, netns;
+  if (target.pid) {
+    pod.reset(static_cast<int>(::syscall(SYS_pidfd_open, target.pid, 0)));
+    if (!pod)
+      throw errno_error("open pod process", std::to_string(target.pid), target.netns, errno);
+  } else {
     netns = open_netns(target.netns);
+  }
   ChildArgs a;
-  a.mnt_fd = target.pid ? pod[4].get() : -1;
+  a.sandbox_fd = pod.get();
   a.program = argv[0];
   a.argv = argv.data();
   a.envp = envp.data();
@@ -597,12 +638,15 @@ int exec_in(const ExecTarget& target, const std::vector<std::string>& command,
   ::sigaction(SIGQUIT, &ignore, &old_quit);
   int pid = 0;
   try {
-    run_in_netns(target.pid ? pod[2].get() : netns.get(), [&] {
-      for (size_t i : {0, 1, 3})
-        if (target.pid && ::setns(pod[i].get(), kPodNamespaces[i].second) != 0)
-          throw errno_error("enter namespace", kPodNamespaces[i].first, target.netns, errno);
-      pid = clone_child(container_child, a, 0, command[0], target.netns).pid;
-    });
+    if (target.pid) {
+      run_on_own_threads(1, [&](size_t) {
+        enter_pod(pod.get(), "pod " + target.netns);
+        pid = clone_child(container_child, a, 0, command[0], target.netns).pid;
+      });
+    } else {
+      run_in_netns(netns.get(),
+                   [&] { pid = clone_child(container_child, a, 0, command[0], target.netns).pid; });
+    }
   } catch (...) {
     ::sigaction(SIGINT, &old_int, nullptr);
     ::sigaction(SIGQUIT, &old_quit, nullptr);

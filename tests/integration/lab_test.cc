@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -174,6 +175,32 @@ TEST_F(ROOT_Quickstart, PodsSeeTheirOwnInterfacesInAReadOnlySysfs) {
   // Nothing of the machine's /sys (its cgroup mounts) is left under it.
   auto mounts = lab_->exec("pod/web-2", {"grep", "-c", " /sys", "/proc/self/mountinfo"});
   EXPECT_EQ(mounts.out, "1") << lab_->exec("pod/web-2", {"cat", "/proc/self/mountinfo"}).out;
+}
+
+TEST_F(ROOT_Quickstart, AnExitedContainerIsRestartedInsideItsPod) {
+  auto url = fmt::format("http://{}:8080/", lab_->pod_ips()["web-3"]);
+  auto before = lab_->exec("pod/web-3", {"ps", "-o", "pid=,comm=", "-e"});
+  ASSERT_EQ(lab_->exec("node/control-plane", {"netexec", "get", url + "shutdown"}).status, 0);
+  // The first restart comes after the 10 s back-off, as the kubelet's.
+  Result name;
+  for (int i = 0; i < 150; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    name = lab_->exec("node/control-plane", {"netexec", "get", url + "hostname", "--timeout=1"});
+    if (name.status == 0) break;
+  }
+  // It answers on the pod's address with the pod's hostname, and it is in
+  // the pod's PID namespace, beside pause as PID 1.
+  EXPECT_EQ(name.out, "web-3") << name.err;
+  auto after = lab_->exec("pod/web-3", {"ps", "-o", "pid=,comm=", "-e"});
+  EXPECT_NE(after.out.find("1 pause"), std::string::npos) << after.out;
+  EXPECT_NE(after.out.find("netexec"), std::string::npos) << after.out;
+  EXPECT_NE(after.out, before.out) << "netexec did not change its pid";
+  // Ready again (its readiness probe passed) before the next test looks.
+  for (int i = 0; i < 50; ++i) {
+    auto pods = knetlab({"get", "pods", "--lab", lab_->name()}).out;
+    if (std::regex_search(pods, std::regex("web-3 +1/1 +Running"))) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 TEST_F(ROOT_Quickstart, ExecReturnsTheCommandsExitStatus) {

@@ -127,9 +127,14 @@ class FakeRuntime final : public Runtime {
     if (mounts.erase(dir)) remove_tree(dir);  // a tmpfs takes its files with it
   }
   ProcessRecord start_mount_template() override { return start("template"); }
-  ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) override {
-    EXPECT_TRUE(running.count(mount_template.pid)) << "sandbox before its mount template";
-    return start("sandbox " + pod.key());
+  void start_pods(const std::vector<const PodPlan*>& pods, const ProcessRecord& mount_template,
+                  const Started& started) override {
+    for (const auto* pod : pods) {
+      EXPECT_TRUE(running.count(mount_template.pid)) << "sandbox before its mount template";
+      auto sandbox = start("sandbox " + pod->key());
+      started(*pod, "", sandbox);
+      for (const auto& c : pod->containers) started(*pod, c.name, start_container(sandbox, c));
+    }
   }
   ProcessRecord start_container(const ProcessRecord& sandbox, const ContainerPlan& c) override {
     EXPECT_TRUE(running.count(sandbox.pid)) << "container before its sandbox";

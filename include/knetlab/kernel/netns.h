@@ -29,6 +29,12 @@ Fd open_netns(const std::string& name);
 void create_named_netns(const std::vector<std::string>& names,
                         const std::function<void(size_t)>& inside, std::vector<bool>& created);
 
+/// Runs work(0) ... work(count - 1) on new threads, one per core, which end
+/// afterwards: `work` may move its thread into other namespaces. After the
+/// first failure no further item starts, and the failure is thrown once the
+/// items under way are done.
+void run_on_own_threads(size_t count, const std::function<void(size_t)>& work);
+
 /// Unmounts and removes /run/netns/NAME; a missing one is not an error.
 void delete_named_netns(const std::string& name);
 

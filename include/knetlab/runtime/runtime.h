@@ -4,6 +4,7 @@
 // The executor drives it through this interface; tests use a recording fake.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,9 +46,18 @@ class Runtime {
   /// Starts the process holding the lab's template mount namespace, from
   /// which every pod's mount namespace is copied.
   virtual ProcessRecord start_mount_template() = 0;
-  /// Starts the pause process of `pod`: PID 1 of the pod's PID namespace, in
-  /// its network namespace, with its own UTS, IPC and mount namespaces.
-  virtual ProcessRecord start_sandbox(const PodPlan& pod, const ProcessRecord& mount_template) = 0;
+  /// Called for each process start_pods started, right after it did; the
+  /// container name is empty for the sandbox. Calls come one at a time, from
+  /// any thread.
+  using Started = std::function<void(const PodPlan& pod, const std::string& container,
+                                     const ProcessRecord& process)>;
+  /// Starts every pod, several at a time: first its pause process (PID 1 of
+  /// the pod's PID namespace, in its network namespace, with its own UTS,
+  /// IPC and mount namespaces), then its containers joined to it. After the
+  /// first failure no further pod starts; it is thrown once the pods under
+  /// way are done.
+  virtual void start_pods(const std::vector<const PodPlan*>& pods,
+                          const ProcessRecord& mount_template, const Started& started) = 0;
   /// Starts `container` joined to the namespaces of `sandbox`.
   virtual ProcessRecord start_container(const ProcessRecord& sandbox,
                                         const ContainerPlan& container) = 0;
