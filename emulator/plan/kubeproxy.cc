@@ -1,6 +1,6 @@
 #include "knetlab/plan/kubeproxy.h"
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include <fmt/format.h>
 
@@ -21,15 +21,17 @@ std::string lower(std::string s) {
 
 // base32 (RFC 4648 alphabet, as Go's base32.StdEncoding) of sha256(text).
 std::string sha256_base32(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr);
+  sha256_ctx ctx;
+  sha256_init(&ctx);
+  sha256_update(&ctx, text.size(), reinterpret_cast<const uint8_t*>(text.data()));
+  uint8_t digest[SHA256_DIGEST_SIZE];
+  sha256_digest(&ctx, sizeof digest, digest);
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   std::string out;
   uint32_t buffer = 0;
   int bits = 0;
-  for (unsigned i = 0; i < size; ++i) {
-    buffer = (buffer << 8) | digest[i];
+  for (uint8_t byte : digest) {
+    buffer = (buffer << 8) | byte;
     bits += 8;
     while (bits >= 5) out += kAlphabet[(buffer >> (bits - 5)) & 31], bits -= 5;
   }
