@@ -84,6 +84,12 @@ class NetlinkKernel final : public Kernel {
             made[i].sock.reset(nl_socket_alloc());
             if (int err = nl_connect(made[i].sock.get(), NETLINK_ROUTE); err < 0)
               throw nl_failure("open rtnetlink socket", "", names[i], err);
+            // A new namespace's loopback is always interface 1.
+            Link lo(rtnl_link_alloc());
+            rtnl_link_set_ifindex(lo.get(), 1);
+            rtnl_link_set_flags(lo.get(), IFF_UP);
+            if (int err = rtnl_link_change(made[i].sock.get(), lo.get(), lo.get(), 0); err < 0)
+              throw nl_failure("set up link", "lo", names[i], err);
           },
           created);
     } catch (...) {
@@ -155,10 +161,6 @@ class NetlinkKernel final : public Kernel {
       if (int err = rtnl_link_change(ns.sock.get(), port.get(), port.get(), 0); err < 0)
         throw nl_failure("set hairpin mode on bridge port", spec.name, spec.netns, err);
     }
-  }
-
-  void set_link_up(const std::string& netns, const std::string& name) override {
-    bring_up(netns, name, false);
   }
 
   void add_address(const AddressSpec& spec) override {

@@ -96,10 +96,7 @@ class Planner {
  private:
   const Network& net() const { return t_.network; }
 
-  void add_netns(const std::string& name, NetnsRole role) {
-    p_.namespaces.push_back({name, role});
-    p_.loopbacks.emplace_back(name, "lo");
-  }
+  void add_netns(const std::string& name, NetnsRole role) { p_.namespaces.push_back({name, role}); }
 
   // A layer-2 segment: a bridge `lan0` in its router's namespace, which is
   // also the segment's gateway (.1).

@@ -414,7 +414,6 @@ nlohmann::json Controller::apply(const std::string& file) {
   fragment.run_dir = next.run_dir, fragment.bin_dir = next.bin_dir;
   fragment.namespaces = added(plan_.namespaces, next.namespaces);
   fragment.links = added(plan_.links, next.links);
-  fragment.loopbacks = added(plan_.loopbacks, next.loopbacks);
   fragment.addresses = added(plan_.addresses, next.addresses);
   fragment.routes = added(plan_.routes, next.routes);
   fragment.neighbours = added(plan_.neighbours, next.neighbours);

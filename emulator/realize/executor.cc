@@ -33,8 +33,7 @@ std::map<std::string, PodProcesses> Executor::build(
   const size_t mark = journal_.entries().size();
   try {
     const size_t steps = plan.links.size() + plan.addresses.size() + plan.routes.size() +
-                         plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size() +
-                         plan.loopbacks.size();
+                         plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size();
     std::vector<std::string> names;
     for (const auto& ns : plan.namespaces) {
       journal_.record({JournalEntry::Kind::netns, ns.name, {}});
@@ -56,7 +55,6 @@ std::map<std::string, PodProcesses> Executor::build(
       if (++done % 100 == 0 || done == steps) report("links and routes", done, steps);
     };
     for (const auto& link : plan.links) kernel_.add_link(link), step();
-    for (const auto& [netns, name] : plan.loopbacks) kernel_.set_link_up(netns, name), step();
     for (const auto& a : plan.addresses) kernel_.add_address(a), step();
     for (const auto& r : plan.routes) kernel_.add_route(r), step();
     for (const auto& n : plan.neighbours) kernel_.add_neighbour(n), step();

@@ -18,12 +18,12 @@ namespace knl {
 class Kernel {
  public:
   virtual ~Kernel() = default;
-  /// Creates every namespace of `names` (several at a time, in any order);
-  /// `created[i]` says whether names[i] was, also when it throws.
+  /// Creates every namespace of `names` (several at a time, in any order),
+  /// each with its loopback up; `created[i]` says whether names[i] was, also
+  /// when it throws.
   virtual void create_netns(const std::vector<std::string>& names, std::vector<bool>& created) = 0;
   virtual void delete_netns(const std::string& name) = 0;
   virtual void add_link(const LinkSpec& link) = 0;
-  virtual void set_link_up(const std::string& netns, const std::string& name) = 0;
   virtual void add_address(const AddressSpec& address) = 0;
   virtual void add_route(const RouteSpec& route) = 0;
   virtual void delete_route(const std::string& netns, const Ipv4Net& dst) = 0;

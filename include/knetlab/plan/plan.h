@@ -209,7 +209,6 @@ struct Plan {
   // Desired kernel objects, in creation order.
   std::vector<NetnsSpec> namespaces;
   std::vector<LinkSpec> links;
-  std::vector<std::pair<std::string, std::string>> loopbacks;  // (netns, "lo") to set up
   std::vector<AddressSpec> addresses;
   std::vector<RouteSpec> routes;
   std::vector<NeighbourSpec> neighbours;
