@@ -443,9 +443,11 @@ TEST(PlanBgp, StartsEveryZebraBeforeAnyBgpdAndKeepsTheirFilesInTheRunFolder) {
     ASSERT_EQ(d.binds.size(), 1u);
     EXPECT_EQ(d.binds[0].second, "/var/tmp") << "FRR's crash logs stay in the lab's folder";
     EXPECT_EQ(d.wait_for.empty(), i < 6) << d.name;
-    for (const auto& arg : d.argv)
-      if (arg.find('/') != std::string::npos && arg.rfind("/usr/lib/frr/", 0) != 0)
+    for (const auto& arg : d.argv) {
+      if (arg.find('/') != std::string::npos && arg.rfind("/usr/lib/frr/", 0) != 0) {
         EXPECT_EQ(arg.rfind(d.dir, 0), 0u) << d.name << ": " << arg;
+      }
+    }
   }
 }
 
