@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
+#include <string_view>
+#include <vector>
 
 #include "knetlab/util/error.h"
 
@@ -55,6 +58,21 @@ std::string line_text_of(const TomlValue& value) {
   return value.location().line_str();
 }
 
+// Where each line of a file starts, found once per file: toml11 counts a
+// value's line from the start of the file every time it is asked, which took
+// 88% of the 7.6 s that validating 10k services took.
+const std::vector<size_t>& line_starts(const toml::detail::region& region) {
+  thread_local std::shared_ptr<const std::vector<char>> source;
+  thread_local std::vector<size_t> starts;
+  if (source != region.source()) {
+    source = region.source();
+    starts = {0};
+    for (size_t i = 0; i < source->size(); ++i)
+      if ((*source)[i] == '\n') starts.push_back(i + 1);
+  }
+  return starts;
+}
+
 }  // namespace
 
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -68,14 +86,22 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
 }
 
 Where where_of(const TomlValue& value, const std::string& key) {
-  auto loc = value.location();
-  Where where{loc.file_name(), loc.line(), loc.column()};
+  const auto* region = dynamic_cast<const toml::detail::region*>(toml::detail::get_region(value));
+  if (!region) {
+    auto loc = value.location();
+    return {loc.file_name(), loc.line(), loc.column()};
+  }
+  const auto& starts = line_starts(*region);
+  const auto offset = static_cast<size_t>(region->first() - region->begin());
+  const auto line = std::upper_bound(starts.begin(), starts.end(), offset) - starts.begin();
+  const auto start = starts[static_cast<size_t>(line - 1)];
+  Where where{region->name(), static_cast<unsigned>(line),
+              static_cast<unsigned>(offset - start + 1)};
   if (!key.empty()) {
     // toml11 keeps the location of values, not keys: find the key on the line.
-    auto text = loc.line_str();
-    auto limit = std::min<size_t>(text.size(), loc.column() > 0 ? loc.column() - 1 : 0);
-    auto pos = text.rfind(key, limit);
-    if (pos != std::string::npos) where.column = static_cast<unsigned>(pos + 1);
+    std::string_view text(&*region->begin() + start, offset - start);
+    auto pos = text.rfind(key);
+    if (pos != std::string_view::npos) where.column = static_cast<unsigned>(pos + 1);
   }
   return where;
 }
