@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -337,6 +338,15 @@ image = "netexec"
   }
   ASSERT_FALSE(in_first.empty());
   ASSERT_FALSE(in_second.empty());
+  // The first load comes in several transactions; every service is in one.
+  auto first = lab.exec("node/node0", {"nft", "list", "table", "ip", "kube-proxy"});
+  std::set<std::string> loaded;
+  std::smatch m;
+  const std::regex chain("chain service-[A-Z0-9]{8}-default/(s[0-9]+)/tcp/");
+  for (const auto* text : {&first.out, &second.out})
+    for (auto it = text->cbegin(); std::regex_search(it, text->cend(), m, chain); it = m[0].second)
+      loaded.insert(m[1]);
+  EXPECT_EQ(loaded.size(), 1200U);
   auto client = lab.pod_ips().at("client");
   auto reach = [&](const std::string& service) {
     auto url =
@@ -352,6 +362,9 @@ image = "netexec"
   };
   EXPECT_EQ(reach(in_first), (std::set<std::string>{"web-0", "web-1"}));
   EXPECT_EQ(reach(in_second), (std::set<std::string>{"web-0", "web-1"}));
+  // The first service and the last are in different transactions of the first load.
+  EXPECT_EQ(reach("s0"), (std::set<std::string>{"web-0", "web-1"}));
+  EXPECT_EQ(reach("s1199"), (std::set<std::string>{"web-0", "web-1"}));
   // A ClusterIP's unknown port is rejected by the first table's check.
   auto wrong = lab.exec(
       "pod/client", {"netexec", "get", "http://" + cluster_ip[in_second] + ":81/", "--timeout=2"});
