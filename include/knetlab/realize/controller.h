@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/plan/kubeproxy.h"
@@ -123,6 +124,11 @@ class Controller {
   ProcessRecord mount_template_;
   std::vector<std::unique_ptr<NodeProxy>> nodes_;
   EndpointMap endpoints_;
+  /// Services (indexes into plan_.services) by "namespace/key=value" of the
+  /// first pair of their selector: a pod can be selected only by those of
+  /// its own labels.
+  std::unordered_map<std::string, std::vector<size_t>> services_by_label_;
+  void index_services();
   std::map<std::string, std::vector<Ipv4>> lb_routes_;      // LB IP -> nodes it goes to
   std::map<std::string, std::set<std::string>> announced_;  // LB IP -> nodes announcing it
   struct DaemonState {
