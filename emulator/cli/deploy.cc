@@ -172,9 +172,10 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
     lock.unlock();
     spdlog::info("lab \"{}\" is ready in {:.3f} s", plan.lab, seconds_since(start));
   } catch (const std::exception& e) {
-    // The executor undid its work; the run folder goes too.
+    // The executor undid its work; the run folder and the lock file go too.
     std::error_code ec;
     std::filesystem::remove_all(lab_dir(plan.lab), ec);
+    lock.remove();
     fmt::print(stderr, "error: {}\n", e.what());
     return dynamic_cast<const UserError*>(&e) ? 1 : 2;
   }

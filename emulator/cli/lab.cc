@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -84,18 +85,31 @@ std::string events_path(const std::string& lab) {
   return lab_dir(lab) + "/events.log";
 }
 
-LabLock::LabLock(const std::string& lab) {
+LabLock::LabLock(const std::string& lab) : path_(fmt::format("{}/.{}.lock", kRunRoot, lab)) {
   fs::create_directories(kRunRoot);
-  auto path = fmt::format("{}/.{}.lock", kRunRoot, lab);
-  fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd_) throw errno_error("open lock", path, "", errno);
-  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) throw errno_error("lock", path, "", errno);
-    throw UserError(
-        fmt::format("lab \"{}\" is busy: another knetlab command is deploying or "
-                    "destroying it; wait for it to finish",
-                    lab));
+  // The holder removes the file when the lab goes: a lock taken on a file
+  // that was removed meanwhile is no lock, so take the new one.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    fd_.reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd_) throw errno_error("open lock", path_, "", errno);
+    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) throw errno_error("lock", path_, "", errno);
+      break;
+    }
+    struct stat held, named;
+    if (::fstat(fd_.get(), &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+      return;
   }
+  throw UserError(
+      fmt::format("lab \"{}\" is busy: another knetlab command is deploying or "
+                  "destroying it; wait for it to finish",
+                  lab));
+}
+
+void LabLock::remove() {
+  ::unlink(path_.c_str());
+  fd_.reset();
 }
 
 ProcessRecord process_of(const json& j) {
@@ -288,11 +302,10 @@ std::string pick_lab(const std::string& requested) {
 
 bool destroy_lab(const std::string& lab) {
   LabLock lock(lab);
-  if (!fs::exists(lab_dir(lab))) return false;
-  remove_lab(lab);
-  std::error_code ec;
-  fs::remove(fmt::format("{}/.{}.lock", kRunRoot, lab), ec);
-  return true;
+  bool existed = fs::exists(lab_dir(lab));
+  if (existed) remove_lab(lab);
+  lock.remove();
+  return existed;
 }
 
 void remove_lab(const std::string& lab) {

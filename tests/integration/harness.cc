@@ -136,6 +136,8 @@ std::string host_network_snapshot() {
       return ::testing::AssertionFailure() << "namespace left: " << entry.path();
   if (std::filesystem::exists("/run/knetlab/" + name))
     return ::testing::AssertionFailure() << "run folder left: /run/knetlab/" << name;
+  if (std::filesystem::exists("/run/knetlab/." + name + ".lock"))
+    return ::testing::AssertionFailure() << "lock file left: /run/knetlab/." << name << ".lock";
   auto mounts = read_text("/proc/self/mountinfo");
   if (mounts.find(prefix) != std::string::npos)
     return ::testing::AssertionFailure() << "mount left for " << prefix;

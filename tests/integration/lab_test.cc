@@ -328,6 +328,7 @@ TEST(ROOT_Lifecycle, DestroyLeavesNothingAndTheMachineUnchanged) {
   auto again = knetlab({"destroy", "--lab", "itclean"});
   EXPECT_EQ(again.status, 0);
   EXPECT_NE(again.err.find("nothing to destroy"), std::string::npos) << again.err;
+  EXPECT_TRUE(nothing_left("itclean")) << "destroying a lab that is gone left its lock file";
 }
 
 TEST(ROOT_Lifecycle, TwoLabsWithTheSameNodeNamesRunSideBySide) {

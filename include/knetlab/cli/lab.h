@@ -44,8 +44,11 @@ class LabLock {
   explicit LabLock(const std::string& lab);
   /// Lets go early (a process that outlives the command must not hold it).
   void unlock() { fd_.reset(); }
+  /// Removes the lock file, then lets go: the lab is gone, or never came up.
+  void remove();
 
  private:
+  std::string path_;
   Fd fd_;
 };
 
