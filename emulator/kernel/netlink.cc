@@ -66,6 +66,16 @@ Addr mac_addr(const std::string& mac) {
   return Addr(a);
 }
 
+// A change that brings interface `ifindex` up. The kernel applies the IPv6
+// address generation mode, if one is added, before the up flag of the same
+// message, so a link can come up without a link-local address.
+Link up_change(int ifindex) {
+  Link change(rtnl_link_alloc());
+  rtnl_link_set_ifindex(change.get(), ifindex);
+  rtnl_link_set_flags(change.get(), IFF_UP);
+  return change;
+}
+
 class NetlinkKernel final : public Kernel {
  public:
   void create_netns(const std::vector<std::string>& names, std::vector<bool>& created) override {
@@ -85,9 +95,7 @@ class NetlinkKernel final : public Kernel {
             if (int err = nl_connect(made[i].sock.get(), NETLINK_ROUTE); err < 0)
               throw nl_failure("open rtnetlink socket", "", names[i], err);
             // A new namespace's loopback is always interface 1.
-            Link lo(rtnl_link_alloc());
-            rtnl_link_set_ifindex(lo.get(), 1);
-            rtnl_link_set_flags(lo.get(), IFF_UP);
+            auto lo = up_change(1);
             if (int err = rtnl_link_change(made[i].sock.get(), lo.get(), lo.get(), 0); err < 0)
               throw nl_failure("set up link", "lo", names[i], err);
           },
@@ -150,7 +158,13 @@ class NetlinkKernel final : public Kernel {
     // duplicate address detection and MLD reports would otherwise be flooded
     // to every port of its node's bridge, which took 1.2 s of the 2 s that
     // the links of 1000 pods on 10 nodes took.
-    if (spec.kind == LinkKind::veth) bring_up(spec.peer_netns, spec.peer_name, true);
+    if (spec.kind == LinkKind::veth) {
+      auto& peer_ns = in(spec.peer_netns);
+      auto up = up_change(static_cast<int>(index(spec.peer_netns, spec.peer_name)));
+      rtnl_link_inet6_set_addr_gen_mode(up.get(), IN6_ADDR_GEN_MODE_NONE);
+      if (int err = rtnl_link_change(peer_ns.sock.get(), up.get(), up.get(), 0); err < 0)
+        throw nl_failure("set up link", spec.peer_name, spec.peer_netns, err);
+    }
     // A pod reaching itself through a service leaves and re-enters by its
     // own port (flannel's bridge plugin sets hairpinMode too).
     if (spec.hairpin) {
@@ -259,18 +273,6 @@ class NetlinkKernel final : public Kernel {
   }
 
  private:
-  // The kernel takes the address generation mode before the up flag in one
-  // message, so a link can come up without a link-local address.
-  void bring_up(const std::string& netns, const std::string& name, bool no_link_local) {
-    auto& ns = in(netns);
-    Link change(rtnl_link_alloc());
-    rtnl_link_set_ifindex(change.get(), static_cast<int>(index(netns, name)));
-    rtnl_link_set_flags(change.get(), IFF_UP);
-    if (no_link_local) rtnl_link_inet6_set_addr_gen_mode(change.get(), IN6_ADDR_GEN_MODE_NONE);
-    if (int err = rtnl_link_change(ns.sock.get(), change.get(), change.get(), 0); err < 0)
-      throw nl_failure("set up link", name, netns, err);
-  }
-
   struct Namespace {
     Fd fd;
     Socket sock;
