@@ -102,10 +102,15 @@ std::string resolve_program(const std::string& program, const std::string& path_
   throw UserError(fmt::format("program \"{}\" is not on PATH ({})", program, path_env));
 }
 
+// A pidfd of `pid`; invalid (errno set) when there is no such process.
+Fd open_pidfd(int pid) {
+  return Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
 // A pidfd of a pod's sandbox, checked to be that process and not a later one
 // with its pid.
 Fd open_sandbox(const ProcessRecord& sandbox, const std::string& what) {
-  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox.pid, 0)));
+  Fd pidfd = open_pidfd(sandbox.pid);
   if (!pidfd) throw errno_error("open sandbox process", what, "", errno);
   if (process_start_time(sandbox.pid) != sandbox.start_time)
     throw errno_error("open sandbox process", what, "", ESRCH);
@@ -303,6 +308,7 @@ class ProcessRuntime final : public Runtime {
   explicit ProcessRuntime(RuntimeOptions options)
       : options_(std::move(options)),
         env_(environment(options_.path_env)),
+        envp_(c_strings(env_)),
         null_(::open("/dev/null", O_RDWR | O_CLOEXEC)) {
     if (!null_) throw errno_error("open", "/dev/null", "", errno);
   }
@@ -429,8 +435,6 @@ class ProcessRuntime final : public Runtime {
     if (!mnt) throw errno_error("open mount template", template_path, "", errno);
     auto args = daemon.argv;
     auto argv = c_strings(args);
-    auto env = env_;
-    auto envp = c_strings(env);
     ChildArgs a;
     a.template_fd = mnt.get();
     a.stdin_fd = null_.get();
@@ -438,7 +442,7 @@ class ProcessRuntime final : public Runtime {
     for (const auto& [from, to] : daemon.binds) a.binds.emplace_back(from.c_str(), to.c_str());
     a.program = argv[0];
     a.argv = argv.data();
-    a.envp = envp.data();
+    a.envp = envp_.data();
     ProcessRecord started;
     auto netns = open_netns(daemon.netns);
     run_in_netns(netns.get(),
@@ -450,7 +454,7 @@ class ProcessRuntime final : public Runtime {
     std::vector<Fd> pidfds;
     for (const auto& process : processes) {
       if (process.pid == ::getpid()) continue;  // a failing deploy's own supervisor record
-      Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0)));
+      Fd pidfd = open_pidfd(process.pid);
       if (!pidfd) continue;  // gone already
       // The pid is ours only if the process it names started when ours did.
       if (process_start_time(process.pid) != process.start_time) continue;
@@ -587,20 +591,19 @@ class ProcessRuntime final : public Runtime {
     auto args = container.argv;
     args[0] = resolve_program(args[0], options_.path_env);
     auto argv = c_strings(args);
-    auto env = env_;
-    auto envp = c_strings(env);
     ChildArgs a;
     a.sandbox_fd = pidfd;
     a.stdin_fd = null_.get();
     a.stdout_fd = log.get();
     a.program = argv[0];
     a.argv = argv.data();
-    a.envp = envp.data();
+    a.envp = envp_.data();
     return clone_child(container_child, a, 0, what, "");
   }
 
   RuntimeOptions options_;
   std::vector<std::string> env_;
+  std::vector<char*> envp_;  // into env_, prepared once for every child
   Fd null_;
 };
 
@@ -619,7 +622,7 @@ int exec_in(const ExecTarget& target, const std::vector<std::string>& command,
   auto envp = c_strings(env);
   Fd pod, netns;
   if (target.pid) {
-    pod.reset(static_cast<int>(::syscall(SYS_pidfd_open, target.pid, 0)));
+    pod = open_pidfd(target.pid);
     if (!pod)
       throw errno_error("open pod process", std::to_string(target.pid), target.netns, errno);
   } else {
