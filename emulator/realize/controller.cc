@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <numeric>
 
 #include "knetlab/kernel/nftables.h"
 #include "knetlab/realize/routing.h"
@@ -149,22 +150,25 @@ void Controller::sync(const std::set<std::string>& touched) {
   // Only services that may select a pod that changed: looking at all 10k
   // services took 8-10 ms right after a deploy, their memory gone from the
   // caches.
-  std::set<size_t> candidates;
-  const bool all = !started_ || touched.empty();
-  if (!all) {
+  std::vector<size_t> candidates;
+  if (!started_ || touched.empty()) {
+    candidates.resize(plan_.services.size());
+    std::iota(candidates.begin(), candidates.end(), size_t{0});
+  } else {
     for (const auto& p : plan_.pods) {
       if (!touched.count(p.key())) continue;
       for (const auto& [key, value] : p.labels) {
         auto it = services_by_label_.find(label_key(p.namespace_, key, value));
-        if (it != services_by_label_.end()) candidates.insert(it->second.begin(), it->second.end());
+        if (it != services_by_label_.end())
+          candidates.insert(candidates.end(), it->second.begin(), it->second.end());
       }
     }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   }
   std::vector<const ServicePlan*> changed;
   std::map<std::string, ServiceEndpoints> before;
   auto is_ready = [&](const PodPlan& p) { return ready(p); };
-  if (all)
-    for (size_t i = 0; i < plan_.services.size(); ++i) candidates.insert(candidates.end(), i);
   for (size_t i : candidates) {
     const auto& s = plan_.services[i];
     auto eps = service_endpoints(s, plan_.pods, is_ready);
