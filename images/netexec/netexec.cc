@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -141,8 +142,9 @@ void bind_local_port(int fd) {
 
 // Non-blocking connect and poll, as curl does: an ICMP error that arrives
 // while a blocking connect holds the socket only becomes a soft error, and the
-// caller would see a timeout instead of "Connection refused".
-bool connect_with_timeout(int fd, const sockaddr_in& addr, double seconds, std::string& error) {
+// caller would see a timeout instead of "Connection refused". Returns 0 or
+// the errno, with error filled.
+int connect_with_timeout(int fd, const sockaddr_in& addr, double seconds, std::string& error) {
   set_timeout(fd, seconds);
   int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags | O_NONBLOCK);
@@ -160,12 +162,10 @@ bool connect_with_timeout(int fd, const sockaddr_in& addr, double seconds, std::
     }
   }
   fcntl(fd, F_SETFL, flags);
-  if (err != 0) {
+  if (err != 0)
     error = std::string("connect ") + peer_text(addr) + ": " +
             (err == ETIMEDOUT ? "timed out" : std::strerror(err));
-    return false;
-  }
-  return true;
+  return err;
 }
 
 // One HTTP GET; returns the status and fills body, or -1 with error.
@@ -175,7 +175,7 @@ int http_get(const std::string& host, int port, const std::string& path, std::st
   if (!addr) return -1;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   bind_local_port(fd);
-  if (!connect_with_timeout(fd, *addr, g_timeout, error)) {
+  if (connect_with_timeout(fd, *addr, g_timeout, error) != 0) {
     close(fd);
     return -1;
   }
@@ -404,7 +404,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: netexec [--http-port=N] [--udp-port=N]   serve HTTP and UDP\n"
                "       netexec get URL [--timeout=S] [--local-port=N]   print the body of URL\n"
-               "       netexec udp HOST:PORT MESSAGE [--timeout=S] [--local-port=N]\n");
+               "       netexec udp HOST:PORT MESSAGE [--timeout=S] [--local-port=N]\n"
+               "       netexec connect HOST:PORT [--count=N]   time N TCP handshakes\n");
   return 2;
 }
 
@@ -445,10 +446,52 @@ int client_udp(const std::string& target, const std::string& message) {
   return 0;
 }
 
+// `netexec connect HOST:PORT --count=N`: N TCP connection attempts one after
+// another, each timed from connect() to the answer: the SYN-ACK, ended at once
+// with a reset (no TIME_WAIT left behind), or a reset from a port nobody
+// listens on, which leaves no server process in the measure. Each SYN is the
+// first packet of a new connection, so it takes the whole NAT path: what the
+// first packet through a Service costs, without an HTTP exchange around it.
+int client_connect(const std::string& target, int count) {
+  auto colon = target.rfind(':');
+  if (colon == std::string::npos || count < 1) return usage();
+  std::string error;
+  auto addr = resolve(target.substr(0, colon), std::atoi(target.c_str() + colon + 1), error);
+  if (!addr) {
+    std::fprintf(stderr, "netexec: %s\n", error.c_str());
+    return 1;
+  }
+  std::vector<double> micros;
+  micros.reserve(static_cast<size_t>(count));
+  int refused = 0;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto start = std::chrono::steady_clock::now();
+    int err = connect_with_timeout(fd, *addr, g_timeout, error);
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    linger reset{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(fd);
+    if (err != 0 && err != ECONNREFUSED) {
+      std::fprintf(stderr, "netexec: %s\n", error.c_str());
+      return 1;
+    }
+    refused += err == ECONNREFUSED;
+    micros.push_back(std::chrono::duration<double, std::micro>(elapsed).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  auto at = [&](double q) { return micros[static_cast<size_t>(q * (micros.size() - 1))]; };
+  std::printf(
+      "%d connects to %s (%d refused): median %.1f us, p10 %.1f us, p90 %.1f us, "
+      "min %.1f us\n",
+      count, target.c_str(), refused, at(0.5), at(0.1), at(0.9), micros.front());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int http_port = 8080, udp_port = 8081, sctp_port = 0;
+  int http_port = 8080, udp_port = 8081, sctp_port = 0, count = 1000;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -466,6 +509,8 @@ int main(int argc, char** argv) {
       sctp_port = std::atoi(v->c_str());
     } else if (auto v = value("--timeout")) {
       g_timeout = std::atof(v->c_str());
+    } else if (auto v = value("--count")) {
+      count = std::atoi(v->c_str());
     } else if (auto v = value("--local-port")) {
       g_local_port = std::atoi(v->c_str());
     } else if (a.rfind("--", 0) == 0) {
@@ -477,6 +522,7 @@ int main(int argc, char** argv) {
   }
   if (!words.empty()) {
     if (words[0] == "get" && words.size() == 2) return client_get(words[1]);
+    if (words[0] == "connect" && words.size() == 2) return client_connect(words[1], count);
     if (words[0] == "udp" && words.size() >= 3) {
       std::string message = words[2];
       for (size_t i = 3; i < words.size(); ++i) message += " " + words[i];
