@@ -76,6 +76,17 @@ Categories categorize(const ProxyNode& node, const ServicePlan& s,
 constexpr const char* kTable = "ip kube-proxy";
 constexpr size_t kServicesPerTable = 1000;
 
+// What every service puts in the first table, whichever table its NAT chains
+// are in: the packet filter's maps (ClusterIPs, services without endpoints,
+// LoadBalancer source ranges) and the firewall chains those maps jump to.
+// The other tables then need only NAT chains at two hooks, so a packet passes
+// few base chains however many tables there are.
+bool in_first_table(const std::string& set_or_chain) {
+  return set_or_chain == "cluster-ips" || set_or_chain == "no-endpoint-services" ||
+         set_or_chain == "no-endpoint-nodeports" || set_or_chain == "firewall-ips" ||
+         set_or_chain.rfind("firewall-", 0) == 0;
+}
+
 // The shard of a service: stable for the lab's life.
 int shard_of(const ProxyNode& node, const ServicePlan& s) {
   return static_cast<int>(fnv1a(s.key()) % static_cast<uint32_t>(node.shards));
@@ -221,15 +232,41 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& s,
 
 namespace {
 
-// One table of the ruleset: its sets, maps, chains and static rules.
-std::string nft_base_table(const ProxyNode& node, int shard) {
+// A further table: the NAT part of kube-proxy's table for its services.
+std::string nft_nat_table(const ProxyNode& node, int shard) {
   const std::string t = nft_table(shard);
+  std::string out = fmt::format(
+      "add table {0} {{ comment \"rules for kube-proxy: NAT of a share of the services\" ; }}\n"
+      "add set {0} nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort traffic\" "
+      "; }}\n"
+      "add map {0} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment "
+      "\"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}\n"
+      "add map {0} service-nodeports {{ type inet_proto . inet_service : verdict ; comment "
+      "\"NodePort traffic\" ; }}\n"
+      "add chain {0} mark-for-masquerade\n"
+      "add chain {0} nat-output {{ type nat hook output priority -100 ; }}\n"
+      "add chain {0} nat-prerouting {{ type nat hook prerouting priority -100 ; }}\n"
+      "add rule {0} mark-for-masquerade mark set mark or 0x4000\n"
+      "add element {0} nodeport-ips {{ {1} }}\n",
+      t, node.ip.str());
+  // The first table's services chain, in each base chain itself: one jump
+  // less for every new connection.
+  for (const char* chain : {"nat-output", "nat-prerouting"})
+    out += fmt::format(
+        "add rule {0} {1} ip daddr . meta l4proto . th dport vmap @service-ips\n"
+        "add rule {0} {1} ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports\n",
+        t, chain);
+  return out;
+}
+
+// The first table: kube-proxy's own, whole.
+std::string nft_first_table(const ProxyNode& node) {
+  const std::string t = kTable;
   std::string out = fmt::format("add table {} {{ comment \"rules for kube-proxy\" ; }}\n", t);
   auto line = [&](std::string text) { out += text + "\n"; };
   const std::string addr_key = "ipv4_addr . inet_proto . inet_service";
-  if (shard == 0)
-    line(fmt::format(
-        "add set {} cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}", t));
+  line(fmt::format("add set {} cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}",
+                   t));
   line(
       fmt::format("add set {} nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort "
                   "traffic\" ; }}",
@@ -268,8 +305,7 @@ std::string nft_base_table(const ProxyNode& node, int shard) {
         "nat-prerouting { type nat hook prerouting priority -100 ; }", "nodeport-endpoints-check",
         "reject-chain { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }",
         "services", "service-endpoints-check"})
-    if (shard == 0 || std::string_view(chain) != "cluster-ips-check")
-      line(fmt::format("add chain {} {}", t, chain));
+    line(fmt::format("add chain {} {}", t, chain));
   for (const auto& rule : std::vector<std::string>{
            "cluster-ips-check ip daddr @cluster-ips reject comment \"Reject traffic to invalid "
            "ports of ClusterIPs\"",
@@ -299,9 +335,7 @@ std::string nft_base_table(const ProxyNode& node, int shard) {
            "services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
            "service-endpoints-check ip daddr . meta l4proto . th dport vmap "
            "@no-endpoint-services"})
-    // The ClusterIP check is the first table's: its set holds every ClusterIP.
-    if (shard == 0 || rule.find("cluster-ips-check") == std::string::npos)
-      line(fmt::format("add rule {} {}", t, rule));
+    line(fmt::format("add rule {} {}", t, rule));
   line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
   return out;
 }
@@ -309,15 +343,14 @@ std::string nft_base_table(const ProxyNode& node, int shard) {
 }  // namespace
 
 std::string nft_base(const ProxyNode& node) {
-  std::string out;
-  for (int shard = 0; shard < node.shards; ++shard) out += nft_base_table(node, shard);
+  std::string out = nft_first_table(node);
+  for (int shard = 1; shard < node.shards; ++shard) out += nft_nat_table(node, shard);
   return out;
 }
 
 void NftTransaction::change(const NftService& from, const NftService& to) {
   const std::string t = !to.table.empty() ? to.table : !from.table.empty() ? from.table : kTable;
-  // Every ClusterIP goes to the first table's set, whatever the service's table.
-  auto table_of = [&](const std::string& set) { return set == "cluster-ips" ? kTable : t; };
+  auto table_of = [&](const std::string& name) { return in_first_table(name) ? kTable : t; };
   for (const auto& [key, value] : from.elements) {
     auto it = to.elements.find(key);
     if (it == to.elements.end() || it->second != value)
@@ -338,11 +371,12 @@ void NftTransaction::change(const NftService& from, const NftService& to) {
   for (const auto& [name, rules] : to.chains) {
     auto it = from.chains.find(name);
     if (it != from.chains.end() && it->second == rules) continue;
+    const auto table = table_of(name);
     if (it == from.chains.end()) {
-      add_objects_ += fmt::format("add chain {} {}\n", t, name);
-      created_.push_back(t + " " + name);
+      add_objects_ += fmt::format("add chain {} {}\n", table, name);
+      created_.push_back(table + " " + name);
     } else {
-      rules_ += fmt::format("flush chain {} {}\n", t, name);
+      rules_ += fmt::format("flush chain {} {}\n", table, name);
     }
     // A block's rules cannot name a set (affinity): libnftables would need
     // the set cache that the block form skips.
@@ -350,14 +384,15 @@ void NftTransaction::change(const NftService& from, const NftService& to) {
       return r.find('@') != std::string::npos;
     });
     if (!blocks_ || names_set)
-      for (const auto& rule : rules) rules_ += fmt::format("add rule {} {} {}\n", t, name, rule);
+      for (const auto& rule : rules)
+        rules_ += fmt::format("add rule {} {} {}\n", table, name, rule);
     else if (!rules.empty())
-      rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", t, name, fmt::join(rules, " ; "));
+      rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", table, name, fmt::join(rules, " ; "));
   }
   for (const auto& [name, rules] : from.chains)
     if (!to.chains.count(name)) {
-      rules_ += fmt::format("flush chain {} {}\n", t, name);
-      stale_chains_.push_back(t + " " + name);
+      rules_ += fmt::format("flush chain {} {}\n", table_of(name), name);
+      stale_chains_.push_back(table_of(name) + " " + name);
     }
   for (const auto& [name, decl] : from.sets)
     if (!to.sets.count(name)) stale_sets_.push_back(t + " " + name);

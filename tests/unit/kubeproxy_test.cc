@@ -196,7 +196,7 @@ TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
 namespace knl {
 namespace {
 
-TEST(KubeProxyNft, ThousandsOfServicesSpreadOverTablesWithOneClusterIpCheck) {
+TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
   EXPECT_EQ(nft_tables_for(10), 1);
   EXPECT_EQ(nft_tables_for(1000), 1);
   EXPECT_EQ(nft_tables_for(1001), 2);
@@ -204,33 +204,65 @@ TEST(KubeProxyNft, ThousandsOfServicesSpreadOverTablesWithOneClusterIpCheck) {
   auto node = test_node();
   node.shards = 3;
   auto base = nft_base(node);
-  for (const char* table : {"ip kube-proxy ", "ip kube-proxy-1 ", "ip kube-proxy-2 "}) {
+  for (const char* table : {"ip kube-proxy ", "ip kube-proxy-1 ", "ip kube-proxy-2 "})
     EXPECT_NE(base.find(std::string("add table ") + table), std::string::npos) << table;
-    EXPECT_NE(base.find(std::string("add rule ") + table + "nat-prerouting jump services"),
-              std::string::npos)
-        << table;
-  }
-  // Only the first table checks ClusterIPs: its set has them all.
+  EXPECT_NE(base.find("add rule ip kube-proxy nat-prerouting jump services"), std::string::npos);
+  // Only the first table filters and masquerades; the others hook NAT at
+  // prerouting and output only.
   EXPECT_NE(base.find("add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check"),
             std::string::npos);
-  EXPECT_EQ(base.find("add set ip kube-proxy-1 cluster-ips"), std::string::npos);
-  EXPECT_EQ(base.find("ip kube-proxy-2 cluster-ips-check"), std::string::npos);
-  // A service's chains and maps go to its table, its ClusterIP to the first.
+  EXPECT_NE(base.find("add rule ip kube-proxy nat-postrouting jump masquerading"),
+            std::string::npos);
+  for (const char* table : {"ip kube-proxy-1 ", "ip kube-proxy-2 "}) {
+    EXPECT_EQ(base.find(std::string("add set ") + table + "cluster-ips"), std::string::npos);
+    EXPECT_EQ(base.find(std::string("add map ") + table + "no-endpoint-services"),
+              std::string::npos);
+    EXPECT_EQ(base.find(std::string(table) + "filter-"), std::string::npos) << table;
+    EXPECT_EQ(base.find(std::string(table) + "nat-postrouting"), std::string::npos) << table;
+    for (const char* chain : {"nat-output ", "nat-prerouting "})
+      EXPECT_NE(base.find(std::string("add rule ") + table + chain +
+                          "ip daddr . meta l4proto . th dport vmap @service-ips"),
+                std::string::npos)
+          << table << chain;
+  }
+  // A service's NAT chains and maps go to its table; its ClusterIP, its
+  // no-endpoint and source-range entries and its firewall chain to the first.
   std::set<std::string> tables;
   for (int i = 0; i < 12; ++i) {
     auto name = "svc" + std::to_string(i);
     auto ip = "172.30.0." + std::to_string(10 + i);
     auto s = service("ns", name.c_str(), ip.c_str());
-    auto out = nft_service(node, s, {{}});
-    tables.insert(out.table);
+    s.type = "LoadBalancer";
+    s.load_balancer_ip = net("5.6.7.0/24").at(i + 1);
+    s.source_ranges = {net("203.0.113.0/25")};
+    const auto hashed = nft_hash_name("ns/" + name + "/tcp/p80");
+    auto none = nft_service(node, s, {{}});
+    tables.insert(none.table);
     NftTransaction tx;
-    tx.change({}, out);
+    tx.change({}, none);
     auto text = tx.str();
     EXPECT_NE(text.find("add element ip kube-proxy cluster-ips { " + ip + " }"), std::string::npos)
         << text;
-    EXPECT_NE(text.find("add element " + out.table + " no-endpoint-services"), std::string::npos)
+    EXPECT_NE(text.find("add element ip kube-proxy no-endpoint-services { " + ip),
+              std::string::npos)
         << text;
-    EXPECT_EQ(nft_service(node, s, {{}}).table, out.table) << "a service keeps its table";
+    auto ready = nft_service(node, s, {{{net("10.180.0.0/24").at(i + 1), 80, "node2", "ns/a"}}});
+    EXPECT_EQ(ready.table, none.table) << "a service keeps its table";
+    NftTransaction up;
+    up.change(none, ready);
+    text = up.str();
+    EXPECT_NE(text.find("delete element ip kube-proxy no-endpoint-services { " + ip),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("add element " + ready.table + " service-ips { " + ip), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("add chain " + ready.table + " service-" + hashed), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("add chain ip kube-proxy firewall-" + hashed), std::string::npos) << text;
+    EXPECT_NE(text.find("add element ip kube-proxy firewall-ips { " + s.load_balancer_ip->str() +
+                        " . tcp . 80 : goto firewall-" + hashed),
+              std::string::npos)
+        << text;
   }
   EXPECT_EQ(tables.size(), 3u) << "12 services use all 3 tables";
 }
