@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -176,6 +177,10 @@ struct ChildArgs {
   const char* program = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
+  // The program is pause, linked near the top of the address space: exec'd
+  // without address randomization its code, stack and vDSO share page-table
+  // pages (see images/pause/pause.cc).
+  bool fixed_layout = false;
   int failed_step = 0, error = 0;
 };
 
@@ -192,6 +197,7 @@ struct ChildArgs {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) ::signal(sig, SIG_DFL);
+  if (a->fixed_layout && ::personality(ADDR_NO_RANDOMIZE) == -1) child_failed(a, kExec);
   ::execve(a->program, a->argv, a->envp);
   child_failed(a, kExec);
 }
@@ -353,6 +359,7 @@ class ProcessRuntime final : public Runtime {
     ChildArgs a;
     a.stdin_fd = a.stdout_fd = null_.get();
     a.program = options_.pause.c_str();
+    a.fixed_layout = true;
     a.argv = argv.data();
     a.envp = envp;
     return clone_child(template_child, a, 0, "mount template", "");
@@ -576,6 +583,7 @@ class ProcessRuntime final : public Runtime {
                {files[1].c_str(), "/etc/hosts"},
                {files[2].c_str(), "/etc/hostname"}};
     a.program = options_.pause.c_str();
+    a.fixed_layout = true;
     a.argv = argv.data();
     a.envp = envp;
     return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
@@ -596,6 +604,7 @@ class ProcessRuntime final : public Runtime {
     a.stdin_fd = null_.get();
     a.stdout_fd = log.get();
     a.program = argv[0];
+    a.fixed_layout = args[0] == options_.pause;
     a.argv = argv.data();
     a.envp = envp_.data();
     return clone_child(container_child, a, 0, what, "");
