@@ -77,7 +77,13 @@ class ControllerHooks : public SupervisorHooks {
   std::string request(const std::string& line) override {
     nlohmann::json answer;
     try {
-      answer = {{"ok", true}, {"result", controller_.request(nlohmann::json::parse(line))}};
+      auto request = nlohmann::json::parse(line);
+      // destroy: from now on only reap (see SupervisorHooks::quiesced).
+      if (request.value("op", "") == "quiesce") {
+        quiesced_ = true;
+        return nlohmann::json{{"ok", true}, {"result", nlohmann::json::object()}}.dump();
+      }
+      answer = {{"ok", true}, {"result", controller_.request(request)}};
     } catch (const UserError& e) {
       answer = {{"ok", false}, {"user", true}, {"error", e.what()}};
     } catch (const std::exception& e) {
@@ -85,9 +91,11 @@ class ControllerHooks : public SupervisorHooks {
     }
     return answer.dump();
   }
+  bool quiesced() const override { return quiesced_; }
 
  private:
   Controller& controller_;
+  bool quiesced_ = false;
 };
 
 // In the deploy worker: build the lab, report the outcome on `result_fd` and,

@@ -14,6 +14,7 @@
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/plan/images.h"
+#include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
@@ -311,6 +312,12 @@ bool destroy_lab(const std::string& lab) {
 void remove_lab(const std::string& lab) {
   auto dir = lab_dir(lab);
   auto entries = Journal::read_file(journal_path(lab));
+  // A running supervisor stops reacting to the exits to come; one that is
+  // gone or does not answer is killed with the rest below.
+  try {
+    ask_supervisor(control_socket_path(lab), R"({"op":"quiesce"})", 2000);
+  } catch (const std::exception&) {
+  }
   auto kernel = make_netlink_kernel();
   auto runtime = make_process_runtime(runtime_options(locate_install()));
   Executor::undo(entries, *kernel, *runtime);

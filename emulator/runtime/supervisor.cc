@@ -73,7 +73,7 @@ Fd listen_control_socket(const std::string& path) {
   return fd;
 }
 
-std::string ask_supervisor(const std::string& path, const std::string& line) {
+std::string ask_supervisor(const std::string& path, const std::string& line, int timeout_ms) {
   auto addr = unix_address(path);
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw errno_error("create socket", path, "", errno);
@@ -83,7 +83,7 @@ std::string ask_supervisor(const std::string& path, const std::string& line) {
                                   path, std::strerror(errno)),
                       errno);
   write_all(fd.get(), line + "\n");
-  auto answer = read_line(fd.get(), 600000);
+  auto answer = read_line(fd.get(), timeout_ms);
   if (answer.empty())
     throw SystemError(fmt::format("the lab's supervisor closed {} without an answer", path), 0);
   return answer;
@@ -130,13 +130,14 @@ void run_supervisor(const std::string& events_path, Fd control, SupervisorHooks&
         if (info.ssi_signo != SIGCHLD) continue;
         int status = 0;
         for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+          if (hooks.quiesced()) continue;
           append_event(
               events_path,
               fmt::format("exit pid={} {}={}", pid, WIFEXITED(status) ? "status" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
           guarded("exit handling", [&] { hooks.exited(pid, status); });
         }
-        guarded("exit handling", [&] { hooks.exits_reaped(); });
+        if (!hooks.quiesced()) guarded("exit handling", [&] { hooks.exits_reaped(); });
         break;
       }
     }
@@ -147,7 +148,7 @@ void run_supervisor(const std::string& events_path, Fd control, SupervisorHooks&
         write_all(client.get(), hooks.request(line) + "\n");
       }
     }
-    if (std::chrono::steady_clock::now() >= next_tick) {
+    if (std::chrono::steady_clock::now() >= next_tick && !hooks.quiesced()) {
       guarded("periodic work", [&] { hooks.tick(); });
       next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }

@@ -4,7 +4,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -311,6 +313,41 @@ TEST(ROOT_Lifecycle, HostNetworkPodsAnswerOnTheNodesAddress) {
   EXPECT_EQ(r.out, "hostnet") << r.err;
   auto seen = lab.exec("host/outside", {"netexec", "get", "http://172.18.0.3:8090/clientip"}).out;
   EXPECT_EQ(seen.substr(0, seen.find(':')), "172.18.0.4");
+}
+
+// One request line to a lab's supervisor, its answer line back.
+std::string ask_control(const std::string& lab, const std::string& line) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  auto path = fmt::format("/run/knetlab/{}/control.sock", lab);
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, (line + "\n").data(), line.size() + 1) == static_cast<ssize_t>(line.size() + 1))
+    for (char c; ::read(fd, &c, 1) == 1 && c != '\n';) answer += c;
+  ::close(fd);
+  return answer;
+}
+
+TEST(ROOT_Lifecycle, DestroyFirstQuiescesTheSupervisorWhichThenOnlyReaps) {
+  KNL_REQUIRE_ROOT();
+  Lab lab("itquiet", kTwoNodes);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  int pid = 0;
+  std::istringstream lines(read_text("/run/knetlab/itquiet/journal"));
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("process ", 0) == 0 && line.find(" container:") != std::string::npos)
+      pid = std::stoi(line.substr(8));
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(ask_control("itquiet", R"({"op":"quiesce"})"), R"({"ok":true,"result":{}})");
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Reaped (not left a zombie), but neither logged nor handed to the
+  // controller, whose every reaction would compete with destroy for the CPUs.
+  EXPECT_TRUE(read_text(fmt::format("/proc/{}/stat", pid)).empty());
+  auto events = read_text("/run/knetlab/itquiet/events.log");
+  EXPECT_EQ(events.find(fmt::format("exit pid={} ", pid)), std::string::npos) << events;
 }
 
 TEST(ROOT_Lifecycle, DestroyLeavesNothingAndTheMachineUnchanged) {
