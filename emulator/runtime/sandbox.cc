@@ -358,8 +358,7 @@ class ProcessRuntime final : public Runtime {
     char* envp[] = {nullptr};
     ChildArgs a;
     a.stdin_fd = a.stdout_fd = null_.get();
-    a.program = options_.pause.c_str();
-    a.fixed_layout = true;
+    set_program(a, options_.pause.c_str());
     a.argv = argv.data();
     a.envp = envp;
     return clone_child(template_child, a, 0, "mount template", "");
@@ -447,7 +446,7 @@ class ProcessRuntime final : public Runtime {
     a.stdin_fd = null_.get();
     a.stdout_fd = log.get();
     for (const auto& [from, to] : daemon.binds) a.binds.emplace_back(from.c_str(), to.c_str());
-    a.program = argv[0];
+    set_program(a, argv[0]);
     a.argv = argv.data();
     a.envp = envp_.data();
     ProcessRecord started;
@@ -582,8 +581,7 @@ class ProcessRuntime final : public Runtime {
     a.binds = {{files[0].c_str(), "/etc/resolv.conf"},
                {files[1].c_str(), "/etc/hosts"},
                {files[2].c_str(), "/etc/hostname"}};
-    a.program = options_.pause.c_str();
-    a.fixed_layout = true;
+    set_program(a, options_.pause.c_str());
     a.argv = argv.data();
     a.envp = envp;
     return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
@@ -603,11 +601,17 @@ class ProcessRuntime final : public Runtime {
     a.sandbox_fd = pidfd;
     a.stdin_fd = null_.get();
     a.stdout_fd = log.get();
-    a.program = argv[0];
-    a.fixed_layout = args[0] == options_.pause;
+    set_program(a, argv[0]);
     a.argv = argv.data();
     a.envp = envp_.data();
     return clone_child(container_child, a, 0, what, "");
+  }
+
+  // Every child this runtime starts with pause execs it without address
+  // randomization (ChildArgs::fixed_layout).
+  void set_program(ChildArgs& a, const char* program) const {
+    a.program = program;
+    a.fixed_layout = program == options_.pause;
   }
 
   RuntimeOptions options_;
