@@ -78,12 +78,11 @@ constexpr size_t kServicesPerTable = 1000;
 
 // What every service puts in the first table, whichever table its NAT chains
 // are in: the packet filter's maps (ClusterIPs, services without endpoints,
-// LoadBalancer source ranges) and the firewall chains those maps jump to.
-// The other tables then need only NAT chains at two hooks, so a packet passes
-// few base chains however many tables there are.
+// and firewall-ips for LoadBalancer source ranges) and the firewall- chains
+// that map jumps to. The other tables then need only NAT chains at two hooks,
+// so a packet passes few base chains however many tables there are.
 bool in_first_table(const std::string& set_or_chain) {
-  return set_or_chain == "cluster-ips" || set_or_chain == "no-endpoint-services" ||
-         set_or_chain == "no-endpoint-nodeports" || set_or_chain == "firewall-ips" ||
+  return set_or_chain == "cluster-ips" || set_or_chain.rfind("no-endpoint-", 0) == 0 ||
          set_or_chain.rfind("firewall-", 0) == 0;
 }
 
