@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include <type_traits>
+
 #include "knetlab/kernel/netns.h"
 #include "knetlab/util/error.h"
 
@@ -40,23 +42,20 @@ const Libnftables& libnftables() {
                                     "(scripts/setup does)",
                                     kSoname, ::dlerror()),
                         ENOENT);
-    auto symbol = [&](const char* name) {
+    Libnftables l;
+    auto load = [&](auto& function, const char* name) {
       void* address = ::dlsym(handle, name);
       if (!address)
         throw SystemError(fmt::format("{} has no {}: {}", kSoname, name, ::dlerror()), ENOENT);
-      return address;
+      function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(address);
     };
-    Libnftables l;
-    l.ctx_new = reinterpret_cast<decltype(l.ctx_new)>(symbol("nft_ctx_new"));
-    l.ctx_free = reinterpret_cast<decltype(l.ctx_free)>(symbol("nft_ctx_free"));
-    l.buffer_output = reinterpret_cast<decltype(l.buffer_output)>(symbol("nft_ctx_buffer_output"));
-    l.buffer_error = reinterpret_cast<decltype(l.buffer_error)>(symbol("nft_ctx_buffer_error"));
-    l.get_output_buffer =
-        reinterpret_cast<decltype(l.get_output_buffer)>(symbol("nft_ctx_get_output_buffer"));
-    l.get_error_buffer =
-        reinterpret_cast<decltype(l.get_error_buffer)>(symbol("nft_ctx_get_error_buffer"));
-    l.run_cmd_from_buffer =
-        reinterpret_cast<decltype(l.run_cmd_from_buffer)>(symbol("nft_run_cmd_from_buffer"));
+    load(l.ctx_new, "nft_ctx_new");
+    load(l.ctx_free, "nft_ctx_free");
+    load(l.buffer_output, "nft_ctx_buffer_output");
+    load(l.buffer_error, "nft_ctx_buffer_error");
+    load(l.get_output_buffer, "nft_ctx_get_output_buffer");
+    load(l.get_error_buffer, "nft_ctx_get_error_buffer");
+    load(l.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
     return l;
   }();
   return lib;
