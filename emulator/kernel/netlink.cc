@@ -131,6 +131,13 @@ class NetlinkKernel final : public Kernel {
         rtnl_link_set_name(peer.get(), spec.peer_name.c_str());
         rtnl_link_set_mtu(peer.get(), static_cast<unsigned>(spec.mtu));
         rtnl_link_set_ns_fd(peer.get(), peer_ns.fd.get());
+        // One queue each way, asked for: a veth otherwise gets one per CPU
+        // and is cut to one once registered, which waits for an expedited
+        // RCU grace period while holding the RTNL lock (each end, each pair).
+        for (auto* end : {link.get(), peer.get()}) {
+          rtnl_link_set_num_tx_queues(end, 1);
+          rtnl_link_set_num_rx_queues(end, 1);
+        }
         object = fmt::format("veth {} (peer {} in netns {})", spec.name, spec.peer_name,
                              spec.peer_netns);
         break;
