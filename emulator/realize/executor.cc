@@ -41,7 +41,7 @@ std::map<std::string, PodProcesses> Executor::build(
     }
     std::vector<bool> created;
     try {
-      kernel_.create_netns(names, created);
+      kernel_.create_netns(plan.namespaces, created);
     } catch (...) {
       // A failed one cleaned up after itself, and its name may be another's.
       for (size_t i = 0; i < names.size(); ++i)

@@ -33,10 +33,10 @@ class FakeKernel final : public Kernel {
  public:
   FakeKernel(Injector& injector, const Journal* journal) : in_(injector), journal_(journal) {}
 
-  void create_netns(const std::vector<std::string>& names, std::vector<bool>& created) override {
-    created.assign(names.size(), false);
-    for (size_t i = 0; i < names.size(); ++i) {
-      const auto& name = names[i];
+  void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created) override {
+    created.assign(namespaces.size(), false);
+    for (size_t i = 0; i < namespaces.size(); ++i) {
+      const auto& name = namespaces[i].name;
       if (journal_) {
         bool journaled = false;
         for (const auto& e : journal_->entries()) journaled |= e.name == name;

@@ -18,10 +18,12 @@ namespace knl {
 class Kernel {
  public:
   virtual ~Kernel() = default;
-  /// Creates every namespace of `names` (several at a time, in any order),
-  /// each with its loopback up; `created[i]` says whether names[i] was, also
-  /// when it throws.
-  virtual void create_netns(const std::vector<std::string>& names, std::vector<bool>& created) = 0;
+  /// Creates every namespace of `namespaces` (several at a time, in any
+  /// order), each with its loopback up; a pod's gives the links created in it
+  /// no IPv6 link-local address. `created[i]` says whether namespaces[i] was,
+  /// also when it throws.
+  virtual void create_netns(const std::vector<NetnsSpec>& namespaces,
+                            std::vector<bool>& created) = 0;
   virtual void delete_netns(const std::string& name) = 0;
   virtual void add_link(const LinkSpec& link) = 0;
   virtual void add_address(const AddressSpec& address) = 0;
