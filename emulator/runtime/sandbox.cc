@@ -468,20 +468,27 @@ class ProcessRuntime final : public Runtime {
         throw errno_error("kill process", std::to_string(process.pid), "", errno);
       pidfds.push_back(std::move(pidfd));
     }
-    // Our own children (during a deploy's rollback) must also be reaped: a
-    // pod's PID 1 cannot finish exiting while its containers are zombies.
+    // A pidfd is readable once its process has exited. Our own children
+    // (during a deploy's rollback) are also reaped: a pod's PID 1 cannot
+    // finish exiting while its containers are zombies. The wait sleeps until
+    // a process exits: checking every process each millisecond took CPU time
+    // from the exiting ones.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!pidfds.empty() && std::chrono::steady_clock::now() < deadline) {
-      for (auto it = pidfds.begin(); it != pidfds.end();) {
+    std::vector<pollfd> waiting;
+    for (const auto& pidfd : pidfds) waiting.push_back({pidfd.get(), POLLIN, 0});
+    while (!waiting.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 ||
+          ::poll(waiting.data(), waiting.size(), static_cast<int>(left.count())) < 0)
+        break;
+      std::erase_if(waiting, [](const pollfd& p) {
+        if (!p.revents) return false;
         siginfo_t info{};
-        bool reaped = ::waitid(static_cast<idtype_t>(kPidfdId), static_cast<id_t>(it->get()), &info,
-                               WEXITED | WNOHANG) == 0 &&
-                      info.si_pid != 0;
-        pollfd p{it->get(), POLLIN, 0};
-        bool exited = reaped || (errno == ECHILD && ::poll(&p, 1, 0) == 1);
-        it = exited ? pidfds.erase(it) : std::next(it);
-      }
-      if (!pidfds.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ::waitid(static_cast<idtype_t>(kPidfdId), static_cast<id_t>(p.fd), &info,
+                 WEXITED | WNOHANG);
+        return true;
+      });
     }
   }
 
