@@ -134,7 +134,7 @@ json services_state(const Plan& plan, const EndpointMap* endpoints) {
       else
         port["targetPort"] = p.target_port_name;
       port["nodePort"] = p.node_port ? json(p.node_port) : json(nullptr);
-      ports.push_back(port);
+      ports.push_back(std::move(port));
       if (found && i < found->size())
         for (const auto& e : (*found)[i]) {
           eps.push_back(e.str());
@@ -153,19 +153,19 @@ json services_state(const Plan& plan, const EndpointMap* endpoints) {
         {"clusterIP", s.headless     ? json("None")
                       : s.cluster_ip ? json(s.cluster_ip->str())
                                      : json(nullptr)},
-        {"ports", ports},
+        {"ports", std::move(ports)},
         {"selector", s.selector},
         {"sessionAffinity", s.affinity ? "ClientIP" : "None"},
         {"externalTrafficPolicy", s.external_local ? "Local" : "Cluster"},
         {"internalTrafficPolicy", s.internal_local ? "Local" : "Cluster"},
         {"loadBalancerIP", s.load_balancer_ip ? json(s.load_balancer_ip->str()) : json(nullptr)},
-        {"endpoints", eps},
-        {"endpointDetails", details}};
+        {"endpoints", std::move(eps)},
+        {"endpointDetails", std::move(details)}};
     json ranges = json::array();
     for (const auto& r : s.source_ranges) ranges.push_back(r.str());
-    entry["loadBalancerSourceRanges"] = ranges;
+    entry["loadBalancerSourceRanges"] = std::move(ranges);
     if (!s.external_name.empty()) entry["externalName"] = s.external_name;
-    out.push_back(entry);
+    out.push_back(std::move(entry));
   }
   return out;
 }
@@ -184,8 +184,10 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
         json peers = json::array();
         for (const auto& p : f.peers)
           peers.push_back({{"ip", p.ip.str()}, {"asn", p.asn}, {"target", p.target}});
-        return json{
-            {"dir", f.dir}, {"asn", f.asn}, {"routerID", f.router_id.str()}, {"peers", peers}};
+        return json{{"dir", f.dir},
+                    {"asn", f.asn},
+                    {"routerID", f.router_id.str()},
+                    {"peers", std::move(peers)}};
       }
     return json(nullptr);
   };
@@ -216,7 +218,7 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
         const auto& rec = running->second.containers.at(c.name);
         entry["pid"] = rec.pid, entry["startTime"] = rec.start_time;
       }
-      containers.push_back(entry);
+      containers.push_back(std::move(entry));
     }
     json pod = {{"name", p.name},
                 {"namespace", p.namespace_},
@@ -228,11 +230,11 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
                 {"deployment", p.deployment},
                 {"dir", p.dir},
                 {"ready", !ready_pods || ready_pods->count(p.key()) > 0},
-                {"containers", containers}};
+                {"containers", std::move(containers)}};
     if (running != pods.end())
       pod["sandbox"] = {{"pid", running->second.sandbox.pid},
                         {"startTime", running->second.sandbox.start_time}};
-    pod_list.push_back(pod);
+    pod_list.push_back(std::move(pod));
   }
   return {{"name", plan.lab},
           {"file", fs::absolute(plan.file).string()},
@@ -244,10 +246,10 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
             {"serviceSubnet", plan.network.service_subnet.str()},
             {"loadBalancerMode", plan.network.load_balancer_mode}}},
           {"lan", {{"netns", plan.lan_netns}, {"gateway", plan.lan_gateway.str()}}},
-          {"nodes", nodes},
-          {"hosts", hosts},
-          {"routers", routers},
-          {"pods", pod_list},
+          {"nodes", std::move(nodes)},
+          {"hosts", std::move(hosts)},
+          {"routers", std::move(routers)},
+          {"pods", std::move(pod_list)},
           {"services", services_state(plan, endpoints)},
           {"cloudLoadBalancer", plan.lb_netns.empty()
                                     ? json(nullptr)
