@@ -479,9 +479,10 @@ class ProcessRuntime final : public Runtime {
     while (!waiting.empty()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0 ||
-          ::poll(waiting.data(), waiting.size(), static_cast<int>(left.count())) < 0)
-        break;
+      if (left.count() <= 0) break;
+      int ready = ::poll(waiting.data(), waiting.size(), static_cast<int>(left.count()));
+      if (ready < 0 && errno == EINTR) continue;  // Ctrl-C during a rollback
+      if (ready < 0) throw errno_error("wait for processes to exit", "", "", errno);
       std::erase_if(waiting, [](const pollfd& p) {
         if (!p.revents) return false;
         siginfo_t info{};
