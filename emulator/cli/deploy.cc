@@ -161,7 +161,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
           auto bgp_start = std::chrono::steady_clock::now();
           size_t sessions = 0;
           for (const auto& f : plan.frr) sessions += f.peers.size();
-          wait_for_bgp(plan, controller->announced_routes(), bgp_start + std::chrono::seconds(30));
+          controller->wait_for_bgp(bgp_start + std::chrono::seconds(30));
           spdlog::info(
               "BGP converged: {} FRR instances, {} session ends Established, every "
               "expected route in the kernel ({:.3f} s after the pods were up)",

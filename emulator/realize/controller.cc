@@ -304,15 +304,20 @@ void Controller::sync_load_balancer() {
   }
 }
 
+std::set<std::string> Controller::endpoint_nodes(const ServicePlan& s) const {
+  std::set<std::string> nodes;
+  if (auto it = endpoints_.find(s.key()); it != endpoints_.end())
+    for (const auto& list : it->second)
+      for (const auto& e : list) nodes.insert(e.node);
+  return nodes;
+}
+
 void Controller::sync_bgp_announcements() {
   if (plan_.network.load_balancer_mode != "bgp") return;
   retry_announcements_ = false;
   for (const auto& s : plan_.services) {
     if (!s.load_balancer_ip || !s.external_local) continue;
-    const auto& eps = endpoints_[s.key()];
-    std::set<std::string> nodes;
-    for (const auto& list : eps)
-      for (const auto& e : list) nodes.insert(e.node);
+    auto nodes = endpoint_nodes(s);
     auto key = s.load_balancer_ip->str();
     auto& announced = announced_[key];
     if (announced == nodes) continue;
@@ -546,8 +551,7 @@ nlohmann::json Controller::apply(const std::string& file) {
   if (!plan_.lb_netns.empty()) sync_load_balancer();
   // The record first: what was added is there, converged or not.
   publish();
-  if (!plan_.frr.empty())
-    wait_for_bgp(plan_, announced_routes(), Clock::now() + std::chrono::seconds(30));
+  if (!plan_.frr.empty()) wait_for_bgp(Clock::now() + std::chrono::seconds(30));
   event(fmt::format("apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}] in {:.3f} s",
                     file, fmt::join(result["nodes"], ", "), fmt::join(result["hosts"], ", "),
                     fmt::join(result["routers"], ", "), fmt::join(result["pods"], ", "),
@@ -556,16 +560,26 @@ nlohmann::json Controller::apply(const std::string& file) {
   return result;
 }
 
-ExtraRoutes Controller::announced_routes() const {
-  ExtraRoutes routes;
-  for (const auto& [ip, nodes] : announced_) {
-    if (nodes.empty()) continue;
-    for (const auto& f : plan_.frr)
-      if (f.target.rfind("router/", 0) == 0)
-        routes[f.target].emplace_back(Ipv4Net{*Ipv4::parse(ip), 32},
-                                      "LoadBalancer IP " + ip + " announced by a node");
-  }
-  return routes;
+void Controller::wait_for_bgp(Clock::time_point deadline) {
+  // A bgpd that does not answer vtysh yet (it was started while the pods
+  // were) failed its node's first announcement: it is tried again meanwhile.
+  auto wanted = [this] {
+    if (retry_announcements_) sync_bgp_announcements();
+    ExtraRoutes routes;
+    if (plan_.network.load_balancer_mode != "bgp") return routes;
+    for (const auto& s : plan_.services) {
+      if (!s.load_balancer_ip || !s.external_local) continue;
+      auto nodes = endpoint_nodes(s);
+      if (nodes.empty()) continue;
+      auto why = fmt::format("LoadBalancer IP {} of service {}, announced by {}",
+                             s.load_balancer_ip->str(), s.key(), fmt::join(nodes, ", "));
+      for (const auto& f : plan_.frr)
+        if (f.target.rfind("router/", 0) == 0)
+          routes[f.target].emplace_back(Ipv4Net{*s.load_balancer_ip, 32}, why);
+    }
+    return routes;
+  };
+  knl::wait_for_bgp(plan_, wanted, deadline);
 }
 
 void Controller::restart_daemons(Clock::time_point now) {

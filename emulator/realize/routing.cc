@@ -62,33 +62,38 @@ std::map<std::string, std::string> bgp_sessions(const FrrPlan& frr) {
   return sessions;
 }
 
-void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
+void wait_for_bgp(const Plan& plan, const std::function<ExtraRoutes()>& extra,
                   std::chrono::steady_clock::time_point deadline) {
   struct Pending {
     const FrrPlan* frr;
-    std::map<Ipv4Net, std::string> routes;
+    std::set<Ipv4Net> seen;                  // in the kernel already
+    std::map<Ipv4Net, std::string> missing;  // this round's wanted routes not seen yet
     bool sessions_up = false;
   };
   std::vector<Pending> pending;
-  for (const auto& f : plan.frr) {
-    Pending p{&f, {f.expected.begin(), f.expected.end()}};
-    if (auto it = extra.find(f.target); it != extra.end())
-      p.routes.insert(it->second.begin(), it->second.end());
-    pending.push_back(std::move(p));
-  }
+  for (const auto& f : plan.frr) pending.push_back({&f, {}, {}});
   for (;;) {
+    const auto wanted = extra();
     bool done = true;
     for (auto& p : pending) {
-      if (!p.routes.empty())
-        for (const auto& route : list_routes(p.frr->netns)) p.routes.erase(route.dst);
+      p.missing.clear();
+      auto want = [&](const Ipv4Net& dst, const std::string& why) {
+        if (!p.seen.count(dst)) p.missing.emplace(dst, why);
+      };
+      for (const auto& [dst, why] : p.frr->expected) want(dst, why);
+      if (auto it = wanted.find(p.frr->target); it != wanted.end())
+        for (const auto& [dst, why] : it->second) want(dst, why);
+      if (!p.missing.empty())
+        for (const auto& route : list_routes(p.frr->netns))
+          if (p.missing.erase(route.dst)) p.seen.insert(route.dst);
       // Sessions are asked for once the routes are in: vtysh costs a process.
-      if (p.routes.empty() && !p.sessions_up) {
+      if (p.missing.empty() && !p.sessions_up) {
         auto sessions = bgp_sessions(*p.frr);
         p.sessions_up = sessions.size() == p.frr->peers.size() &&
                         std::all_of(sessions.begin(), sessions.end(),
                                     [](const auto& s) { return s.second == "Established"; });
       }
-      done = done && p.routes.empty() && p.sessions_up;
+      done = done && p.missing.empty() && p.sessions_up;
     }
     if (done) return;
     if (std::chrono::steady_clock::now() > deadline) break;
@@ -116,11 +121,11 @@ void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
                         f.target, peer.target, peer.ip.str(), state, log_tail(f)),
             ETIMEDOUT);
     }
-    if (!p.routes.empty())
+    if (!p.missing.empty())
       throw SystemError(
           fmt::format("BGP did not converge: {} has no route to {} ({}) in its kernel; the end "
                       "of its logs:{}",
-                      f.target, p.routes.begin()->first.str(), p.routes.begin()->second,
+                      f.target, p.missing.begin()->first.str(), p.missing.begin()->second,
                       log_tail(f)),
           ETIMEDOUT);
   }

@@ -61,9 +61,11 @@ class Controller {
   /// A request from the command line (scale, delete, apply); returns the answer.
   nlohmann::json request(const nlohmann::json& request);
 
-  /// The LoadBalancer routes of Local services that the nodes announce now,
-  /// for every router (deploy waits for them).
-  ExtraRoutes announced_routes() const;
+  /// Waits until BGP has converged (knl::wait_for_bgp): every router also has
+  /// the LoadBalancer IP of each Local service with a ready endpoint, from
+  /// the nodes that have one. An announcement that failed is tried again
+  /// meanwhile. Throws SystemError at `deadline`.
+  void wait_for_bgp(std::chrono::steady_clock::time_point deadline);
 
   /// Seconds the last sync took, and how many services it touched.
   double last_sync_seconds() const { return last_sync_seconds_; }
@@ -95,6 +97,8 @@ class Controller {
   /// MetalLB's BGP mode: a Local service's LoadBalancer IP is announced by
   /// the nodes with a ready endpoint (Cluster ones are in frr.conf).
   void sync_bgp_announcements();
+  /// The nodes with a ready endpoint of `s`.
+  std::set<std::string> endpoint_nodes(const ServicePlan& s) const;
   /// FRR daemons that exited are started again after a back-off, as
   /// watchfrr would.
   void restart_daemons(std::chrono::steady_clock::time_point now);
@@ -137,11 +141,10 @@ class Controller {
     std::optional<std::chrono::steady_clock::time_point> restart_at;
   };
   std::map<std::string, DaemonState> daemons_;  // by DaemonPlan::name
-  bool retry_announcements_ = false;
-  std::set<std::string> exited_pods_;    // pods whose processes exited since settle()            //
-                                         // an announcement failed: try again on a tick
-  std::map<std::string, Ipv4> last_ip_;  // node -> last pod IP handed out
-  std::map<std::string, int> next_index_;  // deployment -> next pod index
+  bool retry_announcements_ = false;            // an announcement failed: try again on a tick
+  std::set<std::string> exited_pods_;           // pods whose processes exited since settle()
+  std::map<std::string, Ipv4> last_ip_;         // node -> last pod IP handed out
+  std::map<std::string, int> next_index_;       // deployment -> next pod index
   bool started_ = false;
   double last_sync_seconds_ = 0;
   size_t last_sync_services_ = 0;

@@ -4,6 +4,7 @@
 // kernel), which deploy does before it calls a lab ready.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -23,11 +24,12 @@ std::map<std::string, std::string> bgp_sessions(const FrrPlan& frr);
 /// Routes by FrrPlan::target, on top of FrrPlan::expected.
 using ExtraRoutes = std::map<std::string, std::vector<std::pair<Ipv4Net, std::string>>>;
 
-/// Returns once every instance's expected routes (and `extra`) are in its
-/// namespace's kernel and all its sessions are Established. At `deadline`
-/// throws SystemError naming the router or node, the missing route or the
-/// peer that is not up, and its log.
-void wait_for_bgp(const Plan& plan, const ExtraRoutes& extra,
+/// Returns once every instance's expected routes (and those `extra` returns,
+/// asked again every round: what the nodes announce may still change) are
+/// in its namespace's kernel and all its sessions are Established. At
+/// `deadline` throws SystemError naming the router or node, the missing
+/// route or the peer that is not up, and its log.
+void wait_for_bgp(const Plan& plan, const std::function<ExtraRoutes()>& extra,
                   std::chrono::steady_clock::time_point deadline);
 
 }  // namespace knl
