@@ -123,13 +123,33 @@ class NamespaceWorker {
 
 namespace {
 
-// Moves the calling thread into a new network namespace and names it: only
-// for threads that are thrown away afterwards.
+// Makes the files that namespaces are bound to: the first is created, the
+// others are hard links to it. A link only adds a name to /run/netns, where
+// a new file costs an inode: on an ext4 file system without a journal, the
+// kernel then skips every inode freed in the last 30 s (a lab destroyed and
+// deployed again, a bench), which took 14 ms of CPU time for 100 pods.
+// `file[i]` says whether names[i]'s was made. EEXIST if a name is taken.
+void make_mount_points(const std::vector<std::string>& names, std::vector<char>& file) {
+  std::string anchor;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto path = netns_path(names[i]);
+    if (!anchor.empty() && ::link(anchor.c_str(), path.c_str()) != 0) {
+      if (errno == EEXIST) throw errno_error("create network namespace", names[i], "", errno);
+      anchor.clear();  // EMLINK, or a file system without hard links: a file of its own
+    }
+    if (anchor.empty()) {
+      Fd created(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+      if (!created) throw errno_error("create network namespace", names[i], "", errno);
+      anchor = path;
+    }
+    file[i] = 1;
+  }
+}
+
+// Moves the calling thread into a new network namespace and binds it to its
+// name's file: only for threads that are thrown away afterwards.
 void create_one(const std::string& name, const std::function<void()>& inside) {
   auto path = netns_path(name);
-  Fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
-  if (!file) throw errno_error("create network namespace", name, "", errno);
-  file.reset();
   try {
     if (::unshare(CLONE_NEWNET) != 0)
       throw errno_error("create network namespace", name, "", errno);
@@ -138,7 +158,6 @@ void create_one(const std::string& name, const std::function<void()>& inside) {
     inside();
   } catch (...) {
     ::umount2(path.c_str(), MNT_DETACH);
-    ::unlink(path.c_str());
     throw;
   }
 }
@@ -174,9 +193,12 @@ void create_named_netns(const std::vector<std::string>& names,
   prepare_netns_dir();
   // Creating 1000 namespaces took 0.40-0.52 s from one thread and 0.25-0.42 s
   // from two on this 2-core machine.
-  std::vector<char> made(names.size(), 0);
+  std::vector<char> file(names.size(), 0), made(names.size(), 0);
   std::exception_ptr failure;
   try {
+    // Every file exists before a namespace is bound to one: a link to a
+    // file that has a namespace bound to it would cross into nsfs (EXDEV).
+    make_mount_points(names, file);
     run_on_own_threads(names.size(), [&](size_t i) {
       create_one(names[i], [&] { inside(i); });
       made[i] = 1;
@@ -184,6 +206,8 @@ void create_named_netns(const std::vector<std::string>& names,
   } catch (...) {
     failure = std::current_exception();
   }
+  for (size_t i = 0; i < names.size(); ++i)
+    if (file[i] && !made[i]) ::unlink(netns_path(names[i]).c_str());
   created.assign(made.begin(), made.end());
   if (failure) std::rethrow_exception(failure);
 }

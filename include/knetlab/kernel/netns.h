@@ -23,9 +23,9 @@ Fd open_netns(const std::string& name);
 /// Creates /run/netns/NAME holding a fresh network namespace for every name,
 /// several at a time on threads of their own, and runs `inside(i)` on the
 /// thread that is inside names[i]; `created[i]` says whether it was made.
-/// After the first failure (EEXIST if a name is taken) no further one is
-/// started, and the failure is thrown once the others are done; the failed
-/// one leaves nothing behind.
+/// The names' files are hard links to one inode. After the first failure
+/// (EEXIST if a name is taken) no further one is started, and the failure is
+/// thrown once the others are done; what was not made leaves nothing behind.
 void create_named_netns(const std::vector<std::string>& names,
                         const std::function<void(size_t)>& inside, std::vector<bool>& created);
 
