@@ -23,6 +23,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/netns.h"
@@ -76,56 +78,58 @@ Link up_change(int ifindex) {
 
 class NetlinkKernel final : public Kernel {
  public:
-  void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created) override {
+  void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created,
+                    const std::function<void(size_t)>& inside) override {
     std::vector<std::string> names;
     for (const auto& ns : namespaces) names.push_back(ns.name);
-    // Each namespace's handles are opened in passing, by the thread inside it.
-    std::vector<Namespace> made(names.size());
-    auto keep = [&] {
-      for (size_t i = 0; i < created.size(); ++i)
-        if (created[i]) sockets_.emplace(names[i], std::move(made[i]));
-    };
-    try {
-      create_named_netns(
-          names,
-          [&](size_t i) {
-            made[i].fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-            if (!made[i].fd) throw errno_error("open network namespace", names[i], "", errno);
-            made[i].sock.reset(nl_socket_alloc());
-            if (int err = nl_connect(made[i].sock.get(), NETLINK_ROUTE); err < 0)
-              throw nl_failure("open rtnetlink socket", "", names[i], err);
-            // A new namespace's loopback is always interface 1.
-            auto lo = up_change(1);
-            if (int err = rtnl_link_change(made[i].sock.get(), lo.get(), lo.get(), 0); err < 0)
-              throw nl_failure("set up link", "lo", names[i], err);
-            // A pod's eth0 gets no IPv6 link-local address (the lab is IPv4):
-            // its duplicate address detection and MLD reports would be
-            // flooded to every port of its node's bridge, which took 1.2 s of
-            // the 2 s that the links of 1000 pods on 10 nodes took. Set as the
-            // namespace's default before eth0 exists: set on eth0 with the
-            // request that brings it up, the kernel applied it after the up
-            // flag, too late when eth0 was just made.
-            if (namespaces[i].role == NetnsRole::pod) {
-              constexpr std::string_view kNone = "1";
-              Fd mode(
-                  ::open("/proc/sys/net/ipv6/conf/default/addr_gen_mode", O_WRONLY | O_CLOEXEC));
-              if (!mode || ::write(mode.get(), kNone.data(), kNone.size()) < 0)
-                throw errno_error("set sysctl", "net.ipv6.conf.default.addr_gen_mode=1", names[i],
-                                  errno);
-            }
-          },
-          created);
-    } catch (...) {
-      keep();
-      throw;
-    }
-    keep();
+    create_named_netns(
+        names,
+        [&](size_t i) {
+          // The namespace's handles are opened in passing, by the thread
+          // inside it, and kept as that thread's.
+          Namespace made;
+          made.fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+          if (!made.fd) throw errno_error("open network namespace", names[i], "", errno);
+          made.sock.reset(nl_socket_alloc());
+          if (int err = nl_connect(made.sock.get(), NETLINK_ROUTE); err < 0)
+            throw nl_failure("open rtnetlink socket", "", names[i], err);
+          // A new namespace's loopback is always interface 1.
+          auto lo = up_change(1);
+          if (int err = rtnl_link_change(made.sock.get(), lo.get(), lo.get(), 0); err < 0)
+            throw nl_failure("set up link", "lo", names[i], err);
+          // A pod's eth0 gets no IPv6 link-local address (the lab is IPv4):
+          // its duplicate address detection and MLD reports would be
+          // flooded to every port of its node's bridge, which took 1.2 s of
+          // the 2 s that the links of 1000 pods on 10 nodes took. Set as the
+          // namespace's default before eth0 exists: set on eth0 with the
+          // request that brings it up, the kernel applied it after the up
+          // flag, too late when eth0 was just made.
+          if (namespaces[i].role == NetnsRole::pod) {
+            constexpr std::string_view kNone = "1";
+            Fd mode(::open("/proc/sys/net/ipv6/conf/default/addr_gen_mode", O_WRONLY | O_CLOEXEC));
+            if (!mode || ::write(mode.get(), kNone.data(), kNone.size()) < 0)
+              throw errno_error("set sysctl", "net.ipv6.conf.default.addr_gen_mode=1", names[i],
+                                errno);
+          }
+          {
+            std::lock_guard lock(mutex_);
+            sockets_.insert_or_assign({std::this_thread::get_id(), names[i]}, std::move(made));
+          }
+          if (!inside) return;
+          try {
+            inside(i);
+          } catch (...) {
+            // The namespace goes (create_named_netns), and no handle of ours
+            // may keep it and what was made in it.
+            forget(names[i]);
+            throw;
+          }
+        },
+        created);
   }
 
   void delete_netns(const std::string& name) override {
-    for (auto it = indexes_.begin(); it != indexes_.end();)
-      it = it->first.first == name ? indexes_.erase(it) : std::next(it);
-    sockets_.erase(name);
+    forget(name);
     delete_named_netns(name);
   }
 
@@ -273,6 +277,7 @@ class NetlinkKernel final : public Kernel {
   }
 
   void release_handles() override {
+    std::lock_guard lock(mutex_);
     sockets_.clear();
     indexes_.clear();
   }
@@ -295,19 +300,35 @@ class NetlinkKernel final : public Kernel {
     Socket sock;
   };
 
+  // Closes every thread's handles in `netns`.
+  void forget(const std::string& netns) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(indexes_, [&](const auto& entry) { return entry.first.first == netns; });
+    std::erase_if(sockets_, [&](const auto& entry) { return entry.first.second == netns; });
+  }
+
+  // The calling thread's handles in `netns`: a netlink socket answers the
+  // thread that asked, one request at a time, so no two threads share one.
   Namespace& in(const std::string& netns) {
-    auto it = sockets_.find(netns);
-    if (it != sockets_.end()) return it->second;
+    const std::pair key{std::this_thread::get_id(), netns};
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = sockets_.find(key); it != sockets_.end()) return it->second;
+    }
     Namespace ns{open_netns(netns), Socket(nl_socket_alloc())};
     int err = 0;
     run_in_netns(ns.fd.get(), [&] { err = nl_connect(ns.sock.get(), NETLINK_ROUTE); });
     if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
-    return sockets_.emplace(netns, std::move(ns)).first->second;
+    std::lock_guard lock(mutex_);
+    return sockets_.insert_or_assign(key, std::move(ns)).first->second;
   }
 
   uint32_t index(const std::string& netns, const std::string& name) {
     auto key = std::pair{netns, name};
-    if (auto it = indexes_.find(key); it != indexes_.end()) return it->second;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = indexes_.find(key); it != indexes_.end()) return it->second;
+    }
     // Asked of the namespace's socket by ioctl, which returns the index
     // alone: a RTM_GETLINK answer carries every attribute of the link (its
     // IPv4 and IPv6 settings among them), for the kernel to build and libnl
@@ -319,11 +340,13 @@ class NetlinkKernel final : public Kernel {
     if (::ioctl(nl_socket_get_fd(in(netns).sock.get()), SIOCGIFINDEX, &request) != 0)
       throw errno_error("look up link", name, netns, errno);
     auto idx = static_cast<uint32_t>(request.ifr_ifindex);
+    std::lock_guard lock(mutex_);
     indexes_[key] = idx;
     return idx;
   }
 
-  std::map<std::string, Namespace> sockets_;
+  std::mutex mutex_;  // guards the two maps, not what their entries hold
+  std::map<std::pair<std::thread::id, std::string>, Namespace> sockets_;
   std::map<std::pair<std::string, std::string>, uint32_t> indexes_;
 };
 

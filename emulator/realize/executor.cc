@@ -3,10 +3,92 @@
 #include <fmt/format.h>
 
 #include <exception>
+#include <mutex>
+#include <type_traits>
 
 #include "knetlab/util/error.h"
 
 namespace knl {
+
+namespace {
+
+// The kernel objects of a plan, those of each pod's namespace apart: its
+// veth, whichever end is in the pod, and what is set in the pod's namespace
+// or on its veth's other end.
+struct Wiring {
+  std::vector<KernelOp> others;
+  std::vector<std::vector<KernelOp>> pods;  // by the pod's place among the pod namespaces
+};
+
+Wiring split_by_pod_namespace(const Plan& plan) {
+  constexpr size_t kNone = static_cast<size_t>(-1);
+  Wiring wiring;
+  std::map<std::string, size_t> pod_netns;
+  for (const auto& ns : plan.namespaces)
+    if (ns.role == NetnsRole::pod) pod_netns.emplace(ns.name, pod_netns.size());
+  wiring.pods.resize(pod_netns.size());
+  std::map<std::pair<std::string, std::string>, size_t> link_owner;  // (netns, link) -> pod
+  auto of_netns = [&](const std::string& netns) {
+    auto it = pod_netns.find(netns);
+    return it == pod_netns.end() ? kNone : it->second;
+  };
+  auto of_device = [&](const std::string& netns, const std::string& dev) {
+    if (auto pod = of_netns(netns); pod != kNone) return pod;
+    auto it = link_owner.find({netns, dev});
+    return it == link_owner.end() ? kNone : it->second;
+  };
+  auto add = [&](size_t pod, KernelOp op) {
+    (pod == kNone ? wiring.others : wiring.pods[pod]).push_back(op);
+  };
+  for (const auto& l : plan.links) {
+    auto pod = of_netns(l.netns);
+    if (pod == kNone && l.kind == LinkKind::veth) pod = of_netns(l.peer_netns);
+    if (pod != kNone) {
+      link_owner[{l.netns, l.name}] = pod;
+      if (l.kind == LinkKind::veth) link_owner[{l.peer_netns, l.peer_name}] = pod;
+    }
+    add(pod, &l);
+  }
+  for (const auto& a : plan.addresses) add(of_device(a.netns, a.dev), &a);
+  for (const auto& r : plan.routes) add(of_device(r.netns, r.dev), &r);
+  for (const auto& n : plan.neighbours) add(of_device(n.netns, n.dev), &n);
+  for (const auto& f : plan.fdb) add(of_device(f.netns, f.dev), &f);
+  for (const auto& s : plan.sysctls) add(of_netns(s.netns), &s);
+  return wiring;
+}
+
+}  // namespace
+
+void Executor::apply(const KernelOp& op) {
+  std::visit(
+      [&](const auto* spec) {
+        using Spec = std::remove_cvref_t<decltype(*spec)>;
+        if constexpr (std::is_same_v<Spec, LinkSpec>) kernel_.add_link(*spec);
+        if constexpr (std::is_same_v<Spec, AddressSpec>) kernel_.add_address(*spec);
+        if constexpr (std::is_same_v<Spec, RouteSpec>) kernel_.add_route(*spec);
+        if constexpr (std::is_same_v<Spec, NeighbourSpec>) kernel_.add_neighbour(*spec);
+        if constexpr (std::is_same_v<Spec, FdbSpec>) kernel_.add_fdb(*spec);
+        if constexpr (std::is_same_v<Spec, SysctlSpec>) kernel_.set_sysctl(*spec);
+      },
+      op);
+}
+
+void Executor::create_namespaces(const std::vector<NetnsSpec>& namespaces,
+                                 const std::function<void(size_t)>& inside) {
+  if (namespaces.empty()) return;
+  // All are journaled before the first is made.
+  for (const auto& ns : namespaces) journal_.record({JournalEntry::Kind::netns, ns.name, {}});
+  std::vector<bool> created;
+  try {
+    kernel_.create_netns(namespaces, created, inside);
+  } catch (...) {
+    // A failed one cleaned up after itself, and its name may be another's.
+    for (size_t i = 0; i < namespaces.size(); ++i)
+      if (i >= created.size() || !created[i])
+        journal_.cancel({JournalEntry::Kind::netns, namespaces[i].name, {}});
+    throw;
+  }
+}
 
 std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
   return build(plan, std::nullopt);
@@ -32,34 +114,30 @@ std::map<std::string, PodProcesses> Executor::build(
   // lab is not ours to take down.
   const size_t mark = journal_.entries().size();
   try {
-    const size_t steps = plan.links.size() + plan.addresses.size() + plan.routes.size() +
-                         plan.neighbours.size() + plan.fdb.size() + plan.sysctls.size();
-    std::vector<std::string> names;
-    for (const auto& ns : plan.namespaces) {
-      journal_.record({JournalEntry::Kind::netns, ns.name, {}});
-      names.push_back(ns.name);
-    }
-    std::vector<bool> created;
-    try {
-      kernel_.create_netns(plan.namespaces, created);
-    } catch (...) {
-      // A failed one cleaned up after itself, and its name may be another's.
-      for (size_t i = 0; i < names.size(); ++i)
-        if (i >= created.size() || !created[i])
-          journal_.cancel({JournalEntry::Kind::netns, names[i], {}});
-      throw;
-    }
-    report("namespaces", names.size(), names.size());
+    const auto wiring = split_by_pod_namespace(plan);
+    std::vector<NetnsSpec> others, pods_netns;
+    for (const auto& ns : plan.namespaces)
+      (ns.role == NetnsRole::pod ? pods_netns : others).push_back(ns);
+    create_namespaces(others, {});
+    if (!others.empty()) report("namespaces", others.size(), others.size());
     size_t done = 0;
-    auto step = [&] {
-      if (++done % 100 == 0 || done == steps) report("links and routes", done, steps);
-    };
-    for (const auto& link : plan.links) kernel_.add_link(link), step();
-    for (const auto& a : plan.addresses) kernel_.add_address(a), step();
-    for (const auto& r : plan.routes) kernel_.add_route(r), step();
-    for (const auto& n : plan.neighbours) kernel_.add_neighbour(n), step();
-    for (const auto& f : plan.fdb) kernel_.add_fdb(f), step();
-    for (const auto& s : plan.sysctls) kernel_.set_sysctl(s), step();
+    for (const auto& op : wiring.others) {
+      apply(op);
+      if (++done % 100 == 0 || done == wiring.others.size())
+        report("links and routes", done, wiring.others.size());
+    }
+    // Each pod's namespace is wired by the thread that made it, right away:
+    // the kernel serializes the links (rtnl), and meanwhile the other thread
+    // makes its next namespace, most of which does not take that lock.
+    std::mutex progress;
+    size_t wired = 0;
+    create_namespaces(pods_netns, [&](size_t i) {
+      for (const auto& op : wiring.pods[i]) apply(op);
+      std::lock_guard lock(progress);
+      ++wired;
+      if (wired % 100 == 0 || wired == pods_netns.size())
+        report("pod networks", wired, pods_netns.size());
+    });
     kernel_.release_handles();
 
     if (!existing_template) {

@@ -33,7 +33,8 @@ class FakeKernel final : public Kernel {
  public:
   FakeKernel(Injector& injector, const Journal* journal) : in_(injector), journal_(journal) {}
 
-  void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created) override {
+  void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created,
+                    const std::function<void(size_t)>& inside) override {
     created.assign(namespaces.size(), false);
     for (size_t i = 0; i < namespaces.size(); ++i) {
       const auto& name = namespaces[i].name;
@@ -45,6 +46,14 @@ class FakeKernel final : public Kernel {
       in_.call("create_netns " + name);
       EXPECT_FALSE(links.count(name)) << name << " exists";
       links[name] = {"lo"};
+      if (inside) {
+        try {
+          inside(i);
+        } catch (...) {
+          links.erase(name);  // the real kernel removes it again
+          throw;
+        }
+      }
       created[i] = true;
     }
   }
@@ -221,8 +230,17 @@ TEST(Executor, BuildsEveryObjectAfterWhatItNeeds) {
       if (injector.log[i].rfind(prefix, 0) == 0) found = i;
     return found;
   };
-  EXPECT_LT(last("create_netns"), first("add_link"));
-  EXPECT_LT(last("add_address"), first("add_route"));
+  // The lab's other namespaces and their links come first; then each pod's
+  // namespace is wired by the thread that made it (the fake's only thread).
+  EXPECT_LT(last("create_netns knl-fake-h"), first("add_link"));
+  EXPECT_LT(last("add_route knl-fake-n-"), first("create_netns knl-fake-p-"));
+  for (const auto& pod : {"web-0", "web-1", "web-2"}) {
+    auto netns = std::string("knl-fake-p-default-") + pod;
+    EXPECT_EQ(injector.log[first("create_netns " + netns) + 1].rfind("add_link", 0), 0u)
+        << netns << " was not wired right after it was made";
+    EXPECT_LT(first("create_netns " + netns), first("add_address " + netns));
+    EXPECT_LT(first("add_address " + netns), first("add_route " + netns));
+  }
   EXPECT_LT(first("release_handles"), first("start sandbox"));
   EXPECT_EQ(injector.log.back(), "wait_ready");
 }

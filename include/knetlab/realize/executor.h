@@ -10,12 +10,18 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/realize/journal.h"
 #include "knetlab/runtime/runtime.h"
 
 namespace knl {
+
+/// One kernel object of a plan.
+using KernelOp = std::variant<const LinkSpec*, const AddressSpec*, const RouteSpec*,
+                              const NeighbourSpec*, const FdbSpec*, const SysctlSpec*>;
 
 struct ExecutorOptions {
   std::chrono::milliseconds ready_timeout{30000};
@@ -47,6 +53,11 @@ class Executor {
  private:
   std::map<std::string, PodProcesses> build(const Plan& plan,
                                             std::optional<ProcessRecord> existing_template);
+  /// Journals `namespaces`, then creates them and runs `inside` as
+  /// Kernel::create_netns does; cancels the entries of those not created.
+  void create_namespaces(const std::vector<NetnsSpec>& namespaces,
+                         const std::function<void(size_t)>& inside);
+  void apply(const KernelOp& op);
   void report(std::string_view phase, size_t done, size_t total) const {
     if (options_.progress) options_.progress(phase, done, total);
   }
