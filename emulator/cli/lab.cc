@@ -8,9 +8,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/plan/images.h"
@@ -88,19 +90,26 @@ std::string events_path(const std::string& lab) {
 
 LabLock::LabLock(const std::string& lab) : path_(fmt::format("{}/.{}.lock", kRunRoot, lab)) {
   fs::create_directories(kRunRoot);
+  // A holder that was just killed (a deploy's worker dies with its command)
+  // lets go once its exit has closed its files, a few milliseconds later; a
+  // command still at work after 2 s is not waited for.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   // The holder removes the file when the lab goes: a lock taken on a file
   // that was removed meanwhile is no lock, so take the new one.
-  for (int attempt = 0; attempt < 10; ++attempt) {
+  for (int replaced = 0; replaced < 10;) {
     fd_.reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd_) throw errno_error("open lock", path_, "", errno);
     if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) throw errno_error("lock", path_, "", errno);
-      break;
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
     }
     struct stat held, named;
     if (::fstat(fd_.get(), &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
         held.st_dev == named.st_dev && held.st_ino == named.st_ino)
       return;
+    ++replaced;
   }
   throw UserError(
       fmt::format("lab \"{}\" is busy: another knetlab command is deploying or "
