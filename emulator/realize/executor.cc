@@ -5,12 +5,31 @@
 #include <exception>
 #include <mutex>
 #include <type_traits>
+#include <variant>
 
 #include "knetlab/util/error.h"
 
 namespace knl {
 
 namespace {
+
+// One kernel object of a plan.
+using KernelOp = std::variant<const LinkSpec*, const AddressSpec*, const RouteSpec*,
+                              const NeighbourSpec*, const FdbSpec*, const SysctlSpec*>;
+
+void apply(Kernel& kernel, const KernelOp& op) {
+  std::visit(
+      [&](const auto* spec) {
+        using Spec = std::remove_cvref_t<decltype(*spec)>;
+        if constexpr (std::is_same_v<Spec, LinkSpec>) kernel.add_link(*spec);
+        if constexpr (std::is_same_v<Spec, AddressSpec>) kernel.add_address(*spec);
+        if constexpr (std::is_same_v<Spec, RouteSpec>) kernel.add_route(*spec);
+        if constexpr (std::is_same_v<Spec, NeighbourSpec>) kernel.add_neighbour(*spec);
+        if constexpr (std::is_same_v<Spec, FdbSpec>) kernel.add_fdb(*spec);
+        if constexpr (std::is_same_v<Spec, SysctlSpec>) kernel.set_sysctl(*spec);
+      },
+      op);
+}
 
 // The kernel objects of a plan, those of each pod's namespace apart: its
 // veth, whichever end is in the pod, and what is set in the pod's namespace
@@ -58,20 +77,6 @@ Wiring split_by_pod_namespace(const Plan& plan) {
 }
 
 }  // namespace
-
-void Executor::apply(const KernelOp& op) {
-  std::visit(
-      [&](const auto* spec) {
-        using Spec = std::remove_cvref_t<decltype(*spec)>;
-        if constexpr (std::is_same_v<Spec, LinkSpec>) kernel_.add_link(*spec);
-        if constexpr (std::is_same_v<Spec, AddressSpec>) kernel_.add_address(*spec);
-        if constexpr (std::is_same_v<Spec, RouteSpec>) kernel_.add_route(*spec);
-        if constexpr (std::is_same_v<Spec, NeighbourSpec>) kernel_.add_neighbour(*spec);
-        if constexpr (std::is_same_v<Spec, FdbSpec>) kernel_.add_fdb(*spec);
-        if constexpr (std::is_same_v<Spec, SysctlSpec>) kernel_.set_sysctl(*spec);
-      },
-      op);
-}
 
 void Executor::create_namespaces(const std::vector<NetnsSpec>& namespaces,
                                  const std::function<void(size_t)>& inside) {
@@ -122,7 +127,7 @@ std::map<std::string, PodProcesses> Executor::build(
     if (!others.empty()) report("namespaces", others.size(), others.size());
     size_t done = 0;
     for (const auto& op : wiring.others) {
-      apply(op);
+      apply(kernel_, op);
       if (++done % 100 == 0 || done == wiring.others.size())
         report("links and routes", done, wiring.others.size());
     }
@@ -132,7 +137,7 @@ std::map<std::string, PodProcesses> Executor::build(
     std::mutex progress;
     size_t wired = 0;
     create_namespaces(pods_netns, [&](size_t i) {
-      for (const auto& op : wiring.pods[i]) apply(op);
+      for (const auto& op : wiring.pods[i]) apply(kernel_, op);
       std::lock_guard lock(progress);
       ++wired;
       if (wired % 100 == 0 || wired == pods_netns.size())

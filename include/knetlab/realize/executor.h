@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "knetlab/kernel/kernel.h"
@@ -18,10 +17,6 @@
 #include "knetlab/runtime/runtime.h"
 
 namespace knl {
-
-/// One kernel object of a plan.
-using KernelOp = std::variant<const LinkSpec*, const AddressSpec*, const RouteSpec*,
-                              const NeighbourSpec*, const FdbSpec*, const SysctlSpec*>;
 
 struct ExecutorOptions {
   std::chrono::milliseconds ready_timeout{30000};
@@ -57,7 +52,6 @@ class Executor {
   /// Kernel::create_netns does; cancels the entries of those not created.
   void create_namespaces(const std::vector<NetnsSpec>& namespaces,
                          const std::function<void(size_t)>& inside);
-  void apply(const KernelOp& op);
   void report(std::string_view phase, size_t done, size_t total) const {
     if (options_.progress) options_.progress(phase, done, total);
   }
