@@ -1,45 +1,54 @@
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "knetlab/kernel/fd.h"
 #include "knetlab/runtime/runtime.h"
-#include "knetlab/util/error.h"
 
 namespace knl {
 
 namespace {
-// The fields of /proc/PID/stat after the command name, which may hold spaces.
-std::vector<std::string> stat_fields(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string text;
-  std::getline(in, text);
-  std::vector<std::string> fields;
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return fields;
-  std::istringstream rest(text.substr(close + 2));
-  for (std::string f; rest >> f;) fields.push_back(f);
-  return fields;
+// The state (field 3) and start time (field 22) of /proc/PID/stat; false when
+// there is no such process. Read with one system call and no stream: stop()
+// and the deploy's readiness wait read it for every process of a lab.
+bool stat_of(int pid, char& state, uint64_t& start_time) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char text[1024];
+  auto n = ::read(fd.get(), text, sizeof text - 1);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  // The command name (field 2) is in parentheses and may hold spaces.
+  const char* p = std::strrchr(text, ')');
+  if (!p || p[1] != ' ' || !p[2]) return false;
+  state = p[2];
+  p += 2;
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (!p) return false;
+    ++p;
+  }
+  char* end = nullptr;
+  start_time = std::strtoull(p, &end, 10);
+  return end != p;
 }
 }  // namespace
 
 uint64_t process_start_time(int pid) {
-  auto fields = stat_fields(pid);
-  // Field 22 of stat is starttime; fields[0] here is field 3 (state).
-  return fields.size() > 19 ? std::stoull(fields[19]) : 0;
+  char state = 0;
+  uint64_t start = 0;
+  return stat_of(pid, state, start) ? start : 0;
 }
 
 bool process_alive(const ProcessRecord& p) {
-  auto fields = stat_fields(p.pid);
-  return fields.size() > 19 && std::stoull(fields[19]) == p.start_time && fields[0] != "Z";
+  char state = 0;
+  uint64_t start = 0;
+  return stat_of(p.pid, state, start) && start == p.start_time && state != 'Z';
 }
 
 }  // namespace knl
