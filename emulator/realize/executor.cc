@@ -81,8 +81,10 @@ Wiring split_by_pod_namespace(const Plan& plan) {
 void Executor::create_namespaces(const std::vector<NetnsSpec>& namespaces,
                                  const std::function<void(size_t)>& inside) {
   if (namespaces.empty()) return;
-  // All are journaled before the first is made.
-  for (const auto& ns : namespaces) journal_.record({JournalEntry::Kind::netns, ns.name, {}});
+  // All are journaled, in one write, before the first is made.
+  std::vector<JournalEntry> entries;
+  for (const auto& ns : namespaces) entries.push_back({JournalEntry::Kind::netns, ns.name, {}});
+  journal_.record(entries);
   std::vector<bool> created;
   try {
     kernel_.create_netns(namespaces, created, inside);

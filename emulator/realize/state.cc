@@ -87,6 +87,13 @@ void Journal::record(const JournalEntry& entry) {
   append(journal_line(entry));
 }
 
+void Journal::record(const std::vector<JournalEntry>& entries) {
+  std::string lines;
+  for (const auto& entry : entries) lines += journal_line(entry);
+  entries_.insert(entries_.end(), entries.begin(), entries.end());
+  append(lines);
+}
+
 void Journal::cancel(const JournalEntry& entry) {
   if (auto it = std::find(entries_.rbegin(), entries_.rend(), entry); it != entries_.rend())
     entries_.erase(std::next(it).base());

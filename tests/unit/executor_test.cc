@@ -346,7 +346,8 @@ TEST(Journal, SurvivesARoundTripThroughItsFile) {
   };
   {
     auto journal = Journal::open_file(path);
-    for (const auto& e : written) journal.record(e);
+    journal.record(written[0]);
+    journal.record(std::vector<JournalEntry>(written.begin() + 1, written.end()));  // one write
     journal.cancel(written[4]);
   }
   {  // a crash in the middle of a line leaves a fragment

@@ -34,6 +34,9 @@ class Journal {
   static std::vector<JournalEntry> read_file(const std::string& path);
 
   void record(const JournalEntry& entry);
+  /// Records `entries` with one write: a lab's namespaces, all journaled
+  /// before the first is made.
+  void record(const std::vector<JournalEntry>& entries);
   /// Takes back `entry` (recorded last for it) when its creation failed and
   /// left nothing: a namespace whose name was taken is not ours to remove.
   void cancel(const JournalEntry& entry);
