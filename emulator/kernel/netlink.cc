@@ -68,6 +68,16 @@ Addr mac_addr(const std::string& mac) {
   return Addr(a);
 }
 
+// A socket for requests whose answers are acks or errors, all of a few
+// hundred bytes: each is read with one recvmsg into libnl's 16 kB buffer,
+// instead of a look at its size first (MSG_PEEK) and a second read.
+Socket request_socket() {
+  Socket sock(nl_socket_alloc());
+  if (!sock) throw SystemError("allocate rtnetlink socket: out of memory", ENOMEM);
+  nl_socket_disable_msg_peek(sock.get());
+  return sock;
+}
+
 // A change that brings interface `ifindex` up.
 Link up_change(int ifindex) {
   Link change(rtnl_link_alloc());
@@ -90,7 +100,7 @@ class NetlinkKernel final : public Kernel {
           Namespace made;
           made.fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
           if (!made.fd) throw errno_error("open network namespace", names[i], "", errno);
-          made.sock.reset(nl_socket_alloc());
+          made.sock = request_socket();
           if (int err = nl_connect(made.sock.get(), NETLINK_ROUTE); err < 0)
             throw nl_failure("open rtnetlink socket", "", names[i], err);
           // A new namespace's loopback is always interface 1.
@@ -315,7 +325,7 @@ class NetlinkKernel final : public Kernel {
       std::lock_guard lock(mutex_);
       if (auto it = sockets_.find(key); it != sockets_.end()) return it->second;
     }
-    Namespace ns{open_netns(netns), Socket(nl_socket_alloc())};
+    Namespace ns{open_netns(netns), request_socket()};
     int err = 0;
     run_in_netns(ns.fd.get(), [&] { err = nl_connect(ns.sock.get(), NETLINK_ROUTE); });
     if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
