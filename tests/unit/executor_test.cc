@@ -240,7 +240,15 @@ TEST(Executor, BuildsEveryObjectAfterWhatItNeeds) {
         << netns << " was not wired right after it was made";
     EXPECT_LT(first("create_netns " + netns), first("add_address " + netns));
     EXPECT_LT(first("add_address " + netns), first("add_route " + netns));
+    // Its files too, before the next namespace is made.
+    auto hosts = first("write_file " + plan.run_dir + "/pods/default_" + pod + "/hosts");
+    EXPECT_LT(first("add_route " + netns), hosts);
+    EXPECT_LT(hosts, injector.log.size()) << pod << "'s hosts file was not written";
+    for (size_t i = first("create_netns " + netns) + 1; i < hosts; ++i)
+      EXPECT_NE(injector.log[i].rfind("create_netns", 0), 0u)
+          << pod << "'s files were written after " << injector.log[i];
   }
+  EXPECT_LT(first("mount_tmpfs"), first("create_netns knl-fake-p-"));
   EXPECT_LT(first("release_handles"), first("start sandbox"));
   EXPECT_EQ(injector.log.back(), "wait_ready");
 }
