@@ -53,9 +53,10 @@ enum Step {
   kExec,
   kEnterNs,
   kSys,
-  kEnterTemplate
+  kEnterTemplate,
+  kHideNetns
 };
-constexpr std::array<const char*, 11> kSteps = {"",
+constexpr std::array<const char*, 12> kSteps = {"",
                                                 "enter network namespace",
                                                 "unshare namespaces",
                                                 "set hostname",
@@ -65,7 +66,8 @@ constexpr std::array<const char*, 11> kSteps = {"",
                                                 "exec",
                                                 "enter namespace",
                                                 "mount /sys",
-                                                "enter mount template"};
+                                                "enter mount template",
+                                                "hide /run/netns"};
 
 void wait_child(pid_t pid) {
   int status;
@@ -242,6 +244,13 @@ int template_child(void* arg) {
   if (::unshare(CLONE_NEWNS) != 0) child_failed(a, kUnshare);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_failed(a, kPrivate);
   ::umount2(kNetnsDir, MNT_DETACH);
+  // Under those mounts are the files they were bound to, not namespaces:
+  // `ip link` in a pod opened each to name a veth's peer and printed "Peer
+  // netns reference is invalid" once per file. A pod sees an empty folder,
+  // as a container, whose /run is its own, does.
+  if (::mount("knetlab", kNetnsDir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=4k") != 0)
+    child_failed(a, kHideNetns);
   // The machine's /sys and the cgroup mounts under it go once, here: each pod
   // detaching its copy cost 0.2 ms (an expedited RCU grace period).
   ::umount2("/sys", MNT_DETACH);

@@ -162,6 +162,20 @@ TEST_F(ROOT_Quickstart, PodsCarryNoIpv6LinkLocalAddressForTheirBridgeToFlood) {
             std::string::npos);
 }
 
+TEST_F(ROOT_Quickstart, IpInAPodNamesTheVethPeerByNetnsIdWithoutErrors) {
+  auto link = lab_->exec("pod/web-2", {"ip", "link", "show", "dev", "eth0"});
+  ASSERT_EQ(link.status, 0) << link.err;
+  EXPECT_NE(link.out.find("link-netnsid 0"), std::string::npos) << link.out;
+  EXPECT_EQ(link.err, "") << "the machine's namespace files showed through into the pod";
+  EXPECT_EQ(lab_->exec("pod/web-2", {"ls", "/run/netns"}).out, "");
+  // A node, like a machine running kubelet, names its pods' namespaces.
+  auto node = lab_->exec("node/worker1", {"ip", "link", "show", "type", "veth"});
+  ASSERT_EQ(node.status, 0) << node.err;
+  EXPECT_NE(node.out.find("link-netns knl-" + lab_->name() + "-p-default-"), std::string::npos)
+      << node.out;
+  EXPECT_EQ(node.err, "");
+}
+
 TEST_F(ROOT_Quickstart, PodFilesLiveInATmpfsOfTheLab) {
   auto pods = "/run/knetlab/" + lab_->name() + "/pods";
   std::ifstream mountinfo("/proc/self/mountinfo");
