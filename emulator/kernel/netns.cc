@@ -164,13 +164,15 @@ void create_one(const std::string& name, const std::function<void()>& inside) {
 
 }  // namespace
 
-void run_on_own_threads(size_t count, const std::function<void(size_t)>& work) {
+void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
+                        const std::function<void(size_t)>& on_start) {
   const size_t threads = std::min<size_t>(count, std::max(1U, std::thread::hardware_concurrency()));
   std::atomic<size_t> next = 0;
   std::atomic<bool> stop = false;
   std::mutex failure_mutex;
   std::exception_ptr failure;
-  auto loop = [&] {
+  auto loop = [&](size_t thread) {
+    if (on_start) on_start(thread);
     for (size_t i = 0; !stop && (i = next++) < count;) {
       try {
         work(i);
@@ -183,7 +185,7 @@ void run_on_own_threads(size_t count, const std::function<void(size_t)>& work) {
   };
   {
     std::vector<std::jthread> pool;
-    for (size_t t = 0; t < threads; ++t) pool.emplace_back(loop);
+    for (size_t t = 0; t < threads; ++t) pool.emplace_back(loop, t);
   }
   if (failure) std::rethrow_exception(failure);
 }

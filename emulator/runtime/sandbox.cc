@@ -54,9 +54,10 @@ enum Step {
   kEnterNs,
   kSys,
   kEnterTemplate,
-  kHideNetns
+  kHideNetns,
+  kAffinity
 };
-constexpr std::array<const char*, 12> kSteps = {"",
+constexpr std::array<const char*, 13> kSteps = {"",
                                                 "enter network namespace",
                                                 "unshare namespaces",
                                                 "set hostname",
@@ -67,7 +68,8 @@ constexpr std::array<const char*, 12> kSteps = {"",
                                                 "enter namespace",
                                                 "mount /sys",
                                                 "enter mount template",
-                                                "hide /run/netns"};
+                                                "hide /run/netns",
+                                                "restore CPU affinity"};
 
 void wait_child(pid_t pid) {
   int status;
@@ -183,6 +185,9 @@ struct ChildArgs {
   // without address randomization its code, stack and vDSO share page-table
   // pages (see images/pause/pause.cc).
   bool fixed_layout = false;
+  // Set when the calling thread is pinned to one CPU: the program gets the
+  // CPUs the deploy may use back (see start_pods).
+  const cpu_set_t* affinity = nullptr;
   int failed_step = 0, error = 0;
 };
 
@@ -199,6 +204,8 @@ struct ChildArgs {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) ::signal(sig, SIG_DFL);
+  if (a->affinity && ::sched_setaffinity(0, sizeof *a->affinity, a->affinity) != 0)
+    child_failed(a, kAffinity);
   if (a->fixed_layout && ::personality(ADDR_NO_RANDOMIZE) == -1) child_failed(a, kExec);
   ::execve(a->program, a->argv, a->envp);
   child_failed(a, kExec);
@@ -383,26 +390,49 @@ class ProcessRuntime final : public Runtime {
     std::mutex report;
     // One thread per core, each starting whole pods: the threads enter the
     // pods' namespaces themselves, and clone from one core waits less for
-    // the other's exec to finish.
-    run_on_own_threads(pods.size(), [&](size_t i) {
-      const auto& pod = *pods[i];
-      // Back from the previous pod's PID namespace, which would be the
-      // parent of this pod's.
-      if (::setns(home_pid.get(), CLONE_NEWPID) != 0)
-        throw errno_error("leave the PID namespace of the pod before", pod.key(), "", errno);
-      Fd pidfd;
-      auto sandbox = start_sandbox(pod, mnt.get(), pidfd);
-      {
-        std::lock_guard lock(report);
-        started(pod, "", sandbox);
-      }
-      enter_pod(pidfd.get(), "pod " + pod.key());
-      for (const auto& c : pod.containers) {
-        auto process = start_container(pidfd.get(), c);
-        std::lock_guard lock(report);
-        started(pod, c.name, process);
-      }
-    });
+    // the other's exec to finish. Each thread keeps to a CPU of its own, and
+    // so does each child until it execs: the parent waits for that (vfork),
+    // and the child runs where it was, warm, instead of being woken on the
+    // other CPU. 100 pods: 18-21 -> 14-15 ms (medians of 15).
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    const bool pin =
+        ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1;
+    thread_local const cpu_set_t* restore = nullptr;  // each starting thread's own
+    auto keep_to_a_cpu = [&](size_t thread) {
+      if (!pin) return;
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &allowed) &&
+            static_cast<size_t>(seen++) == thread % static_cast<size_t>(CPU_COUNT(&allowed)))
+          CPU_SET(cpu, &one);
+      // Only where it worked do the children restore the CPUs: pinning
+      // saves time and changes nothing else.
+      if (::sched_setaffinity(0, sizeof one, &one) == 0) restore = &allowed;
+    };
+    run_on_own_threads(
+        pods.size(),
+        [&](size_t i) {
+          const auto& pod = *pods[i];
+          // Back from the previous pod's PID namespace, which would be the
+          // parent of this pod's.
+          if (::setns(home_pid.get(), CLONE_NEWPID) != 0)
+            throw errno_error("leave the PID namespace of the pod before", pod.key(), "", errno);
+          Fd pidfd;
+          auto sandbox = start_sandbox(pod, mnt.get(), pidfd, restore);
+          {
+            std::lock_guard lock(report);
+            started(pod, "", sandbox);
+          }
+          enter_pod(pidfd.get(), "pod " + pod.key());
+          for (const auto& c : pod.containers) {
+            auto process = start_container(pidfd.get(), c, restore);
+            std::lock_guard lock(report);
+            started(pod, c.name, process);
+          }
+        },
+        keep_to_a_cpu);
   }
 
   ProcessRecord start_container(const ProcessRecord& sandbox,
@@ -581,8 +611,10 @@ class ProcessRuntime final : public Runtime {
 
   // The pause process of `pod` (PID 1 of a new PID namespace, in new UTS and
   // IPC ones, joining the pod's network namespace and a copy of the mount
-  // template), started from the calling thread; `pidfd` is set to it.
-  ProcessRecord start_sandbox(const PodPlan& pod, int template_fd, Fd& pidfd) {
+  // template), started from the calling thread; `pidfd` is set to it. It
+  // execs with `affinity`, if given, as its CPUs.
+  ProcessRecord start_sandbox(const PodPlan& pod, int template_fd, Fd& pidfd,
+                              const cpu_set_t* affinity) {
     auto what = "sandbox of pod " + pod.key();
     Fd netns = open_netns(pod.netns);
     std::vector<std::string> files = {pod.dir + "/resolv.conf", pod.dir + "/hosts",
@@ -601,13 +633,15 @@ class ProcessRuntime final : public Runtime {
     set_program(a, options_.pause.c_str());
     a.argv = argv.data();
     a.envp = envp;
+    a.affinity = affinity;
     return clone_child(sandbox_child, a, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, what,
                        pod.netns, &pidfd);
   }
 
   // `container`, born from the calling thread, which entered the pod of the
-  // sandbox `pidfd`.
-  ProcessRecord start_container(int pidfd, const ContainerPlan& container) {
+  // sandbox `pidfd`; with `affinity` as for start_sandbox.
+  ProcessRecord start_container(int pidfd, const ContainerPlan& container,
+                                const cpu_set_t* affinity = nullptr) {
     auto what = "container " + container.name;
     Fd log(::open(container.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (!log) throw errno_error("open log", container.log_path, "", errno);
@@ -618,6 +652,7 @@ class ProcessRuntime final : public Runtime {
     a.sandbox_fd = pidfd;
     a.stdin_fd = null_.get();
     a.stdout_fd = log.get();
+    a.affinity = affinity;
     set_program(a, argv[0]);
     a.argv = argv.data();
     a.envp = envp_.data();

@@ -176,6 +176,19 @@ TEST_F(ROOT_Quickstart, IpInAPodNamesTheVethPeerByNetnsIdWithoutErrors) {
   EXPECT_EQ(node.err, "");
 }
 
+TEST_F(ROOT_Quickstart, PodProcessesMayRunOnEveryCpuTheDeployMay) {
+  // The threads that start pods keep to one CPU each; what they start must not.
+  std::ifstream self("/proc/self/status");
+  std::string line, cpus;
+  while (std::getline(self, line))
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) cpus = line;
+  ASSERT_FALSE(cpus.empty());
+  auto status = lab_->exec("pod/web-2",
+                           {"grep", "-h", "Cpus_allowed_list", "/proc/1/status", "/proc/2/status"});
+  ASSERT_EQ(status.status, 0) << status.err;
+  EXPECT_EQ(status.out, cpus + "\n" + cpus) << "pause (PID 1) or netexec (PID 2) is pinned";
+}
+
 TEST_F(ROOT_Quickstart, PodFilesLiveInATmpfsOfTheLab) {
   auto pods = "/run/knetlab/" + lab_->name() + "/pods";
   std::ifstream mountinfo("/proc/self/mountinfo");

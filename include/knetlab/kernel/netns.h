@@ -30,10 +30,12 @@ void create_named_netns(const std::vector<std::string>& names,
                         const std::function<void(size_t)>& inside, std::vector<bool>& created);
 
 /// Runs work(0) ... work(count - 1) on new threads, one per core, which end
-/// afterwards: `work` may move its thread into other namespaces. After the
-/// first failure no further item starts, and the failure is thrown once the
-/// items under way are done.
-void run_on_own_threads(size_t count, const std::function<void(size_t)>& work);
+/// afterwards: `work` may move its thread into other namespaces. Each thread
+/// first calls on_start(its number, from 0), if given. After the first
+/// failure no further item starts, and the failure is thrown once the items
+/// under way are done.
+void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
+                        const std::function<void(size_t)>& on_start = {});
 
 /// Unmounts and removes /run/netns/NAME; a missing one is not an error.
 void delete_named_netns(const std::string& name);
