@@ -154,12 +154,26 @@ TEST_F(ROOT_Quickstart, PodsHaveTheirOwnNameFilesAndPauseAsPid1) {
 #endif
 }
 
-TEST_F(ROOT_Quickstart, PodsCarryNoIpv6LinkLocalAddressForTheirBridgeToFlood) {
+TEST_F(ROOT_Quickstart, PodVethsCarryNoIpv6LinkLocalAddressAtEitherEnd) {
   auto eth0 = lab_->exec("pod/web-2", {"ip", "-6", "addr", "show", "dev", "eth0"});
   ASSERT_EQ(eth0.status, 0) << eth0.err;
   EXPECT_EQ(eth0.out.find("inet6"), std::string::npos) << eth0.out;
   EXPECT_NE(lab_->exec("pod/web-2", {"ip", "-6", "addr", "show", "dev", "lo"}).out.find("::1/128"),
             std::string::npos);
+  // The node's ends, cni0's ports, have none either; the node's own links keep theirs.
+  auto ports = lab_->exec(
+      "node/worker1",
+      {"sh", "-c",
+       "for p in $(ip -o link show master cni0 | awk -F': ' '{print $2}' | cut -d@ -f1); do "
+       "echo port $p; ip -6 addr show dev $p; done"});
+  ASSERT_EQ(ports.status, 0) << ports.err;
+  EXPECT_NE(ports.out.find("port veth"), std::string::npos) << ports.out;
+  EXPECT_EQ(ports.out.find("inet6"), std::string::npos) << ports.out;
+  for (const auto* dev : {"cni0", "eth0", "flannel.1"})
+    EXPECT_NE(
+        lab_->exec("node/worker1", {"ip", "-6", "addr", "show", "dev", dev}).out.find("fe80::"),
+        std::string::npos)
+        << dev;
 }
 
 TEST_F(ROOT_Quickstart, IpInAPodNamesTheVethPeerByNetnsIdWithoutErrors) {
