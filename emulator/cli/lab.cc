@@ -323,10 +323,11 @@ bool destroy_lab(const std::string& lab) {
 void remove_lab(const std::string& lab) {
   auto dir = lab_dir(lab);
   auto entries = Journal::read_file(journal_path(lab));
-  // A running supervisor stops reacting to the exits to come; one that is
-  // gone or does not answer is killed with the rest below.
+  // A running supervisor stops reacting to the exits to come and stops the
+  // lab's processes, its children; what one that is gone or does not answer
+  // in time leaves is killed with the rest below.
   try {
-    ask_supervisor(control_socket_path(lab), R"({"op":"quiesce"})", 2000);
+    ask_supervisor(control_socket_path(lab), R"({"op":"quiesce","stop":true})", 2000);
   } catch (const std::exception&) {
   }
   auto kernel = make_netlink_kernel();

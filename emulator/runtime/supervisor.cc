@@ -15,6 +15,9 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "knetlab/util/error.h"
 
@@ -87,6 +90,37 @@ std::string ask_supervisor(const std::string& path, const std::string& line, int
   if (answer.empty())
     throw SystemError(fmt::format("the lab's supervisor closed {} without an answer", path), 0);
   return answer;
+}
+
+size_t stop_children(std::chrono::milliseconds within) {
+  // Each thread's own: a child is its cloning thread's, and goes to another
+  // thread of the process when that one ends.
+  std::vector<pid_t> children;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t pid = 0; in >> pid;) children.push_back(pid);
+  }
+  for (pid_t pid : children) ::kill(pid, SIGKILL);
+  // SIGCHLD is blocked (see run_supervisor): waited for, not handled. A pod's
+  // PID 1 exits only once its containers are reaped, so all are.
+  sigset_t child_exits;
+  sigemptyset(&child_exits);
+  sigaddset(&child_exits, SIGCHLD);
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    pid_t pid = 0;
+    while ((pid = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
+    }
+    if (pid < 0) break;  // ECHILD: none left
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    timespec wait{static_cast<time_t>(left.count() / 1'000'000'000),
+                  static_cast<long>(left.count() % 1'000'000'000)};
+    ::sigtimedwait(&child_exits, nullptr, &wait);
+  }
+  return children.size();
 }
 
 void append_event(const std::string& path, const std::string& text) {

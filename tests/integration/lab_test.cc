@@ -391,6 +391,32 @@ TEST(ROOT_Lifecycle, DestroyFirstQuiescesTheSupervisorWhichThenOnlyReaps) {
   EXPECT_EQ(events.find(fmt::format("exit pid={} ", pid)), std::string::npos) << events;
 }
 
+TEST(ROOT_Lifecycle, DestroysQuiesceWithStopHasTheSupervisorKillAndReapTheLabsProcesses) {
+  KNL_REQUIRE_ROOT();
+  Lab lab("itstop", kTwoNodes);
+  ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+  std::vector<int> pods;
+  int supervisor = 0;
+  std::istringstream lines(read_text("/run/knetlab/itstop/journal"));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("process ", 0) != 0) continue;
+    int pid = std::stoi(line.substr(8));
+    if (line.find(" supervisor") != std::string::npos) supervisor = pid;
+    if (line.find(" sandbox:") != std::string::npos ||
+        line.find(" container:") != std::string::npos)
+      pods.push_back(pid);
+  }
+  ASSERT_GT(supervisor, 0);
+  ASSERT_GE(pods.size(), 4U);
+  auto answer = ask_control("itstop", R"({"op":"quiesce","stop":true})");
+  auto stopped = json::parse(answer).at("result").at("stopped").get<size_t>();
+  EXPECT_GE(stopped, pods.size()) << answer;  // and the mount template
+  // Gone and reaped by the time it answered, not zombies; the supervisor runs on.
+  for (int pid : pods) EXPECT_TRUE(read_text(fmt::format("/proc/{}/stat", pid)).empty()) << pid;
+  EXPECT_FALSE(read_text(fmt::format("/proc/{}/stat", supervisor)).empty());
+  EXPECT_EQ(knetlab({"destroy", "--lab", "itstop"}).status, 0);
+}
+
 TEST(ROOT_Lifecycle, DestroyLeavesNothingAndTheMachineUnchanged) {
   KNL_REQUIRE_ROOT();
   auto before = host_network_snapshot();

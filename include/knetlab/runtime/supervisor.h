@@ -5,6 +5,7 @@
 // lab's controller; it also serves the controller's requests (scale, delete)
 // on a unix socket in the lab's run folder.
 
+#include <chrono>
 #include <string>
 
 #include "knetlab/kernel/fd.h"
@@ -40,6 +41,12 @@ Fd listen_control_socket(const std::string& path);
 /// SystemError when it does not answer within `timeout_ms`.
 std::string ask_supervisor(const std::string& path, const std::string& line,
                            int timeout_ms = 600000);
+
+/// Kills every child of the calling process, the supervisor, whose children
+/// are all the lab's (sandboxes, containers, daemons, the mount template),
+/// and reaps them, for at most `within`; returns how many it killed. A
+/// child not yet reaped keeps its pid, so no start time need be checked.
+size_t stop_children(std::chrono::milliseconds within);
 
 /// Appends one timestamped line to the events log at `path`.
 void append_event(const std::string& path, const std::string& text);
