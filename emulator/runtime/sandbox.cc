@@ -398,7 +398,9 @@ class ProcessRuntime final : public Runtime {
     CPU_ZERO(&allowed);
     const bool pin =
         ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1;
-    thread_local const cpu_set_t* restore = nullptr;  // each starting thread's own
+    // The children get the deploy's CPUs back whether or not a pin took:
+    // pinning only saves time.
+    const cpu_set_t* restore = pin ? &allowed : nullptr;
     auto keep_to_a_cpu = [&](size_t thread) {
       if (!pin) return;
       cpu_set_t one;
@@ -407,9 +409,7 @@ class ProcessRuntime final : public Runtime {
         if (CPU_ISSET(cpu, &allowed) &&
             static_cast<size_t>(seen++) == thread % static_cast<size_t>(CPU_COUNT(&allowed)))
           CPU_SET(cpu, &one);
-      // Only where it worked do the children restore the CPUs: pinning
-      // saves time and changes nothing else.
-      if (::sched_setaffinity(0, sizeof one, &one) == 0) restore = &allowed;
+      ::sched_setaffinity(0, sizeof one, &one);
     };
     run_on_own_threads(
         pods.size(),
