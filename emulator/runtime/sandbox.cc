@@ -185,8 +185,8 @@ struct ChildArgs {
   // without address randomization its code, stack and vDSO share page-table
   // pages (see images/pause/pause.cc).
   bool fixed_layout = false;
-  // Set when the calling thread is pinned to one CPU: the program gets the
-  // CPUs the deploy may use back (see start_pods).
+  // Set when start_pods keeps its threads to a CPU each: the child sets these,
+  // the CPUs the deploy may use, as its own before it execs.
   const cpu_set_t* affinity = nullptr;
   int failed_step = 0, error = 0;
 };
