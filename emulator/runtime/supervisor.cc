@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -101,7 +102,20 @@ size_t stop_children(std::chrono::milliseconds within) {
     std::ifstream in(task.path() / "children");
     for (pid_t pid = 0; in >> pid;) children.push_back(pid);
   }
-  for (pid_t pid : children) ::kill(pid, SIGKILL);
+  {
+    // Every kill is sent before any of them dies: a killed process, woken
+    // on our CPU, took it from us between two kills (200 kills took 6 ms),
+    // and each pod's mount namespace then waited for an RCU grace period of
+    // its own as it went, where processes that die together share one.
+    sched_param realtime{};
+    realtime.sched_priority = 1;
+    bool raised = ::sched_setscheduler(0, SCHED_FIFO, &realtime) == 0;
+    for (pid_t pid : children) ::kill(pid, SIGKILL);
+    if (raised) {
+      sched_param normal{};
+      ::sched_setscheduler(0, SCHED_OTHER, &normal);
+    }
+  }
   // SIGCHLD is blocked (see run_supervisor): waited for, not handled. A pod's
   // PID 1 exits only once its containers are reaped, so all are.
   sigset_t child_exits;
