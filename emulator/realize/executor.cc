@@ -153,6 +153,17 @@ std::map<std::string, PodProcesses> Executor::build(
       journal_.record({JournalEntry::Kind::mount, pods_dir, {}});
       runtime_.mount_tmpfs(pods_dir);
     }
+    // The template copies the machine's mount table and detaches its
+    // /run/netns: before the pods' namespaces are bound there, that is a few
+    // mounts instead of one per pod. It must come after the pods' tmpfs,
+    // which the pods' files are bound from.
+    ProcessRecord mount_template;
+    if (existing_template) {
+      mount_template = *existing_template;
+    } else {
+      mount_template = runtime_.start_mount_template();
+      journal_.record({JournalEntry::Kind::process, kMountTemplateEntry, mount_template});
+    }
     // Each pod's namespace is wired by the thread that made it, right away,
     // and the pod's files written: the kernel serializes the links (rtnl),
     // and meanwhile the other thread makes its next namespace or writes
@@ -172,13 +183,6 @@ std::map<std::string, PodProcesses> Executor::build(
 
     if (!plan.frr.empty()) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/frr", {}});
     for (const auto* f : wiring.other_files) runtime_.write_file(*f);
-    ProcessRecord mount_template;
-    if (existing_template) {
-      mount_template = *existing_template;
-    } else {
-      mount_template = runtime_.start_mount_template();
-      journal_.record({JournalEntry::Kind::process, kMountTemplateEntry, mount_template});
-    }
     // FRR first: its sessions come up while the pods start.
     for (const auto& daemon : plan.daemons) {
       auto p = runtime_.start_daemon(daemon, mount_template);
