@@ -96,7 +96,7 @@ class NetlinkKernel final : public Kernel {
         names,
         [&](size_t i) {
           // The namespace's handles are opened in passing, by the thread
-          // inside it, and kept as that thread's.
+          // inside it, for the first thread that uses them to take.
           Namespace made;
           made.fd.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
           if (!made.fd) throw errno_error("open network namespace", names[i], "", errno);
@@ -121,21 +121,10 @@ class NetlinkKernel final : public Kernel {
               throw errno_error("set sysctl", "net.ipv6.conf.default.addr_gen_mode=1", names[i],
                                 errno);
           }
-          {
-            std::lock_guard lock(mutex_);
-            sockets_.insert_or_assign({std::this_thread::get_id(), names[i]}, std::move(made));
-          }
-          if (!inside) return;
-          try {
-            inside(i);
-          } catch (...) {
-            // The namespace goes (create_named_netns), and no handle of ours
-            // may keep it and what was made in it.
-            forget(names[i]);
-            throw;
-          }
+          std::lock_guard lock(mutex_);
+          sockets_.insert_or_assign({std::thread::id{}, names[i]}, std::move(made));
         },
-        created);
+        inside, created);
   }
 
   void delete_netns(const std::string& name) override {
@@ -324,6 +313,12 @@ class NetlinkKernel final : public Kernel {
     {
       std::lock_guard lock(mutex_);
       if (auto it = sockets_.find(key); it != sockets_.end()) return it->second;
+      // Those create_netns opened go to the first thread that asks.
+      if (auto it = sockets_.find({std::thread::id{}, netns}); it != sockets_.end()) {
+        auto handles = sockets_.extract(it);
+        handles.key() = key;
+        return sockets_.insert(std::move(handles)).position->second;
+      }
     }
     Namespace ns{open_netns(netns), request_socket()};
     int err = 0;
@@ -356,6 +351,7 @@ class NetlinkKernel final : public Kernel {
   }
 
   std::mutex mutex_;  // guards the two maps, not what their entries hold
+  // By the thread that uses them; std::thread::id() for those no thread took yet.
   std::map<std::pair<std::thread::id, std::string>, Namespace> sockets_;
   std::map<std::pair<std::string, std::string>, uint32_t> indexes_;
 };

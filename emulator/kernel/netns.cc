@@ -165,8 +165,9 @@ void create_one(const std::string& name, const std::function<void()>& inside) {
 }  // namespace
 
 void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
-                        const std::function<void(size_t)>& on_start) {
-  const size_t threads = std::min<size_t>(count, std::max(1U, std::thread::hardware_concurrency()));
+                        const std::function<void(size_t)>& on_start, size_t max_threads) {
+  size_t threads = std::min<size_t>(count, std::max(1U, std::thread::hardware_concurrency()));
+  if (max_threads) threads = std::min(threads, max_threads);
   std::atomic<size_t> next = 0;
   std::atomic<bool> stop = false;
   std::mutex failure_mutex;
@@ -191,26 +192,81 @@ void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
 }
 
 void create_named_netns(const std::vector<std::string>& names,
-                        const std::function<void(size_t)>& inside, std::vector<bool>& created) {
+                        const std::function<void(size_t)>& inside,
+                        const std::function<void(size_t)>& made, std::vector<bool>& created) {
   prepare_netns_dir();
-  // Creating 1000 namespaces took 0.40-0.52 s from one thread and 0.25-0.42 s
-  // from two on this 2-core machine.
-  std::vector<char> file(names.size(), 0), made(names.size(), 0);
+  std::vector<char> file(names.size(), 0), done(names.size(), 0);
   std::exception_ptr failure;
   try {
     // Every file exists before a namespace is bound to one: a link to a
     // file that has a namespace bound to it would cross into nsfs (EXDEV).
     make_mount_points(names, file);
-    run_on_own_threads(names.size(), [&](size_t i) {
+    auto make = [&](size_t i) {
       create_one(names[i], [&] { inside(i); });
-      made[i] = 1;
-    });
+      done[i] = 1;
+    };
+    if (!made) {
+      // Creating 1000 namespaces took 0.40-0.52 s from one thread and
+      // 0.25-0.42 s from two on this 2-core machine.
+      run_on_own_threads(names.size(), make);
+    } else {
+      // What `made` does for a pod (its links) holds the kernel's rtnl lock
+      // most of the time; most of making a namespace does not. Threads that
+      // each made a namespace and wired it in turn spun on that lock while
+      // the other held it: 100 pods' networks took 74-85 ms that way, and
+      // 60-68 ms with one thread making them and this one wiring (1000 pods
+      // on 10 nodes up: 1.26 -> 1.12 s).
+      std::mutex mutex;
+      std::condition_variable ready_or_over;
+      std::vector<size_t> ready;
+      bool over = false;
+      std::atomic<bool> stop = false;
+      std::exception_ptr makers_failure;
+      std::jthread makers([&] {
+        try {
+          const size_t cores = std::max(1U, std::thread::hardware_concurrency());
+          run_on_own_threads(
+              names.size(),
+              [&](size_t i) {
+                if (stop) throw SystemError("create network namespace: stopped", ECANCELED);
+                make(i);
+                std::lock_guard lock(mutex);
+                ready.push_back(i);
+                ready_or_over.notify_one();
+              },
+              {}, std::max<size_t>(1, cores - 1));
+        } catch (...) {
+          makers_failure = std::current_exception();
+        }
+        std::lock_guard lock(mutex);
+        over = true;
+        ready_or_over.notify_one();
+      });
+      try {
+        for (size_t next = 0;;) {
+          size_t i = 0;
+          {
+            std::unique_lock lock(mutex);
+            ready_or_over.wait(lock, [&] { return next < ready.size() || over; });
+            if (next == ready.size()) break;
+            i = ready[next++];
+          }
+          made(i);
+        }
+      } catch (...) {
+        stop = true;
+        makers.join();
+        throw;
+      }
+      makers.join();
+      if (makers_failure) std::rethrow_exception(makers_failure);
+    }
   } catch (...) {
     failure = std::current_exception();
   }
   for (size_t i = 0; i < names.size(); ++i)
-    if (file[i] && !made[i]) ::unlink(netns_path(names[i]).c_str());
-  created.assign(made.begin(), made.end());
+    if (file[i] && !done[i]) ::unlink(netns_path(names[i]).c_str());
+  created.assign(done.begin(), done.end());
   if (failure) std::rethrow_exception(failure);
 }
 

@@ -21,10 +21,10 @@ class Kernel {
   virtual ~Kernel() = default;
   /// Creates every namespace of `namespaces` (several at a time, in any
   /// order), each with its loopback up; a pod's gives the links created in it
-  /// no IPv6 link-local address. Then `inside(i)`, if given, runs on the
-  /// thread that made namespaces[i], which may call the add_ and set_ methods
-  /// meanwhile; a namespace whose `inside` throws is removed again.
-  /// `created[i]` says whether namespaces[i] was, also when it throws.
+  /// no IPv6 link-local address. `inside(i)`, if given, runs on the calling
+  /// thread as soon as namespaces[i] is made, while the next ones are being
+  /// made, and may call the add_ and set_ methods. `created[i]` says whether
+  /// namespaces[i] was, also when it throws (one whose `inside` threw was).
   virtual void create_netns(const std::vector<NetnsSpec>& namespaces, std::vector<bool>& created,
                             const std::function<void(size_t)>& inside = {}) = 0;
   virtual void delete_netns(const std::string& name) = 0;
@@ -40,8 +40,7 @@ class Kernel {
   virtual void release_handles() = 0;
 };
 
-/// The real kernel. Its methods are called from one thread at a time, but
-/// for the add_ and set_ methods called from create_netns's `inside`.
+/// The real kernel. Its methods are called from one thread at a time.
 std::unique_ptr<Kernel> make_netlink_kernel();
 
 /// A route of a namespace's main table as the kernel reports it.
