@@ -12,8 +12,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
@@ -121,7 +123,19 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
   std::unique_ptr<Kernel> kernel;
   std::unique_ptr<Runtime> runtime;
   Fd control;
+  // The "deploying" record, for get and inspect while the lab is built
+  // (destroy works from the journal), is written meanwhile: on the deploy's
+  // own thread it took 1.2 ms before anything was built.
+  std::jthread deploying;
+  std::exception_ptr deploying_failure;
   try {
+    deploying = std::jthread([&] {
+      try {
+        write_state(plan.lab, make_state(plan, {}, "deploying"));
+      } catch (...) {
+        deploying_failure = std::current_exception();
+      }
+    });
     become_subreaper();
     journal = Journal::open_file(journal_path(plan.lab));
     journal->record({JournalEntry::Kind::process,
@@ -162,6 +176,9 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
       controller = std::make_unique<Controller>(std::move(lab.topology), std::move(lab.context),
                                                 plan, pods, *journal, *kernel, *runtime, copts);
       try {
+        // Before the "ready" record, which it must not overwrite.
+        deploying.join();
+        if (deploying_failure) std::rethrow_exception(deploying_failure);
         controller->start();
         if (!plan.frr.empty()) {
           auto bgp_start = std::chrono::steady_clock::now();
@@ -184,6 +201,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
     spdlog::info("lab \"{}\" is ready in {:.3f} s", plan.lab, seconds_since(start));
   } catch (const std::exception& e) {
     // The executor undid its work; the run folder and the lock file go too.
+    if (deploying.joinable()) deploying.join();
     std::error_code ec;
     std::filesystem::remove_all(lab_dir(plan.lab), ec);
     lock.remove();
@@ -233,7 +251,9 @@ int plan_and_deploy(const std::string& file, bool quiet,
         file, plan.daemons.front().name, plan.daemons.front().argv.front()));
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
-    auto state = read_state(plan.lab);
+    // A deploy that died before its "deploying" record left none.
+    auto state = std::filesystem::exists(state_path(plan.lab)) ? read_state(plan.lab)
+                                                               : nlohmann::json::object();
     if (state.value("phase", "") == "ready") {
       if (desired_part(state) == desired_part(make_state(plan, {}, "ready"))) {
         spdlog::info("lab \"{}\" is already deployed and matches {}; nothing to do", plan.lab,
@@ -260,7 +280,6 @@ int plan_and_deploy(const std::string& file, bool quiet,
     remove_lab(plan.lab);
   }
   std::filesystem::create_directories(lab_dir(plan.lab));
-  write_state(plan.lab, make_state(plan, {}, "deploying"));
   return run_deploy(std::move(lab), install, quiet, start, lock, result_fd);
 }
 

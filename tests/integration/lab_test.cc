@@ -475,6 +475,24 @@ TEST(ROOT_Lifecycle, AKernelRefusalRollsTheDeployBack) {
   std::filesystem::remove(file);
 }
 
+TEST(ROOT_Lifecycle, ADeployKilledBeforeItsStateRecordIsCleanedUpByTheNext) {
+  KNL_REQUIRE_ROOT();
+  // What a deploy killed right after its journal's first entries leaves: the
+  // "deploying" record is written alongside, and may not be there yet.
+  ASSERT_EQ(run({"ip", "netns", "add", "knl-itnostate-lan"}).status, 0);
+  std::filesystem::create_directories("/run/knetlab/itnostate");
+  std::ofstream("/run/knetlab/itnostate/journal") << "netns knl-itnostate-lan\n";
+  {
+    Lab lab("itnostate", kTwoNodes);
+    ASSERT_TRUE(lab.ok()) << lab.deployed().err;
+    EXPECT_NE(lab.deployed().err.find("leftovers of an interrupted deploy"), std::string::npos)
+        << lab.deployed().err;
+    // The leftover held the name of the lab's LAN: it went first.
+    EXPECT_EQ(lab.exec("pod/a", {"netexec", "get", "http://10.244.1.2:8080/hostname"}).out, "b");
+  }
+  EXPECT_TRUE(nothing_left("itnostate"));
+}
+
 TEST(ROOT_Lifecycle, AContainerThatExitsFailsTheDeployAndRollsItBack) {
   KNL_REQUIRE_ROOT();
   auto file = "/tmp/knetlab-test-itexit.toml";
