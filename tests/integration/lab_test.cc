@@ -515,6 +515,56 @@ ports = [{ containerPort = 8080 }]
   std::filesystem::remove(file);
 }
 
+TEST(ROOT_Lifecycle, CtrlCWhileThePodsNetworksAreBuiltRollsTheDeployBack) {
+  KNL_REQUIRE_ROOT();
+  std::string topology =
+      "name = \"itint\"\n[network]\ncni = \"bridge\"\nnodeMaskSize = 22\n"
+      "[[nodes]]\nname = \"n\"\n"
+      "[[deployments]]\nname = \"p\"\nreplicas = 300\n"
+      "[[deployments.containers]]\nname = \"c\"\nimage = \"shell\"\n";
+  auto file = "/tmp/knetlab-test-itint.toml";
+  std::ofstream(file) << topology;
+  auto log = "/tmp/knetlab-test-itint.err";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setpgid(0, 0);  // a process group of its own, as a terminal's Ctrl-C reaches
+    int null = ::open("/dev/null", O_RDWR);
+    int err = ::open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(null, 1), ::dup2(err, 2);
+    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
+    ::execl(program.c_str(), "knetlab", "deploy", file, nullptr);
+    ::_exit(127);
+  }
+  // Once some pods' namespaces are made (bound in /run/netns), while one
+  // thread makes more and the other wires them.
+  auto made = [] {
+    auto mounts = read_text("/proc/self/mountinfo");
+    size_t n = 0;
+    for (size_t at = 0; (at = mounts.find("knl-itint-p-", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  size_t at_signal = 0;
+  int status = 0;
+  pid_t ended = 0;
+  while ((at_signal = made()) < 30 && (ended = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(ended, 0) << "the deploy ended before it was signalled: " << read_text(log);
+  ::kill(-pid, SIGINT);
+  ::waitpid(pid, &status, 0);
+  EXPECT_GE(at_signal, 30u);
+  EXPECT_LT(at_signal, 300u) << "signalled after every pod's namespace was made";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  auto err = read_text(log);
+  EXPECT_NE(err.find("interrupted by signal 2; rolled back"), std::string::npos) << err;
+  EXPECT_TRUE(nothing_left("itint"));
+  EXPECT_EQ(made(), 0u);
+  std::filesystem::remove(file);
+  std::filesystem::remove(log);
+}
+
 TEST(ROOT_Lifecycle, SigkillDuringDeployThenDestroyLeavesNothing) {
   KNL_REQUIRE_ROOT();
   std::string topology =
