@@ -290,6 +290,13 @@ int container_child(void* arg) {
   child_exec(a);
 }
 
+// Whether a child of this process has exited and was not reaped yet: it
+// stays a zombie, to be reaped later.
+bool a_child_exited() {
+  siginfo_t info{};
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
+}
+
 // CLOCK_BOOTTIME in the unit of /proc/PID/stat's start time (clock ticks).
 uint64_t boottime_ticks() {
   static const uint64_t ns_per_tick = 1'000'000'000 / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
@@ -572,6 +579,11 @@ class ProcessRuntime final : public Runtime {
                   std::chrono::steady_clock::time_point deadline) override {
     std::map<std::string, std::vector<const PodPlan*>> by_node;
     for (const auto* pod : pods) by_node[pod->node].push_back(pod);
+    // Every container is a child of this process, and nothing reaps one
+    // while pods are started and waited for: one that exited is a zombie.
+    // With none, all run, and /proc need not be read for each (100 pods'
+    // readiness: 0.8-1.3 ms).
+    const bool none_exited = !a_child_exited();
     for (const auto& [node, list] : by_node) {
       // Probe from the node, as the kubelet does: it also proves the pod is wired.
       auto fd = open_netns(list.front()->node_netns);
@@ -579,8 +591,8 @@ class ProcessRuntime final : public Runtime {
         for (const auto* pod : list) {
           const auto& running = processes.at(pod->key()).containers;
           for (const auto& c : pod->containers) {
-            for (;;) {
-              if (!process_alive(running.at(c.name)))
+            for (bool first = true;; first = false) {
+              if ((!first || !none_exited) && !process_alive(running.at(c.name)))
                 throw SystemError(fmt::format("pod {} container {} exited (its log: {})",
                                               pod->key(), c.name, c.log_path),
                                   ESRCH);
