@@ -10,14 +10,12 @@
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
-#include "knetlab/kernel/nftables.h"
+#include "knetlab/kernel/programs.h"
 #include "knetlab/util/error.h"
 
 namespace knl::cli {
 
 namespace {
-
-using nlohmann::json;
 
 struct Probe {
   std::string from, netns, to;
@@ -46,17 +44,14 @@ std::string probe(const Install& install, const Probe& p) {
 
 // The port on which a pod answers GET /hostname: its netexec container's
 // --http-port (8080 unless given); none for other pods.
-std::optional<int> hostname_port(const json& pod) {
-  for (const auto& c : pod["containers"]) {
-    const auto& argv = c["argv"];
-    if (argv.empty()) continue;
-    auto program = argv[0].get<std::string>();
+std::optional<int> hostname_port(const PodRecord& pod) {
+  for (const auto& c : pod.containers) {
+    if (c.argv.empty()) continue;
+    const auto& program = c.argv[0];
     if (program.substr(program.rfind('/') + 1) != "netexec") continue;
     int port = 8080;
-    for (const auto& a : argv) {
-      auto arg = a.get<std::string>();
+    for (const auto& arg : c.argv)
       if (arg.rfind("--http-port=", 0) == 0) port = std::stoi(arg.substr(12));
-    }
     return port;
   }
   return std::nullopt;
@@ -67,86 +62,74 @@ std::optional<int> hostname_port(const json& pod) {
 int check(const std::string& lab_name) {
   auto install = locate_install();
   auto state = read_state(pick_lab(lab_name));
-  const auto services = state.value("services", json::array());
   // Clients: one pod per node (not hostNetwork), every node, every host.
   struct Client {
     std::string name, netns, node;
-    bool outside = false;
   };
   std::vector<Client> clients;
   std::set<std::string> nodes_with_client;
-  for (const auto& p : state["pods"])
-    if (!p["hostNetwork"].get<bool>() && nodes_with_client.insert(p["node"]).second)
-      clients.push_back({"pod/" + p["name"].get<std::string>(), p["netns"], p["node"]});
-  for (const auto& n : state["nodes"])
-    clients.push_back({"node/" + n["name"].get<std::string>(), n["netns"], n["name"]});
+  for (const auto& p : state.pods)
+    if (!p.host_network && nodes_with_client.insert(p.node).second)
+      clients.push_back({"pod/" + p.name, p.netns, p.node});
+  for (const auto& n : state.nodes) clients.push_back({"node/" + n.name, n.netns, n.name});
 
   std::vector<Probe> probes;
   // Pod to pod and node to pod: one answering pod per node, reached from a
   // pod on every node and from every node, with no NAT in between.
   std::set<std::string> nodes_with_target;
-  for (const auto& p : state["pods"]) {
+  for (const auto& p : state.pods) {
     auto port = hostname_port(p);
-    if (!port || p["hostNetwork"].get<bool>() || !nodes_with_target.insert(p["node"]).second)
-      continue;
-    std::string name = p["name"];
-    auto address = fmt::format("{}:{}", p["ip"].get<std::string>(), *port);
+    if (!port || p.host_network || !nodes_with_target.insert(p.node).second) continue;
+    auto address = fmt::format("{}:{}", p.ip.str(), *port);
     for (const auto& c : clients)
-      if (c.name != "pod/" + name)
+      if (c.name != "pod/" + p.name)
         probes.push_back(
-            {c.name, c.netns, "pod/" + name + " " + address, "TCP", address, {name}, ""});
+            {c.name, c.netns, "pod/" + p.name + " " + address, "TCP", address, {p.name}, ""});
   }
-  for (const auto& s : services) {
-    if (!s["clusterIP"].is_string() || s["clusterIP"] == "None") continue;
-    auto key = s["namespace"].get<std::string>() + "/" + s["name"].get<std::string>();
-    bool int_local = s["internalTrafficPolicy"] == "Local";
-    bool ext_local = s["externalTrafficPolicy"] == "Local";
-    for (const auto& port : s["ports"]) {
-      auto proto = port["protocol"].get<std::string>();
-      if (proto == "SCTP") continue;
+  for (const auto& s : state.services) {
+    if (!s.cluster_ip) continue;
+    bool int_local = s.internal_traffic_policy == TrafficPolicy::local;
+    bool ext_local = s.external_traffic_policy == TrafficPolicy::local;
+    for (const auto& port : s.ports) {
+      if (port.protocol == Protocol::sctp) continue;
+      std::string proto(enum_name(port.protocol));
       std::set<std::string> all;
       std::map<std::string, std::set<std::string>> by_node;
-      for (const auto& e : s["endpointDetails"])
-        if (e["portName"] == port["name"]) {
-          auto pod = e["pod"].get<std::string>();
-          auto name = pod.substr(pod.find('/') + 1);
+      for (const auto& e : s.endpoints)
+        if (e.port_name == port.name) {
+          auto name = e.pod.substr(e.pod.find('/') + 1);
           all.insert(name);
-          by_node[e["node"].get<std::string>()].insert(name);
+          by_node[e.node].insert(name);
         }
       auto failure = [&](const std::set<std::string>& pods) {
         return pods.empty() ? (all.empty() ? "refused" : "timeout") : "";
       };
-      auto cluster_ip =
-          fmt::format("{}:{}", s["clusterIP"].get<std::string>(), port["port"].get<int>());
+      auto cluster_ip = fmt::format("{}:{}", s.cluster_ip->str(), port.port);
       for (const auto& c : clients) {
         auto expected = int_local ? by_node[c.node] : all;
-        probes.push_back({c.name, c.netns, key + " " + cluster_ip, proto, cluster_ip, expected,
+        probes.push_back({c.name, c.netns, s.key() + " " + cluster_ip, proto, cluster_ip, expected,
                           failure(expected)});
       }
-      if (state["hosts"].empty()) continue;
-      const auto& host = state["hosts"].front();
-      auto host_name = "host/" + host["name"].get<std::string>();
-      auto host_ip = *Ipv4::parse(host["ip"].get<std::string>());
-      if (port["nodePort"].is_number())
-        for (const auto& n : state["nodes"]) {
-          auto expected = ext_local ? by_node[n["name"]] : all;
-          auto address =
-              fmt::format("{}:{}", n["ip"].get<std::string>(), port["nodePort"].get<int>());
-          probes.push_back({host_name, host["netns"], key + " NodePort " + address, proto, address,
+      if (state.hosts.empty()) continue;
+      const auto& host = state.hosts.front();
+      auto host_name = "host/" + host.name;
+      if (port.node_port)
+        for (const auto& n : state.nodes) {
+          auto expected = ext_local ? by_node[n.name] : all;
+          auto address = fmt::format("{}:{}", n.ip.str(), *port.node_port);
+          probes.push_back({host_name, host.netns, s.key() + " NodePort " + address, proto, address,
                             expected, failure(expected)});
         }
-      if (s["loadBalancerIP"].is_string()) {
-        auto address =
-            fmt::format("{}:{}", s["loadBalancerIP"].get<std::string>(), port["port"].get<int>());
+      if (s.load_balancer_ip) {
+        auto address = fmt::format("{}:{}", s.load_balancer_ip->str(), port.port);
         std::set<std::string> expected = all;
-        std::string why;
-        const auto& ranges = s.value("loadBalancerSourceRanges", json::array());
-        bool admitted = ranges.empty();
-        for (const auto& r : ranges)
-          admitted = admitted || Ipv4Net::parse(r.get<std::string>())->contains(host_ip);
+        const auto& ranges = s.load_balancer_source_ranges;
+        bool admitted =
+            ranges.empty() || std::any_of(ranges.begin(), ranges.end(),
+                                          [&](const Ipv4Net& r) { return r.contains(host.ip); });
         if (!admitted) expected.clear();
         probes.push_back(
-            {host_name, host["netns"], key + " LoadBalancer " + address, proto, address, expected,
+            {host_name, host.netns, s.key() + " LoadBalancer " + address, proto, address, expected,
              expected.empty() ? (all.empty() && admitted ? "refused" : "timeout") : ""});
       }
     }

@@ -31,35 +31,32 @@ std::string object_name(const std::string& target, const std::string& kind) {
 
 }  // namespace
 
-json ask(const std::string& lab, const json& request) {
-  auto answer = json::parse(ask_supervisor(control_socket_path(lab), request.dump()));
-  if (!answer.value("ok", false)) {
-    auto error = answer.value("error", std::string("the controller refused"));
-    if (answer.value("user", false)) throw UserError(error);
-    throw SystemError(error, 0);
+json ask(const std::string& lab, const Request& request) {
+  auto answer = json::parse(ask_supervisor(control_socket_path(lab), request_json(request).dump()))
+                    .get<Answer>();
+  if (!answer.ok) {
+    if (answer.user_error) throw UserError(answer.error);
+    throw SystemError(answer.error, 0);
   }
-  return answer["result"];
+  return answer.result;
 }
 
 int scale(const std::string& lab, const std::string& target, int replicas) {
   auto name = pick_lab(lab);
-  auto result = ask(
-      name,
-      {{"op", "scale"}, {"deployment", object_name(target, "deployment")}, {"replicas", replicas}});
-  for (const auto& pod : result["added"]) fmt::print("pod/{} created\n", pod.get<std::string>());
-  for (const auto& pod : result["removed"]) fmt::print("pod/{} deleted\n", pod.get<std::string>());
-  fmt::print("deployment.apps/{} scaled to {}\n", result["deployment"].get<std::string>(),
-             replicas);
-  spdlog::debug("rules synced in {:.1f} ms", result["syncSeconds"].get<double>() * 1000);
+  auto result =
+      ask(name, ScaleRequest{object_name(target, "deployment"), replicas}).get<ScaleResult>();
+  for (const auto& pod : result.added) fmt::print("pod/{} created\n", pod);
+  for (const auto& pod : result.removed) fmt::print("pod/{} deleted\n", pod);
+  fmt::print("deployment.apps/{} scaled to {}\n", result.deployment, replicas);
+  spdlog::debug("rules synced in {:.1f} ms", result.sync_seconds * 1000);
   return 0;
 }
 
 int remove(const std::string& lab, const std::string& target) {
   auto name = pick_lab(lab);
-  auto result = ask(name, {{"op", "delete"}, {"pod", object_name(target, "pod")}});
-  fmt::print("pod \"{}\" deleted\n", result["deleted"].get<std::string>());
-  if (result.contains("replacement"))
-    fmt::print("pod/{} created by its deployment\n", result["replacement"].get<std::string>());
+  auto result = ask(name, DeleteRequest{object_name(target, "pod")}).get<DeleteResult>();
+  fmt::print("pod \"{}\" deleted\n", result.deleted);
+  if (result.replacement) fmt::print("pod/{} created by its deployment\n", *result.replacement);
   return 0;
 }
 

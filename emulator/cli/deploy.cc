@@ -20,6 +20,7 @@
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
 #include "knetlab/kernel/kernel.h"
+#include "knetlab/kernel/programs.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/routing.h"
 #include "knetlab/runtime/supervisor.h"
@@ -51,20 +52,6 @@ class InterruptGuard {
   }, old_term_{};
 };
 
-// A lab's state record without what only running it adds (processes) or
-// where it was read from: equal for two deploys of the same topology.
-nlohmann::json desired_part(nlohmann::json state) {
-  state.erase("file");
-  for (auto& service : state["services"])
-    service.erase("endpoints"), service.erase("endpointDetails");
-  for (auto& pod : state["pods"]) {
-    pod.erase("sandbox");
-    pod.erase("ready");
-    for (auto& c : pod["containers"]) c.erase("pid"), c.erase("startTime");
-  }
-  return state;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -77,27 +64,27 @@ class ControllerHooks : public SupervisorHooks {
   void exits_reaped() override { controller_.settle(); }
   void tick() override { controller_.tick(); }
   std::string request(const std::string& line) override {
-    nlohmann::json answer;
+    Answer answer;
     try {
-      auto request = nlohmann::json::parse(line);
+      auto request = parse_request(nlohmann::json::parse(line));
       // destroy: from now on only reap (see SupervisorHooks::quiesced), and
-      // with "stop", kill the lab's processes first: as their parent, with
+      // with `stop`, kill the lab's processes first: as their parent, with
       // one kill(2) each, where destroy opens a pidfd and reads
-      // /proc/PID/stat for each (100 pods: destroy 1.6 ms faster).
-      if (request.value("op", "") == "quiesce") {
+      // /proc/PID/stat for each.
+      if (const auto* quiesce = std::get_if<QuiesceRequest>(&request)) {
         quiesced_ = true;
-        auto result = nlohmann::json::object();
-        if (request.value("stop", false))
-          result["stopped"] = stop_children(std::chrono::milliseconds(1500));
-        return nlohmann::json{{"ok", true}, {"result", result}}.dump();
+        QuiesceResult result;
+        if (quiesce->stop) result.stopped = stop_children(std::chrono::milliseconds(1500));
+        answer = {true, false, "", result};
+      } else {
+        answer = {true, false, "", controller_.request(request)};
       }
-      answer = {{"ok", true}, {"result", controller_.request(request)}};
     } catch (const UserError& e) {
-      answer = {{"ok", false}, {"user", true}, {"error", e.what()}};
+      answer = {false, true, e.what(), nullptr};
     } catch (const std::exception& e) {
-      answer = {{"ok", false}, {"user", false}, {"error", e.what()}};
+      answer = {false, false, e.what(), nullptr};
     }
-    return answer.dump();
+    return nlohmann::json(answer).dump();
   }
   bool quiesced() const override { return quiesced_; }
 
@@ -122,6 +109,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
   std::optional<Journal> journal;
   std::unique_ptr<Kernel> kernel;
   std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<Programs> programs;
   Fd control;
   // The "deploying" record, for get and inspect while the lab is built
   // (destroy works from the journal), is written meanwhile: on the deploy's
@@ -131,7 +119,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
   try {
     deploying = std::jthread([&] {
       try {
-        write_state(plan.lab, make_state(plan, {}, "deploying"));
+        write_state(plan.lab, make_record(plan, {}, LabPhase::deploying));
       } catch (...) {
         deploying_failure = std::current_exception();
       }
@@ -143,6 +131,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
                      {::getpid(), process_start_time(::getpid())}});
     kernel = make_netlink_kernel();
     runtime = make_process_runtime(runtime_options(install));
+    programs = make_programs();
     bool tty = !quiet && ::isatty(STDERR_FILENO);
     auto phase_start = std::chrono::steady_clock::now();
     ExecutorOptions options;
@@ -166,15 +155,17 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
       pods = Executor(*kernel, *runtime, *journal, options).deploy(plan);
       ControllerOptions copts;
       const auto lab_name = plan.lab;
-      copts.publish = [lab_name](const Plan& p, const std::map<std::string, PodProcesses>& procs,
-                                 const EndpointMap& eps, const std::set<std::string>& ready) {
-        write_state(lab_name, make_state(p, procs, "ready", &eps, &ready));
+      copts.publish = [lab_name](const LabState& state) {
+        auto ready = state.ready_pods();
+        write_state(lab_name, make_record(state.plan, state.processes, LabPhase::ready,
+                                          &state.endpoints, &ready));
       };
       copts.event = [lab_name](const std::string& text) {
         append_event(events_path(lab_name), text);
       };
-      controller = std::make_unique<Controller>(std::move(lab.topology), std::move(lab.context),
-                                                plan, pods, *journal, *kernel, *runtime, copts);
+      LabState state{std::move(lab.topology), std::move(lab.context), plan, {}, pods, {}, {}};
+      controller = std::make_unique<Controller>(std::move(state), *kernel, *runtime, *programs,
+                                                *journal, copts);
       try {
         // Before the "ready" record, which it must not overwrite.
         deploying.join();
@@ -252,27 +243,27 @@ int plan_and_deploy(const std::string& file, bool quiet,
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     // A deploy that died before its "deploying" record left none.
-    auto state = std::filesystem::exists(state_path(plan.lab)) ? read_state(plan.lab)
-                                                               : nlohmann::json::object();
-    if (state.value("phase", "") == "ready") {
-      if (desired_part(state) == desired_part(make_state(plan, {}, "ready"))) {
+    std::optional<LabRecord> state;
+    if (std::filesystem::exists(state_path(plan.lab))) state = read_state(plan.lab);
+    if (state && state->phase == LabPhase::ready) {
+      if (desired_part(*state) == desired_part(make_record(plan, {}, LabPhase::ready))) {
         spdlog::info("lab \"{}\" is already deployed and matches {}; nothing to do", plan.lab,
                      file);
         return 0;
       }
       // A running lab is reconciled by its supervisor, which holds it.
       auto result =
-          ask(plan.lab, {{"op", "apply"}, {"file", std::filesystem::absolute(file).string()}});
+          ask(plan.lab, ApplyRequest{std::filesystem::absolute(file).string()}).get<ApplyResult>();
       std::vector<std::string> added;
-      for (const auto* kind : {"nodes", "hosts", "routers", "pods"})
-        for (const auto& name : result[kind])
-          added.push_back(fmt::format("{}/{}", std::string(kind).substr(0, std::strlen(kind) - 1),
-                                      name.get<std::string>()));
+      for (const auto& [kind, names] :
+           {std::pair{"node", &result.nodes}, std::pair{"host", &result.hosts},
+            std::pair{"router", &result.routers}, std::pair{"pod", &result.pods}})
+        for (const auto& name : *names) added.push_back(fmt::format("{}/{}", kind, name));
       if (added.empty())
         spdlog::info("lab \"{}\" already matches {}; nothing to do", plan.lab, file);
       else
         spdlog::info("lab \"{}\" reconciled to {} in {:.3f} s: added {}", plan.lab, file,
-                     result.value("seconds", 0.0), fmt::join(added, ", "));
+                     result.seconds, fmt::join(added, ", "));
       return 0;
     }
     spdlog::warn("lab \"{}\" has leftovers of an interrupted deploy; removing them first",

@@ -122,169 +122,18 @@ void LabLock::remove() {
   fd_.reset();
 }
 
-ProcessRecord process_of(const json& j) {
-  return {j.at("pid").get<int>(), j.at("startTime").get<uint64_t>()};
-}
-
-namespace {
-
-json services_state(const Plan& plan, const EndpointMap* endpoints) {
-  json out = json::array();
-  for (const auto& s : plan.services) {
-    json ports = json::array(), eps = json::array(), details = json::array();
-    const ServiceEndpoints* found = nullptr;
-    if (endpoints)
-      if (auto it = endpoints->find(s.key()); it != endpoints->end()) found = &it->second;
-    for (size_t i = 0; i < s.ports.size(); ++i) {
-      const auto& p = s.ports[i];
-      json port = {{"name", p.name}, {"port", p.port}, {"protocol", p.protocol}};
-      if (p.target_port_name.empty())
-        port["targetPort"] = p.target_port;
-      else
-        port["targetPort"] = p.target_port_name;
-      port["nodePort"] = p.node_port ? json(p.node_port) : json(nullptr);
-      ports.push_back(std::move(port));
-      if (found && i < found->size())
-        for (const auto& e : (*found)[i]) {
-          eps.push_back(e.str());
-          details.push_back({{"ip", e.ip.str()},
-                             {"port", e.port},
-                             {"portName", p.name},
-                             {"protocol", p.protocol},
-                             {"node", e.node},
-                             {"pod", e.pod}});
-        }
-    }
-    json entry = {
-        {"name", s.name},
-        {"namespace", s.namespace_},
-        {"type", s.type},
-        {"clusterIP", s.headless     ? json("None")
-                      : s.cluster_ip ? json(s.cluster_ip->str())
-                                     : json(nullptr)},
-        {"ports", std::move(ports)},
-        {"selector", s.selector},
-        {"sessionAffinity", s.affinity ? "ClientIP" : "None"},
-        {"externalTrafficPolicy", s.external_local ? "Local" : "Cluster"},
-        {"internalTrafficPolicy", s.internal_local ? "Local" : "Cluster"},
-        {"loadBalancerIP", s.load_balancer_ip ? json(s.load_balancer_ip->str()) : json(nullptr)},
-        {"endpoints", std::move(eps)},
-        {"endpointDetails", std::move(details)}};
-    json ranges = json::array();
-    for (const auto& r : s.source_ranges) ranges.push_back(r.str());
-    entry["loadBalancerSourceRanges"] = std::move(ranges);
-    if (!s.external_name.empty()) entry["externalName"] = s.external_name;
-    out.push_back(std::move(entry));
-  }
-  return out;
-}
-
-}  // namespace
-
-json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
-                const std::string& phase, const EndpointMap* endpoints,
-                const std::set<std::string>* ready_pods) {
-  json nodes = json::array(), hosts = json::array(), pod_list = json::array(),
-       routers = json::array();
-  // The FRR instance of a node or router: where its files and sockets are.
-  auto frr_of = [&](const std::string& target) {
-    for (const auto& f : plan.frr)
-      if (f.target == target) {
-        json peers = json::array();
-        for (const auto& p : f.peers)
-          peers.push_back({{"ip", p.ip.str()}, {"asn", p.asn}, {"target", p.target}});
-        return json{{"dir", f.dir},
-                    {"asn", f.asn},
-                    {"routerID", f.router_id.str()},
-                    {"peers", std::move(peers)}};
-      }
-    return json(nullptr);
-  };
-  for (const auto& n : plan.nodes)
-    nodes.push_back({{"name", n.name},
-                     {"role", n.role},
-                     {"ip", n.ip.str()},
-                     {"podCIDR", n.pod_cidr.str()},
-                     {"netns", n.netns},
-                     {"vtepMAC", n.vtep_mac},
-                     {"rack", n.rack},
-                     {"frr", frr_of("node/" + n.name)}});
-  for (const auto& h : plan.hosts)
-    hosts.push_back({{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}, {"rack", h.rack}});
-  for (const auto& r : plan.routers)
-    routers.push_back({{"name", r.name},
-                       {"netns", r.netns},
-                       {"ip", r.ip.str()},
-                       {"subnet", r.name == "spine" ? json(nullptr) : json(r.subnet.str())},
-                       {"asn", r.runs_frr ? json(r.asn) : json(nullptr)},
-                       {"frr", frr_of("router/" + r.name)}});
-  // Pods are set key by key: a braced list builds a two-element array for
-  // every key first (100 pods' part of the record, built twice per deploy,
-  // took 0.55-1.13 ms that way, 0.31-0.76 ms now).
-  for (const auto& p : plan.pods) {
-    json containers = json::array();
-    auto running = pods.find(p.key());
-    for (const auto& c : p.containers) {
-      json& entry = containers.emplace_back(json::object());
-      entry["name"] = c.name;
-      entry["log"] = c.log_path;
-      entry["argv"] = c.argv;
-      if (running != pods.end()) {
-        const auto& rec = running->second.containers.at(c.name);
-        entry["pid"] = rec.pid;
-        entry["startTime"] = rec.start_time;
-      }
-    }
-    json& pod = pod_list.emplace_back(json::object());
-    pod["name"] = p.name;
-    pod["namespace"] = p.namespace_;
-    pod["node"] = p.node;
-    pod["ip"] = p.ip.str();
-    pod["labels"] = p.labels;
-    pod["netns"] = p.netns;
-    pod["hostNetwork"] = p.host_network;
-    pod["deployment"] = p.deployment;
-    pod["dir"] = p.dir;
-    pod["ready"] = !ready_pods || ready_pods->count(p.key()) > 0;
-    pod["containers"] = std::move(containers);
-    if (running != pods.end()) {
-      json& sandbox = pod["sandbox"];
-      sandbox["pid"] = running->second.sandbox.pid;
-      sandbox["startTime"] = running->second.sandbox.start_time;
-    }
-  }
-  return {{"name", plan.lab},
-          {"file", fs::absolute(plan.file).string()},
-          {"phase", phase},
-          {"network",
-           {{"cni", plan.network.cni},
-            {"kubeProxyMode", plan.network.kube_proxy_mode},
-            {"podSubnet", plan.network.pod_subnet.str()},
-            {"serviceSubnet", plan.network.service_subnet.str()},
-            {"loadBalancerMode", plan.network.load_balancer_mode}}},
-          {"lan", {{"netns", plan.lan_netns}, {"gateway", plan.lan_gateway.str()}}},
-          {"nodes", std::move(nodes)},
-          {"hosts", std::move(hosts)},
-          {"routers", std::move(routers)},
-          {"pods", std::move(pod_list)},
-          {"services", services_state(plan, endpoints)},
-          {"cloudLoadBalancer", plan.lb_netns.empty()
-                                    ? json(nullptr)
-                                    : json{{"netns", plan.lb_netns}, {"ip", plan.lb_ip.str()}}}};
-}
-
-void write_state(const std::string& lab, const json& state) {
+void write_state(const std::string& lab, const LabRecord& record) {
   auto path = state_path(lab);
   auto tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << state.dump(1) << "\n";
+    out << json(record).dump(1) << "\n";
     if (!out) throw errno_error("write state", tmp, "", errno);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) throw errno_error("write state", path, "", errno);
 }
 
-json read_state(const std::string& lab) {
+LabRecord read_state(const std::string& lab) {
   std::ifstream in(state_path(lab));
   if (!in)
     throw UserError(
@@ -292,8 +141,8 @@ json read_state(const std::string& lab) {
                     "`knetlab deploy FILE`",
                     lab, state_path(lab)));
   try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
+    return json::parse(in).get<LabRecord>();
+  } catch (const std::exception& e) {
     throw UserError(
         fmt::format("{}: unreadable state record ({}); `knetlab destroy --lab {}` "
                     "removes the lab",
@@ -335,7 +184,7 @@ void remove_lab(const std::string& lab) {
   // lab's processes, its children; what one that is gone or does not answer
   // in time leaves is killed with the rest below.
   try {
-    ask_supervisor(control_socket_path(lab), R"({"op":"quiesce","stop":true})", 2000);
+    ask_supervisor(control_socket_path(lab), request_json(QuiesceRequest{true}).dump(), 2000);
   } catch (const std::exception&) {
   }
   auto kernel = make_netlink_kernel();

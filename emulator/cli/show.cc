@@ -16,185 +16,208 @@ using nlohmann::json;
 namespace {
 
 // Live view of one pod: how many containers run.
-std::pair<size_t, size_t> containers_running(const json& pod) {
-  size_t up = 0, total = pod["containers"].size();
-  for (const auto& c : pod["containers"])
-    if (c.contains("pid") && process_alive(process_of(c))) ++up;
-  return {up, total};
+std::pair<size_t, size_t> containers_running(const PodRecord& pod) {
+  size_t up = 0;
+  for (const auto& c : pod.containers)
+    if (c.process && process_alive(*c.process)) ++up;
+  return {up, pod.containers.size()};
 }
 
 // Ready as the controller last saw it (readiness probes), and running now.
-bool pod_ready(const json& pod) {
+bool pod_ready(const PodRecord& pod) {
   auto [up, total] = containers_running(pod);
-  return up == total && pod.value("ready", true);
+  return up == total && pod.ready;
 }
 
-json pod_view(const json& pod) {
-  return {{"name", pod["name"]},  {"namespace", pod["namespace"]}, {"node", pod["node"]},
-          {"ip", pod["ip"]},      {"labels", pod["labels"]},       {"ready", pod_ready(pod)},
-          {"netns", pod["netns"]}};
+json frr_view(const std::optional<FrrRecord>& frr) {
+  if (!frr) return nullptr;
+  json peers = json::array();
+  for (const auto& p : frr->peers)
+    peers.push_back({{"ip", p.ip.str()}, {"asn", p.asn}, {"target", p.target}});
+  return {{"dir", frr->dir},
+          {"asn", frr->asn},
+          {"routerID", frr->router_id.str()},
+          {"peers", std::move(peers)}};
 }
 
-json service_view(const json& s) {
-  json ports = json::array();
-  for (const auto& p : s["ports"]) ports.push_back(p);
-  return {{"name", s["name"]},
-          {"namespace", s["namespace"]},
-          {"type", s["type"]},
-          {"clusterIP", s["clusterIP"]},
-          {"ports", ports},
-          {"loadBalancerIP", s["loadBalancerIP"]},
-          {"endpoints", s["endpoints"]}};
+json pod_view(const PodRecord& pod) {
+  return {{"name", pod.name},   {"namespace", pod.namespace_}, {"node", pod.node},
+          {"ip", pod.ip.str()}, {"labels", pod.labels},        {"ready", pod_ready(pod)},
+          {"netns", pod.netns}};
 }
 
-std::string ports_text(const json& s) {
+std::string cluster_ip_text(const ServiceRecord& s) {
+  return s.headless ? "None" : s.cluster_ip ? s.cluster_ip->str() : "<none>";
+}
+
+json service_view(const ServiceRecord& s) {
+  json ports = json::array(), endpoints = json::array();
+  for (const auto& p : s.ports)
+    ports.push_back({{"name", p.name},
+                     {"port", p.port},
+                     {"targetPort",
+                      p.target_port_name.empty() ? json(p.target_port) : json(p.target_port_name)},
+                     {"nodePort", p.node_port ? json(*p.node_port) : json(nullptr)},
+                     {"protocol", enum_name(p.protocol)}});
+  for (const auto& e : s.endpoints) endpoints.push_back(fmt::format("{}:{}", e.ip.str(), e.port));
+  return {{"name", s.name},
+          {"namespace", s.namespace_},
+          {"type", enum_name(s.type)},
+          {"clusterIP", s.headless     ? json("None")
+                        : s.cluster_ip ? json(s.cluster_ip->str())
+                                       : json(nullptr)},
+          {"ports", std::move(ports)},
+          {"loadBalancerIP", s.load_balancer_ip ? json(s.load_balancer_ip->str()) : json(nullptr)},
+          {"endpoints", std::move(endpoints)}};
+}
+
+std::string ports_text(const ServiceRecord& s) {
   std::vector<std::string> out;
-  for (const auto& p : s["ports"]) {
-    auto text = std::to_string(p["port"].get<int>());
-    if (!p["nodePort"].is_null()) text += ":" + std::to_string(p["nodePort"].get<int>());
-    out.push_back(text + "/" + p["protocol"].get<std::string>());
+  for (const auto& p : s.ports) {
+    auto text = std::to_string(p.port);
+    if (p.node_port) text += ":" + std::to_string(*p.node_port);
+    out.push_back(text + "/" + std::string(enum_name(p.protocol)));
   }
   return out.empty() ? "<none>" : fmt::format("{}", fmt::join(out, ","));
 }
 
-std::string ip_text(const json& v) {
-  return v.is_null() ? "<none>" : v.get<std::string>();
+std::string join_or_none(const std::vector<std::string>& v) {
+  return v.empty() ? std::string("<none>") : fmt::format("{}", fmt::join(v, ","));
 }
 
-void print_services(const json& state, bool wide, const std::string& name) {
+void print_services(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"});
   if (wide) rows.back().push_back("SELECTOR");
-  for (const auto& s : state["services"]) {
-    if (!name.empty() && s["name"] != name) continue;
-    auto external = s.contains("externalName") ? s["externalName"].get<std::string>()
-                                               : ip_text(s["loadBalancerIP"]);
-    rows.push_back(
-        {s["namespace"], s["name"], s["type"], ip_text(s["clusterIP"]), external, ports_text(s)});
+  for (const auto& s : state.services) {
+    if (!name.empty() && s.name != name) continue;
+    auto external = !s.external_name.empty() ? s.external_name
+                    : s.load_balancer_ip     ? s.load_balancer_ip->str()
+                                             : "<none>";
+    rows.push_back({s.namespace_, s.name, std::string(enum_name(s.type)), cluster_ip_text(s),
+                    external, ports_text(s)});
     if (wide) {
       std::vector<std::string> selector;
-      for (const auto& [k, v] : s["selector"].items())
-        selector.push_back(k + "=" + v.get<std::string>());
-      rows.back().push_back(selector.empty() ? "<none>"
-                                             : fmt::format("{}", fmt::join(selector, ",")));
+      for (const auto& [k, v] : s.selector) selector.push_back(k + "=" + v);
+      rows.back().push_back(join_or_none(selector));
     }
   }
   print_table(rows);
 }
 
-void print_endpoints(const json& state, bool wide, const std::string& name) {
+void print_endpoints(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAMESPACE", "NAME", "ENDPOINTS"});
   if (wide) rows.back().insert(rows.back().end(), {"PODS", "NODES"});
-  for (const auto& s : state["services"]) {
-    if (!name.empty() && s["name"] != name) continue;
-    if (s["type"] == "ExternalName") continue;
+  for (const auto& s : state.services) {
+    if (!name.empty() && s.name != name) continue;
+    if (s.type == ServiceType::external_name) continue;
     std::vector<std::string> eps, pods, nodes;
-    for (const auto& e : s["endpointDetails"]) {
-      eps.push_back(fmt::format("{}:{}", e["ip"].get<std::string>(), e["port"].get<int>()));
-      pods.push_back(e["pod"]);
-      nodes.push_back(e["node"]);
+    for (const auto& e : s.endpoints) {
+      eps.push_back(fmt::format("{}:{}", e.ip.str(), e.port));
+      pods.push_back(e.pod);
+      nodes.push_back(e.node);
     }
-    auto join = [](const std::vector<std::string>& v) {
-      return v.empty() ? std::string("<none>") : fmt::format("{}", fmt::join(v, ","));
-    };
-    rows.push_back({s["namespace"], s["name"], join(eps)});
-    if (wide) rows.back().insert(rows.back().end(), {join(pods), join(nodes)});
+    rows.push_back({s.namespace_, s.name, join_or_none(eps)});
+    if (wide) rows.back().insert(rows.back().end(), {join_or_none(pods), join_or_none(nodes)});
   }
   print_table(rows);
 }
 
-json node_view(const json& n) {
-  return {{"name", n["name"]},
-          {"role", n["role"]},
-          {"ip", n["ip"]},
-          {"podCIDR", n["podCIDR"]},
-          {"netns", n["netns"]},
-          {"rack", n.value("rack", "")},
-          {"frr", n.value("frr", json(nullptr))}};
+json node_view(const NodeRecord& n) {
+  return {{"name", n.name},        {"role", enum_name(n.role)},
+          {"ip", n.ip.str()},      {"podCIDR", n.pod_cidr.str()},
+          {"netns", n.netns},      {"rack", n.rack},
+          {"frr", frr_view(n.frr)}};
 }
 
-json host_view(const json& h) {
-  return {
-      {"name", h["name"]}, {"ip", h["ip"]}, {"netns", h["netns"]}, {"rack", h.value("rack", "")}};
+json host_view(const HostRecord& h) {
+  return {{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}, {"rack", h.rack}};
 }
 
-json router_view(const json& r) {
-  return {{"name", r["name"]}, {"ip", r["ip"]},       {"subnet", r["subnet"]},
-          {"asn", r["asn"]},   {"netns", r["netns"]}, {"frr", r["frr"]}};
+json router_view(const RouterRecord& r) {
+  return {{"name", r.name},
+          {"ip", r.ip.str()},
+          {"subnet", r.subnet ? json(r.subnet->str()) : json(nullptr)},
+          {"asn", r.asn ? json(*r.asn) : json(nullptr)},
+          {"netns", r.netns},
+          {"frr", frr_view(r.frr)}};
 }
 
-void print_routers(const json& state, bool wide, const std::string& name) {
+void print_routers(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAME", "IP", "SUBNET", "ASN", "BGP-PEERS"});
   if (wide) rows.back().push_back("NETNS");
-  for (const auto& r : state.value("routers", json::array())) {
-    if (!name.empty() && r["name"] != name) continue;
+  for (const auto& r : state.routers) {
+    if (!name.empty() && r.name != name) continue;
     std::vector<std::string> peers;
-    if (!r["frr"].is_null())
-      for (const auto& p : r["frr"]["peers"]) peers.push_back(p["target"]);
-    rows.push_back({r["name"], r["ip"],
-                    r["subnet"].is_null() ? "-" : r["subnet"].get<std::string>(),
-                    r["asn"].is_null() ? "-" : std::to_string(r["asn"].get<uint32_t>()),
-                    peers.empty() ? "<none>" : fmt::format("{}", fmt::join(peers, ","))});
-    if (wide) rows.back().push_back(r["netns"]);
+    if (r.frr)
+      for (const auto& p : r.frr->peers) peers.push_back(p.target);
+    rows.push_back({r.name, r.ip.str(), r.subnet ? r.subnet->str() : "-",
+                    r.asn ? std::to_string(*r.asn) : "-", join_or_none(peers)});
+    if (wide) rows.back().push_back(r.netns);
   }
   print_table(rows);
 }
 
-json inspect_json(const json& state) {
-  json out = {{"name", state["name"]},  {"network", state["network"]}, {"nodes", json::array()},
-              {"hosts", json::array()}, {"pods", json::array()},       {"services", json::array()}};
-  for (const auto& n : state["nodes"]) out["nodes"].push_back(node_view(n));
-  for (const auto& h : state["hosts"]) out["hosts"].push_back(host_view(h));
-  out["routers"] = json::array();
-  for (const auto& r : state.value("routers", json::array()))
-    out["routers"].push_back(router_view(r));
-  for (const auto& p : state["pods"]) out["pods"].push_back(pod_view(p));
-  for (const auto& s : state.value("services", json::array()))
-    out["services"].push_back(service_view(s));
+json network_view(const LabRecord& state) {
+  return {{"cni", enum_name(state.network.cni)},
+          {"kubeProxyMode", enum_name(state.network.kube_proxy_mode)},
+          {"podSubnet", state.network.pod_subnet.str()},
+          {"serviceSubnet", state.network.service_subnet.str()},
+          {"loadBalancerMode", enum_name(state.network.load_balancer_mode)}};
+}
+
+json inspect_json(const LabRecord& state) {
+  json out = {{"name", state.name},      {"network", network_view(state)},
+              {"nodes", json::array()},  {"hosts", json::array()},
+              {"pods", json::array()},   {"services", json::array()},
+              {"routers", json::array()}};
+  for (const auto& n : state.nodes) out["nodes"].push_back(node_view(n));
+  for (const auto& h : state.hosts) out["hosts"].push_back(host_view(h));
+  for (const auto& r : state.routers) out["routers"].push_back(router_view(r));
+  for (const auto& p : state.pods) out["pods"].push_back(pod_view(p));
+  for (const auto& s : state.services) out["services"].push_back(service_view(s));
   return out;
 }
 
-void print_nodes(const json& state, bool wide, const std::string& name) {
+void print_nodes(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAME", "STATUS", "ROLES", "INTERNAL-IP", "POD-CIDR"});
   if (wide) rows.back().insert(rows.back().end(), {"VTEP-MAC", "NETNS"});
-  for (const auto& n : state["nodes"]) {
-    if (!name.empty() && n["name"] != name) continue;
-    rows.push_back({n["name"], "Ready", n["role"], n["ip"], n["podCIDR"]});
-    if (wide) rows.back().insert(rows.back().end(), {n["vtepMAC"], n["netns"]});
+  for (const auto& n : state.nodes) {
+    if (!name.empty() && n.name != name) continue;
+    rows.push_back({n.name, "Ready", std::string(enum_name(n.role)), n.ip.str(), n.pod_cidr.str()});
+    if (wide) rows.back().insert(rows.back().end(), {n.vtep_mac, n.netns});
   }
   print_table(rows);
 }
 
-void print_pods(const json& state, bool wide, const std::string& name) {
+void print_pods(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAMESPACE", "NAME", "READY", "STATUS", "IP", "NODE"});
   if (wide) rows.back().insert(rows.back().end(), {"PID", "NETNS"});
-  for (const auto& p : state["pods"]) {
-    if (!name.empty() && p["name"] != name) continue;
+  for (const auto& p : state.pods) {
+    if (!name.empty() && p.name != name) continue;
     auto [up, total] = containers_running(p);
-    rows.push_back({p["namespace"], p["name"],
+    rows.push_back({p.namespace_, p.name,
                     fmt::format("{}/{}", pod_ready(p) ? up : std::min(up, total - 1), total),
-                    up == total ? "Running" : "Error", p["ip"], p["node"]});
+                    up == total ? "Running" : "Error", p.ip.str(), p.node});
     if (wide)
-      rows.back().insert(
-          rows.back().end(),
-          {p.contains("sandbox") ? std::to_string(p["sandbox"]["pid"].get<int>()) : "-",
-           p["netns"]});
+      rows.back().insert(rows.back().end(),
+                         {p.sandbox ? std::to_string(p.sandbox->pid) : "-", p.netns});
   }
   print_table(rows);
 }
 
-void print_hosts(const json& state, bool wide, const std::string& name) {
+void print_hosts(const LabRecord& state, bool wide, const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAME", "IP"});
   if (wide) rows.back().push_back("NETNS");
-  for (const auto& h : state["hosts"]) {
-    if (!name.empty() && h["name"] != name) continue;
-    rows.push_back({h["name"], h["ip"]});
-    if (wide) rows.back().push_back(h["netns"]);
+  for (const auto& h : state.hosts) {
+    if (!name.empty() && h.name != name) continue;
+    rows.push_back({h.name, h.ip.str()});
+    if (wide) rows.back().push_back(h.netns);
   }
   print_table(rows);
 }
@@ -207,22 +230,21 @@ int inspect(const ListOptions& options) {
     fmt::print("{}\n", inspect_json(state).dump(2));
     return 0;
   }
-  fmt::print("Lab {}  (cni {}, pods {}, services {})\n\nNODES\n", state["name"].get<std::string>(),
-             state["network"]["cni"].get<std::string>(),
-             state["network"]["podSubnet"].get<std::string>(),
-             state["network"]["serviceSubnet"].get<std::string>());
+  fmt::print("Lab {}  (cni {}, pods {}, services {})\n\nNODES\n", state.name,
+             enum_name(state.network.cni), state.network.pod_subnet.str(),
+             state.network.service_subnet.str());
   print_nodes(state, true, "");
   fmt::print("\nPODS\n");
   print_pods(state, true, "");
-  if (!state["hosts"].empty()) {
+  if (!state.hosts.empty()) {
     fmt::print("\nHOSTS\n");
     print_hosts(state, true, "");
   }
-  if (!state.value("routers", json::array()).empty()) {
+  if (!state.routers.empty()) {
     fmt::print("\nROUTERS\n");
     print_routers(state, true, "");
   }
-  if (!state.value("services", json::array()).empty()) {
+  if (!state.services.empty()) {
     fmt::print("\nSERVICES\n");
     print_services(state, true, "");
     fmt::print("\nENDPOINTS\n");
@@ -231,60 +253,146 @@ int inspect(const ListOptions& options) {
   return 0;
 }
 
-int get(const std::string& kind, const std::string& name, const ListOptions& options) {
-  static const std::map<std::string, std::string> kinds = {
-      {"nodes", "nodes"},       {"node", "nodes"},
-      {"no", "nodes"},          {"pods", "pods"},
-      {"pod", "pods"},          {"po", "pods"},
-      {"hosts", "hosts"},       {"host", "hosts"},
-      {"routers", "routers"},   {"router", "routers"},
-      {"services", "services"}, {"service", "services"},
-      {"svc", "services"},      {"endpoints", "endpoints"},
-      {"ep", "endpoints"},      {"endpointslices", "endpoints"}};
+namespace {
+
+enum class Kind { nodes, pods, hosts, routers, services, endpoints };
+
+// The names of one kind, for "no such object" messages.
+std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
+  std::vector<std::string> out;
+  auto add = [&](const auto& list) {
+    for (const auto& x : list) out.push_back(x.name);
+  };
+  switch (kind) {
+    case Kind::nodes:
+      add(state.nodes);
+      break;
+    case Kind::pods:
+      add(state.pods);
+      break;
+    case Kind::hosts:
+      add(state.hosts);
+      break;
+    case Kind::routers:
+      add(state.routers);
+      break;
+    case Kind::services:
+    case Kind::endpoints:
+      add(state.services);
+      break;
+  }
+  return out;
+}
+
+const char* singular(Kind kind) {
+  switch (kind) {
+    case Kind::nodes:
+      return "node";
+    case Kind::pods:
+      return "pod";
+    case Kind::hosts:
+      return "host";
+    case Kind::routers:
+      return "router";
+    case Kind::services:
+      return "service";
+    case Kind::endpoints:
+      return "endpoint";
+  }
+  return "object";
+}
+
+}  // namespace
+
+int get(const std::string& kind_word, const std::string& name, const ListOptions& options) {
+  static const std::map<std::string, Kind> kinds = {
+      {"nodes", Kind::nodes},       {"node", Kind::nodes},
+      {"no", Kind::nodes},          {"pods", Kind::pods},
+      {"pod", Kind::pods},          {"po", Kind::pods},
+      {"hosts", Kind::hosts},       {"host", Kind::hosts},
+      {"routers", Kind::routers},   {"router", Kind::routers},
+      {"services", Kind::services}, {"service", Kind::services},
+      {"svc", Kind::services},      {"endpoints", Kind::endpoints},
+      {"ep", Kind::endpoints},      {"endpointslices", Kind::endpoints}};
   static const std::vector<std::string> later = {"ingresses", "networkpolicies"};
-  auto it = kinds.find(kind);
+  auto it = kinds.find(kind_word);
   if (it == kinds.end()) {
-    if (std::find(later.begin(), later.end(), kind) != later.end())
+    if (std::find(later.begin(), later.end(), kind_word) != later.end())
       throw UserError(
           fmt::format("\"{}\" come with ingresses and policies, which this version does not "
                       "build yet; try nodes, pods, services, endpoints, hosts or routers",
-                      kind));
+                      kind_word));
     throw UserError(fmt::format(
-        "unknown kind \"{}\"; try nodes, pods, services, endpoints, hosts or routers", kind));
+        "unknown kind \"{}\"; try nodes, pods, services, endpoints, hosts or routers", kind_word));
   }
+  const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
-  const auto& what = it->second;
-  const auto& items_of = state.value(what == "endpoints" ? "services" : what, json::array());
-  bool found = name.empty();
-  for (const auto& item : items_of) found = found || item["name"] == name;
-  if (!found)
-    throw UserError(fmt::format("no {} named \"{}\" in lab \"{}\"", what.substr(0, what.size() - 1),
-                                name, state["name"].get<std::string>()));
+  if (!name.empty()) {
+    auto names = names_of(state, kind);
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw UserError(
+          fmt::format("no {} named \"{}\" in lab \"{}\"", singular(kind), name, state.name));
+  }
   if (options.format == "json") {
     json items = json::array();
-    for (const auto& item : items_of) {
-      if (!name.empty() && item["name"] != name) continue;
-      if (what == "endpoints")
-        items.push_back({{"name", item["name"]},
-                         {"namespace", item["namespace"]},
-                         {"endpoints", item["endpointDetails"]}});
-      else
-        items.push_back(what == "pods"       ? pod_view(item)
-                        : what == "nodes"    ? node_view(item)
-                        : what == "services" ? service_view(item)
-                        : what == "routers"  ? router_view(item)
-                                             : host_view(item));
+    auto add = [&](const auto& list, auto&& view) {
+      for (const auto& x : list)
+        if (name.empty() || x.name == name) items.push_back(view(x));
+    };
+    switch (kind) {
+      case Kind::nodes:
+        add(state.nodes, node_view);
+        break;
+      case Kind::pods:
+        add(state.pods, pod_view);
+        break;
+      case Kind::hosts:
+        add(state.hosts, host_view);
+        break;
+      case Kind::routers:
+        add(state.routers, router_view);
+        break;
+      case Kind::services:
+        add(state.services, service_view);
+        break;
+      case Kind::endpoints:
+        add(state.services, [](const ServiceRecord& s) {
+          json eps = json::array();
+          for (const auto& e : s.endpoints)
+            eps.push_back({{"ip", e.ip.str()},
+                           {"port", e.port},
+                           {"portName", e.port_name},
+                           {"protocol", enum_name(e.protocol)},
+                           {"node", e.node},
+                           {"pod", e.pod}});
+          return json{{"name", s.name}, {"namespace", s.namespace_}, {"endpoints", eps}};
+        });
+        break;
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
     return 0;
   }
   bool wide = options.format == "wide";
-  if (what == "nodes") print_nodes(state, wide, name);
-  if (what == "pods") print_pods(state, wide, name);
-  if (what == "hosts") print_hosts(state, wide, name);
-  if (what == "routers") print_routers(state, wide, name);
-  if (what == "services") print_services(state, wide, name);
-  if (what == "endpoints") print_endpoints(state, wide, name);
+  switch (kind) {
+    case Kind::nodes:
+      print_nodes(state, wide, name);
+      break;
+    case Kind::pods:
+      print_pods(state, wide, name);
+      break;
+    case Kind::hosts:
+      print_hosts(state, wide, name);
+      break;
+    case Kind::routers:
+      print_routers(state, wide, name);
+      break;
+    case Kind::services:
+      print_services(state, wide, name);
+      break;
+    case Kind::endpoints:
+      print_endpoints(state, wide, name);
+      break;
+  }
   return 0;
 }
 

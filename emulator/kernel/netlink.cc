@@ -28,6 +28,7 @@
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/netns.h"
+#include "knetlab/kernel/nftables.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -84,6 +85,31 @@ Link up_change(int ifindex) {
   rtnl_link_set_ifindex(change.get(), ifindex);
   rtnl_link_set_flags(change.get(), IFF_UP);
   return change;
+}
+
+// The IPv4 routes of `netns`'s main table, from a socket of their own.
+std::vector<KernelRoute> main_routes(const std::string& netns) {
+  Fd fd = open_netns(netns);
+  Socket sock(nl_socket_alloc());
+  int err = 0;
+  run_in_netns(fd.get(), [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
+  if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
+  nl_cache* raw = nullptr;
+  if (err = rtnl_route_alloc_cache(sock.get(), AF_INET, 0, &raw); err < 0)
+    throw nl_failure("list routes", "", netns, err);
+  std::unique_ptr<nl_cache, Releaser<nl_cache, nl_cache_free>> cache(raw);
+  std::vector<KernelRoute> routes;
+  for (auto* obj = nl_cache_get_first(cache.get()); obj; obj = nl_cache_get_next(obj)) {
+    auto* route = reinterpret_cast<rtnl_route*>(obj);
+    if (rtnl_route_get_table(route) != RT_TABLE_MAIN) continue;
+    auto* dst = rtnl_route_get_dst(route);
+    uint32_t be = 0;
+    if (nl_addr_get_len(dst) == sizeof be)
+      std::memcpy(&be, nl_addr_get_binary_addr(dst), sizeof be);
+    routes.push_back({Ipv4Net{Ipv4{ntohl(be)}, static_cast<int>(nl_addr_get_prefixlen(dst))},
+                      rtnl_route_get_protocol(route), rtnl_route_get_nnexthops(route)});
+  }
+  return routes;
 }
 
 class NetlinkKernel final : public Kernel {
@@ -275,6 +301,18 @@ class NetlinkKernel final : public Kernel {
                        spec.netns, err);
   }
 
+  std::vector<KernelRoute> list_routes(const std::string& netns) override {
+    return main_routes(netns);
+  }
+
+  void nft_apply(const std::string& netns, const std::string& script) override {
+    auto& session = nft_[netns];
+    if (!session) session = std::make_unique<NftSession>(netns);
+    session->run(script);
+  }
+
+  void nft_release(const std::string& netns) override { nft_.erase(netns); }
+
   void release_handles() override {
     std::lock_guard lock(mutex_);
     sockets_.clear();
@@ -354,36 +392,13 @@ class NetlinkKernel final : public Kernel {
   // By the thread that uses them; std::thread::id() for those no thread took yet.
   std::map<std::pair<std::thread::id, std::string>, Namespace> sockets_;
   std::map<std::pair<std::string, std::string>, uint32_t> indexes_;
+  std::map<std::string, std::unique_ptr<NftSession>> nft_;  // by namespace
 };
 
 }  // namespace
 
 std::unique_ptr<Kernel> make_netlink_kernel() {
   return std::make_unique<NetlinkKernel>();
-}
-
-std::vector<KernelRoute> list_routes(const std::string& netns) {
-  Fd fd = open_netns(netns);
-  Socket sock(nl_socket_alloc());
-  int err = 0;
-  run_in_netns(fd.get(), [&] { err = nl_connect(sock.get(), NETLINK_ROUTE); });
-  if (err < 0) throw nl_failure("open rtnetlink socket", "", netns, err);
-  nl_cache* raw = nullptr;
-  if (err = rtnl_route_alloc_cache(sock.get(), AF_INET, 0, &raw); err < 0)
-    throw nl_failure("list routes", "", netns, err);
-  std::unique_ptr<nl_cache, Releaser<nl_cache, nl_cache_free>> cache(raw);
-  std::vector<KernelRoute> routes;
-  for (auto* obj = nl_cache_get_first(cache.get()); obj; obj = nl_cache_get_next(obj)) {
-    auto* route = reinterpret_cast<rtnl_route*>(obj);
-    if (rtnl_route_get_table(route) != RT_TABLE_MAIN) continue;
-    auto* dst = rtnl_route_get_dst(route);
-    uint32_t be = 0;
-    if (nl_addr_get_len(dst) == sizeof be)
-      std::memcpy(&be, nl_addr_get_binary_addr(dst), sizeof be);
-    routes.push_back({Ipv4Net{Ipv4{ntohl(be)}, static_cast<int>(nl_addr_get_prefixlen(dst))},
-                      rtnl_route_get_protocol(route), rtnl_route_get_nnexthops(route)});
-  }
-  return routes;
 }
 
 }  // namespace knl

@@ -14,7 +14,9 @@ namespace knl {
 
 namespace {
 
-std::string lower(std::string s) {
+// "tcp", "udp" or "sctp", as kube-proxy writes a protocol in names and rules.
+std::string lower(Protocol protocol) {
+  std::string s(enum_name(protocol));
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
 }
@@ -92,6 +94,15 @@ int shard_of(const ProxyNode& node, const ServicePlan& s) {
 }
 
 }  // namespace
+
+ProxyNode proxy_node(const Plan& plan, const NodePlan& node) {
+  return {node.name,
+          node.ip,
+          plan.network.pod_subnet,
+          plan.network.service_subnet,
+          plan.network.nftables_picker == NftPicker::rules,
+          nft_tables_for(plan.services.size())};
+}
 
 int nft_tables_for(size_t services) {
   return static_cast<int>(
@@ -424,6 +435,33 @@ std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& serv
   return nft_base(node) + tx.str();
 }
 
+std::vector<NftStep> nft_sync(const ProxyNode& node,
+                              const std::map<std::string, NftService>& applied,
+                              const std::vector<const ServicePlan*>& changed,
+                              const EndpointMap& endpoints, bool first) {
+  std::vector<NftStep> steps;
+  const size_t chunk = first ? kFirstLoadServices : std::max<size_t>(changed.size(), 1);
+  for (size_t at = 0; at == 0 || at < changed.size(); at += chunk) {
+    NftTransaction tx(!first);
+    NftStep step;
+    for (size_t i = at; i < std::min(at + chunk, changed.size()); ++i) {
+      const auto& s = *changed[i];
+      auto eps = endpoints.find(s.key());
+      auto next = nft_service(node, s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
+      auto was = applied.find(s.key());
+      tx.change(was == applied.end() ? NftService{} : was->second, next);
+      step.services.emplace_back(s.key(), std::move(next));
+    }
+    if (!first && tx.empty()) continue;
+    step.script = (first && at == 0 ? nft_base(node) : "") + tx.str();
+    step.stale_chains = tx.stale_chains();
+    step.stale_sets = tx.stale_sets();
+    step.created = tx.created();
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
 // --- iptables ----------------------------------------------------------------
 
 std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
@@ -628,6 +666,34 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
   out += filter_services + filter_external + filter_firewall;
   out += "COMMIT\n";
   return out;
+}
+
+// --- conntrack ---------------------------------------------------------------
+
+std::vector<std::vector<std::string>> udp_conntrack_deletions(const ServicePlan& s,
+                                                              const ServiceEndpoints& before,
+                                                              const ServiceEndpoints& after) {
+  std::vector<std::vector<std::string>> commands;
+  if (!s.cluster_ip) return commands;
+  std::vector<std::string> destinations{s.cluster_ip->str()};
+  if (s.load_balancer_ip) destinations.push_back(s.load_balancer_ip->str());
+  for (size_t i = 0; i < s.ports.size() && i < before.size() && i < after.size(); ++i) {
+    const auto& port = s.ports[i];
+    if (port.protocol != Protocol::udp) continue;
+    if (before[i].empty() && !after[i].empty())
+      for (const auto& d : destinations)
+        commands.push_back({"conntrack", "-D", "-p", "udp", "--orig-dst", d});
+    for (const auto& gone : before[i]) {
+      if (std::find(after[i].begin(), after[i].end(), gone) != after[i].end()) continue;
+      for (const auto& d : destinations)
+        commands.push_back(
+            {"conntrack", "-D", "-p", "udp", "--orig-dst", d, "--dst-nat", gone.ip.str()});
+      if (port.node_port)
+        commands.push_back({"conntrack", "-D", "-p", "udp", "--orig-port-dst",
+                            std::to_string(port.node_port), "--dst-nat", gone.ip.str()});
+    }
+  }
+  return commands;
 }
 
 }  // namespace knl

@@ -1,4 +1,5 @@
 #include "knetlab/plan/plan.h"
+#include "knetlab/plan/scheduler.h"
 
 #include <fmt/format.h>
 
@@ -209,7 +210,7 @@ class Planner {
       }
       add_netns(node.netns, NetnsRole::node);
       node.ip = attach_to_lan(n.rack, node.netns, 'n', node.name);
-      int pod_mtu = net().cni == "vxlan" ? net().mtu - 50 : net().mtu;
+      int pod_mtu = net().cni == Cni::vxlan ? net().mtu - 50 : net().mtu;
       p_.links.push_back(
           {.kind = LinkKind::bridge, .netns = node.netns, .name = "cni0", .mtu = pod_mtu});
       p_.addresses.push_back({node.netns, "cni0", node.pod_cidr.at(1), node.pod_cidr.prefix});
@@ -238,7 +239,7 @@ class Planner {
 
   // flannel's vxlan backend: flannel.1 per node, static entries per remote node.
   void overlay() {
-    if (net().cni != "vxlan") return;
+    if (net().cni != Cni::vxlan) return;
     for (const auto& node : p_.nodes) {
       p_.links.push_back({.kind = LinkKind::vxlan,
                           .netns = node.netns,
@@ -288,7 +289,7 @@ class Planner {
       out.argv.insert(out.argv.end(), args.begin(), args.end());
     }
     for (const auto& port : c.ports)
-      if (port.protocol == "TCP") out.tcp_ports.push_back(port.container_port);
+      if (port.protocol == Protocol::tcp) out.tcp_ports.push_back(port.container_port);
     return out;
   }
 
@@ -299,22 +300,73 @@ class Planner {
                        dns.str());
   }
 
+  // Every pod: the deployments' replicas (named DEPLOYMENT-INDEX), then the
+  // bare pods, in file order. Running pods (apply) stay on their nodes with
+  // their addresses; then, in that order, a pinned pod goes to its node and
+  // the scheduler places each other one, as a cluster would create them;
+  // each pod then takes the next address of its node.
   void pods() {
-    std::map<std::string, uint64_t> next_ip;
-    std::map<std::string, std::set<std::string>> veths;
-    std::set<Ipv4> taken;
-    for (const auto& [key, ip] : c_.kept.pods) taken.insert(ip);
-    for (const auto& pod : t_.pods) {
-      const auto& node = node_named(pod.node);
-      auto kept = c_.kept.pods.find(pod.namespace_ + "/" + pod.name);
-      Ipv4 ip = node.ip;
-      if (!pod.spec.host_network && kept != c_.kept.pods.end()) ip = kept->second;
-      if (!pod.spec.host_network && kept == c_.kept.pods.end()) {
-        do ip = node.pod_cidr.at(2 + next_ip[node.name]++);
-        while (taken.count(ip));
+    std::vector<Pod> all;
+    std::map<std::string, const Deployment*> owners;
+    for (const auto& d : t_.deployments) {
+      owners[d.namespace_ + "/" + d.name] = &d;
+      for (int i = 0; i < d.replicas; ++i)
+        all.push_back({fmt::format("{}-{}", d.name, i), d.namespace_, "", d.spec, d.name, d.where});
+      auto& next = p_.cursors.next_replica[d.namespace_ + "/" + d.name];
+      auto kept = c_.kept.cursors.next_replica.find(d.namespace_ + "/" + d.name);
+      next = std::max(d.replicas, kept == c_.kept.cursors.next_replica.end() ? 0 : kept->second);
+    }
+    all.insert(all.end(), t_.pods.begin(), t_.pods.end());
+    auto running = [&](const Pod& pod) -> const RunningPod* {
+      auto it = c_.kept.pods.find(pod.namespace_ + "/" + pod.name);
+      return it == c_.kept.pods.end() ? nullptr : &it->second;
+    };
+    Scheduler scheduler(p_.nodes);
+    PodAddresses addresses(p_.nodes, c_.kept.cursors.last_pod_ip);
+    std::vector<bool> kept(all.size(), false);
+    for (size_t i = 0; i < all.size(); ++i) {
+      auto& pod = all[i];
+      const auto* run = running(pod);
+      if (!run || (!pod.node.empty() && pod.node != run->node) ||
+          !scheduler.place(run->node, pod.spec.host_network))
+        continue;
+      pod.node = run->node;
+      kept[i] = true;
+      if (!pod.spec.host_network) addresses.use(pod.node, run->ip);
+    }
+    for (size_t i = 0; i < all.size(); ++i) {
+      auto& pod = all[i];
+      if (kept[i]) continue;
+      if (!pod.node.empty()) {
+        if (!scheduler.place(pod.node, pod.spec.host_network))
+          fail_at(pod.where, "",
+                  fmt::format("node \"{}\" has room for {} pods in its pod CIDR; pod \"{}\" is "
+                              "one too many: spread the pods over more nodes or lower nodeMaskSize",
+                              pod.node, scheduler.room(pod.node), pod.name));
+        continue;
       }
+      std::vector<std::string> eligible;
+      if (!pod.deployment.empty())
+        eligible = owners.at(pod.namespace_ + "/" + pod.deployment)->nodes;
+      auto node = scheduler.pick(eligible, pod.spec.host_network);
+      if (!node)
+        fail_at(pod.where, "",
+                fmt::format(
+                    "no node has room for pod \"{}\": the pod CIDR of every node it may "
+                    "go to ({}) is full; add nodes or lower nodeMaskSize",
+                    pod.name,
+                    eligible.empty() ? "any node" : fmt::format("{}", fmt::join(eligible, ", "))));
+      pod.node = *node;
+    }
+    std::map<std::string, std::set<std::string>> veths;
+    for (size_t i = 0; i < all.size(); ++i) {
+      const auto& pod = all[i];
+      const auto& node = node_named(pod.node);
+      Ipv4 ip = node.ip;
+      if (!pod.spec.host_network) ip = kept[i] ? running(pod)->ip : addresses.allocate(pod.node);
       add_pod(pod, ip, veths[node.name]);
     }
+    p_.cursors.last_pod_ip = addresses.last();
     std::set<std::string> seen;
     for (const auto& ns : p_.namespaces)
       if (!seen.insert(ns.name).second)
@@ -350,7 +402,7 @@ class Planner {
                             "another pod on node \"{}\"; rename it",
                             pp.key(), veth, node.name));
       add_netns(pp.netns, NetnsRole::pod);
-      int mtu = net().cni == "vxlan" ? net().mtu - 50 : net().mtu;
+      int mtu = net().cni == Cni::vxlan ? net().mtu - 50 : net().mtu;
       p_.links.push_back({.kind = LinkKind::veth,
                           .netns = node.netns,
                           .name = veth,
@@ -378,7 +430,7 @@ class Planner {
   // node (ECMP, hashed on the 5-tuple) with the destination unchanged; the
   // controller keeps its routes on the nodes that pass its health check.
   void cloud_load_balancer() {
-    if (net().load_balancer_mode != "cloud") return;
+    if (net().load_balancer_mode != LoadBalancerMode::cloud) return;
     std::vector<Ipv4> lb_ips;
     for (const auto& s : p_.services)
       if (s.load_balancer_ip) lb_ips.push_back(*s.load_balancer_ip);
@@ -412,13 +464,13 @@ class Planner {
   // and which routes each kernel must hold once BGP has converged.
   void bgp() {
     const auto cfg = net().bgp_or_default();
-    const bool pods_bgp = net().cni == "bgp";
+    const bool pods_bgp = net().cni == Cni::bgp;
     std::vector<const ServicePlan*> lbs;
-    if (net().load_balancer_mode == "bgp")
+    if (net().load_balancer_mode == LoadBalancerMode::bgp)
       for (const auto& s : p_.services)
         if (s.load_balancer_ip) lbs.push_back(&s);
-    const bool mesh = pods_bgp && cfg.peering == "mesh";
-    const bool nodes_to_router = (pods_bgp && cfg.peering == "tor") || !lbs.empty();
+    const bool mesh = pods_bgp && cfg.peering == BgpPeering::mesh;
+    const bool nodes_to_router = (pods_bgp && cfg.peering == BgpPeering::tor) || !lbs.empty();
     const bool nodes_frr = pods_bgp || !lbs.empty();
     for (auto& r : p_.routers)
       if (r.name == "lan" && nodes_to_router) r.runs_frr = true;
@@ -500,7 +552,7 @@ class Planner {
         // With peering = "tor" every node has the same ASN: a pod route from
         // another node arrives with it in its path and would be dropped.
         f.peers.push_back({router.ip, router.asn, "router/" + router.name, false,
-                           pods_bgp && cfg.peering == "tor"});
+                           pods_bgp && cfg.peering == BgpPeering::tor});
       }
       if (pods_bgp)
         for (const auto& other : p_.nodes)

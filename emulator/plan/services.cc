@@ -43,12 +43,12 @@ std::vector<ServicePlan> plan_services(const Topology& t) {
   for (const auto& s : t.services) {
     ServicePlan sp;
     sp.name = s.name, sp.namespace_ = s.namespace_, sp.type = s.type, sp.selector = s.selector;
-    sp.affinity = s.session_affinity == "ClientIP";
-    sp.external_local = s.external_traffic_policy == "Local";
-    sp.internal_local = s.internal_traffic_policy == "Local";
+    sp.affinity = s.session_affinity == SessionAffinity::client_ip;
+    sp.external_local = s.external_traffic_policy == TrafficPolicy::local;
+    sp.internal_local = s.internal_traffic_policy == TrafficPolicy::local;
     sp.source_ranges = s.load_balancer_source_ranges;
     sp.external_name = s.external_name;
-    if (s.type != "ExternalName") {
+    if (s.type != ServiceType::external_name) {
       if (s.cluster_ip == "None") {
         sp.headless = true;
       } else if (auto ip = Ipv4::parse(s.cluster_ip)) {
@@ -60,7 +60,7 @@ std::vector<ServicePlan> plan_services(const Topology& t) {
                                               s.where.str(), net.service_subnet.str(), s.name));
       }
     }
-    if (s.type == "LoadBalancer")
+    if (s.type == ServiceType::load_balancer)
       sp.load_balancer_ip = next_free(
           lb_cursor, net.lb_pool_last, {}, next_ip,
           fmt::format("{}: loadBalancerPool {}-{} has no address left for service \"{}\"; "
@@ -82,39 +82,6 @@ std::vector<ServicePlan> plan_services(const Topology& t) {
     }
     out.push_back(std::move(sp));
   }
-  return out;
-}
-
-bool selects(const ServicePlan& service, const PodPlan& pod) {
-  return pod.namespace_ == service.namespace_ &&
-         std::all_of(service.selector.begin(), service.selector.end(), [&](const auto& kv) {
-           auto it = pod.labels.find(kv.first);
-           return it != pod.labels.end() && it->second == kv.second;
-         });
-}
-
-ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
-                                   const std::function<bool(const PodPlan&)>& ready) {
-  ServiceEndpoints out(service.ports.size());
-  // A service without a selector has its endpoints written by hand in
-  // Kubernetes; the topology has no way to write them, so it has none.
-  if (service.selector.empty() || service.type == "ExternalName") return out;
-  for (const auto& pod : pods) {
-    if (!selects(service, pod) || !ready(pod)) continue;
-    for (size_t i = 0; i < service.ports.size(); ++i) {
-      const auto& sp = service.ports[i];
-      int port = sp.target_port;
-      if (!sp.target_port_name.empty()) {
-        for (const auto& c : pod.containers)
-          for (const auto& cp : c.ports)
-            if (cp.name == sp.target_port_name && cp.protocol == sp.protocol)
-              port = cp.container_port;
-        if (port == 0) continue;
-      }
-      out[i].push_back({pod.ip, port, pod.node, pod.key()});
-    }
-  }
-  for (auto& list : out) std::sort(list.begin(), list.end());
   return out;
 }
 

@@ -9,8 +9,6 @@
 #include <set>
 #include <thread>
 
-#include "knetlab/kernel/kernel.h"
-#include "knetlab/kernel/nftables.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -39,10 +37,11 @@ std::string trimmed(std::string text) {
 
 }  // namespace
 
-std::string run_vtysh(const FrrPlan& frr, const std::vector<std::string>& commands) {
+std::string run_vtysh(Programs& programs, const FrrPlan& frr,
+                      const std::vector<std::string>& commands) {
   std::vector<std::string> argv = {"vtysh", "--vty_socket", frr.dir};
   for (const auto& c : commands) argv.insert(argv.end(), {"-c", c});
-  auto result = run_program(frr.netns, argv);
+  auto result = programs.run({frr.netns, argv, ""});
   if (result.status != 0)
     throw SystemError(fmt::format("vtysh in {} (netns {}): exit status {}: {}", frr.target,
                                   frr.netns, result.status, trimmed(result.output)),
@@ -50,8 +49,8 @@ std::string run_vtysh(const FrrPlan& frr, const std::vector<std::string>& comman
   return result.output;
 }
 
-std::map<std::string, std::string> bgp_sessions(const FrrPlan& frr) {
-  auto text = run_vtysh(frr, {"show bgp neighbors json"});
+std::map<std::string, std::string> bgp_sessions(Programs& programs, const FrrPlan& frr) {
+  auto text = run_vtysh(programs, frr, {"show bgp neighbors json"});
   // vtysh may print a warning about its own configuration first.
   auto start = text.find('{');
   auto json =
@@ -62,7 +61,8 @@ std::map<std::string, std::string> bgp_sessions(const FrrPlan& frr) {
   return sessions;
 }
 
-void wait_for_bgp(const Plan& plan, const std::function<ExtraRoutes()>& extra,
+void wait_for_bgp(Kernel& kernel, Programs& programs, const Plan& plan,
+                  const std::function<ExtraRoutes()>& extra,
                   std::chrono::steady_clock::time_point deadline) {
   struct Pending {
     const FrrPlan* frr;
@@ -84,11 +84,11 @@ void wait_for_bgp(const Plan& plan, const std::function<ExtraRoutes()>& extra,
       if (auto it = wanted.find(p.frr->target); it != wanted.end())
         for (const auto& [dst, why] : it->second) want(dst, why);
       if (!p.missing.empty())
-        for (const auto& route : list_routes(p.frr->netns))
+        for (const auto& route : kernel.list_routes(p.frr->netns))
           if (p.missing.erase(route.dst)) p.seen.insert(route.dst);
       // Sessions are asked for once the routes are in: vtysh costs a process.
       if (p.missing.empty() && !p.sessions_up) {
-        auto sessions = bgp_sessions(*p.frr);
+        auto sessions = bgp_sessions(programs, *p.frr);
         p.sessions_up = sessions.size() == p.frr->peers.size() &&
                         std::all_of(sessions.begin(), sessions.end(),
                                     [](const auto& s) { return s.second == "Established"; });
@@ -104,7 +104,7 @@ void wait_for_bgp(const Plan& plan, const std::function<ExtraRoutes()>& extra,
     std::vector<std::string> states;
     std::map<std::string, std::string> sessions;
     try {
-      sessions = bgp_sessions(f);
+      sessions = bgp_sessions(programs, f);
     } catch (const SystemError& e) {
       throw SystemError(fmt::format("BGP did not converge: {} does not answer ({}); the end of "
                                     "its logs:{}",

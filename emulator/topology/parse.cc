@@ -120,10 +120,10 @@ class Parser {
     t->allow_only({"cni", "kubeProxyMode", "nftablesPicker", "podSubnet", "serviceSubnet",
                    "nodeSubnet", "nodeMaskSize", "nodePortRange", "loadBalancerPool",
                    "loadBalancerMode", "mtu", "dnsDomain", "ipFamily", "bgp", "cniConfig"});
-    n.cni = t->one_of("cni", "vxlan", {"vxlan", "bgp", "bridge", "external"});
+    n.cni = t->choice("cni", Cni::vxlan);
     n.where_cni = t->has("cni") ? where_of(*t->find("cni"), "cni") : t->where();
-    n.kube_proxy_mode = t->one_of("kubeProxyMode", "nftables", {"nftables", "iptables"});
-    n.nftables_picker = t->one_of("nftablesPicker", "vmap", {"vmap", "rules"});
+    n.kube_proxy_mode = t->choice("kubeProxyMode", ProxyMode::nftables);
+    n.nftables_picker = t->choice("nftablesPicker", NftPicker::vmap);
     n.pod_subnet = t->cidr("podSubnet", "10.244.0.0/16");
     n.service_subnet = t->cidr("serviceSubnet", "10.96.0.0/16");
     n.node_subnet = t->cidr("nodeSubnet", "172.18.0.0/24");
@@ -143,7 +143,7 @@ class Parser {
     n.node_mask_size = static_cast<int>(t->integer("nodeMaskSize", 24, n.pod_subnet.prefix, 29));
     auto [lo, hi] = parse_range(*t, "nodePortRange", "30000-32767");
     n.node_port_min = static_cast<int>(lo), n.node_port_max = static_cast<int>(hi);
-    n.load_balancer_mode = t->one_of("loadBalancerMode", "cloud", {"cloud", "bgp"});
+    n.load_balancer_mode = t->choice("loadBalancerMode", LoadBalancerMode::cloud);
     n.where_load_balancer_mode = t->has("loadBalancerMode")
                                      ? where_of(*t->find("loadBalancerMode"), "loadBalancerMode")
                                      : t->where();
@@ -158,13 +158,13 @@ class Parser {
                                          n.dns_domain));
       part = dot == n.dns_domain.end() ? dot : dot + 1;
     }
-    n.ip_family = t->one_of("ipFamily", "ipv4", {"ipv4", "ipv6", "dual"});
+    n.ip_family = t->choice("ipFamily", IpFamily::ipv4);
     n.where_ip_family =
         t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
     if (auto b = t->table("bgp")) {
       b->allow_only({"nodeASN", "peering", "fabricSubnet"});
       n.bgp = BgpConfig{static_cast<uint32_t>(b->integer("nodeASN", 64512, 1, 4294967295)),
-                        b->one_of("peering", "mesh", {"mesh", "tor"}),
+                        b->choice("peering", BgpPeering::mesh),
                         b->cidr("fabricSubnet", kDefaultFabric)};
       n.where_bgp = b->where();
       if (n.bgp->node_asn == kSpineAsn)
@@ -176,7 +176,7 @@ class Parser {
       c->allow_only({"conflist", "binDir"});
       n.cni_config = CniConfig{c->required_string("conflist"), c->string("binDir", "/usr/lib/cni")};
       n.where_cni_config = c->where();
-    } else if (n.cni == "external") {
+    } else if (n.cni == Cni::external) {
       t->fail("cni", "cni = \"external\" needs a [network.cniConfig] table with \"conflist\"");
     }
   }
@@ -185,9 +185,9 @@ class Parser {
     auto& n = topo_.network;
     // MetalLB's BGP mode announces addresses that no LAN holds: on the LAN
     // the hosts would ask ARP for them instead of routing.
-    auto text =
-        t.string("loadBalancerPool", n.load_balancer_mode == "bgp" ? "172.18.255.200-172.18.255.250"
-                                                                   : "172.18.0.200-172.18.0.250");
+    auto text = t.string("loadBalancerPool", n.load_balancer_mode == LoadBalancerMode::bgp
+                                                 ? "172.18.255.200-172.18.255.250"
+                                                 : "172.18.0.200-172.18.0.250");
     auto dash = text.find('-');
     std::optional<Ipv4> first, last;
     if (dash != std::string::npos)
@@ -254,8 +254,7 @@ class Parser {
       fail_at(Where{file_, 1, 1}, "", "the lab needs at least one node: add a [[nodes]] table");
     for (const auto& t : list) {
       t.allow_only({"name", "role", "rack", "podCIDR"});
-      Node n{name_of(t), t.one_of("role", "worker", {"control-plane", "worker"}), rack_of(t),
-             std::nullopt, t.where()};
+      Node n{name_of(t), t.choice("role", NodeRole::worker), rack_of(t), std::nullopt, t.where()};
       machine_names_.add(t, n.name);
       node_names_.add(t, n.name);
       if (t.has("podCIDR")) {
@@ -273,7 +272,7 @@ class Parser {
       }
       topo_.nodes.push_back(n);
     }
-    if (topo_.network.cni == "bridge" && topo_.nodes.size() > 1)
+    if (topo_.network.cni == Cni::bridge && topo_.nodes.size() > 1)
       list[1].fail("name",
                    "cni = \"bridge\" is for single-node labs; use cni = \"vxlan\" for "
                    "several nodes");
@@ -328,8 +327,7 @@ class Parser {
     std::set<std::string> port_names;
     for (const auto& p : t.tables("ports")) {
       p.allow_only({"name", "containerPort", "protocol"});
-      ContainerPort port{p.string("name", ""), 0,
-                         p.one_of("protocol", "TCP", {"TCP", "UDP", "SCTP"})};
+      ContainerPort port{p.string("name", ""), 0, p.choice("protocol", Protocol::tcp)};
       if (!p.has("containerPort")) p.fail("containerPort", "a port needs \"containerPort\"");
       port.container_port = static_cast<int>(p.integer("containerPort", 0, 1, 65535));
       if (!port.name.empty() &&
@@ -360,12 +358,13 @@ class Parser {
     return spec;
   }
 
-  void add_pod(const TableReader& t, Pod pod) {
-    auto key = pod.namespace_ + "/" + pod.name;
-    auto [it, fresh] = pod_where_.emplace(key, pod.where);
+  // Names `namespace/name` as a pod's, refusing it when a bare pod or a
+  // deployment's replica (`DEPLOYMENT-INDEX`, as the plan names them) has it.
+  void claim_pod_name(const TableReader& t, const std::string& ns, const std::string& name) {
+    auto key = ns + "/" + name;
+    auto [it, fresh] = pod_where_.emplace(key, t.where());
     if (!fresh)
       t.fail("name", fmt::format("pod \"{}\" exists twice (also from {})", key, it->second.str()));
-    topo_.pods.push_back(std::move(pod));
   }
 
   void workloads() {
@@ -378,21 +377,16 @@ class Parser {
           t.strings("nodes"), pod_template(t), t.where()};
       deployment_names.add(t, d.namespace_ + "/" + d.name);
       for (const auto& n : d.nodes) require_known(t, "nodes", n, node_names_, "node");
-      std::vector<std::string> targets = d.nodes;
-      if (targets.empty())
-        for (const auto& n : topo_.nodes) targets.push_back(n.name);
       for (int i = 0; i < d.replicas; ++i)
-        add_pod(t, Pod{fmt::format("{}-{}", d.name, i), d.namespace_,
-                       targets[static_cast<size_t>(i) % targets.size()], d.spec, d.name, d.where});
+        claim_pod_name(t, d.namespace_, fmt::format("{}-{}", d.name, i));
       topo_.deployments.push_back(std::move(d));
     }
     for (const auto& t : root_.tables("pods")) {
       t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers"});
-      Pod p{
-          name_of(t), namespace_of(t), t.string("node", topo_.nodes.front().name), pod_template(t),
-          "",         t.where()};
-      require_known(t, "node", p.node, node_names_, "node");
-      add_pod(t, std::move(p));
+      Pod p{name_of(t), namespace_of(t), t.string("node", ""), pod_template(t), "", t.where()};
+      if (!p.node.empty()) require_known(t, "node", p.node, node_names_, "node");
+      claim_pod_name(t, p.namespace_, p.name);
+      topo_.pods.push_back(std::move(p));
     }
   }
 
@@ -408,8 +402,7 @@ class Parser {
       Service s;
       s.name = name_of(t), s.namespace_ = namespace_of(t), s.where = t.where();
       names.add(t, s.namespace_ + "/" + s.name);
-      s.type =
-          t.one_of("type", "ClusterIP", {"ClusterIP", "NodePort", "LoadBalancer", "ExternalName"});
+      s.type = t.choice("type", ServiceType::cluster_ip);
       s.selector = t.labels("selector");
       s.cluster_ip = t.string("clusterIP", "");
       if (!s.cluster_ip.empty() && s.cluster_ip != "None") {
@@ -423,13 +416,11 @@ class Parser {
           t.fail("clusterIP",
                  fmt::format("clusterIP {} is already service \"{}\"'s", s.cluster_ip, it->second));
       }
-      s.session_affinity = t.one_of("sessionAffinity", "None", {"None", "ClientIP"});
-      s.external_traffic_policy =
-          t.one_of("externalTrafficPolicy", "Cluster", {"Cluster", "Local"});
-      s.internal_traffic_policy =
-          t.one_of("internalTrafficPolicy", "Cluster", {"Cluster", "Local"});
+      s.session_affinity = t.choice("sessionAffinity", SessionAffinity::none);
+      s.external_traffic_policy = t.choice("externalTrafficPolicy", TrafficPolicy::cluster);
+      s.internal_traffic_policy = t.choice("internalTrafficPolicy", TrafficPolicy::cluster);
       s.external_name = t.string("externalName", "");
-      if ((s.type == "ExternalName") != !s.external_name.empty())
+      if ((s.type == ServiceType::external_name) != !s.external_name.empty())
         t.fail(s.external_name.empty() ? "type" : "externalName",
                "\"externalName\" goes with type = \"ExternalName\", and only there");
       for (const auto& text : t.strings("loadBalancerSourceRanges")) {
@@ -441,7 +432,7 @@ class Parser {
       }
       std::set<std::string> port_names;
       auto ports = t.tables("ports");
-      if (ports.empty() && s.type != "ExternalName" && s.cluster_ip != "None")
+      if (ports.empty() && s.type != ServiceType::external_name && s.cluster_ip != "None")
         t.fail("name", "a service needs at least one [[services.ports]] table");
       for (const auto& p : ports) {
         p.allow_only({"name", "port", "targetPort", "nodePort", "protocol"});
@@ -453,14 +444,14 @@ class Parser {
           p.fail("name", fmt::format("duplicate port name \"{}\"", sp.name));
         if (!p.has("port")) p.fail("port", "a service port needs \"port\"");
         sp.port = static_cast<int>(p.integer("port", 0, 1, 65535));
-        sp.protocol = p.one_of("protocol", "TCP", {"TCP", "UDP", "SCTP"});
+        sp.protocol = p.choice("protocol", Protocol::tcp);
         if (const auto* target = p.find("targetPort"); target && target->is_string()) {
           sp.target_port_name = target->as_string().str;
         } else {
           sp.target_port = static_cast<int>(p.integer("targetPort", sp.port, 1, 65535));
         }
         if (p.has("nodePort")) {
-          if (s.type != "NodePort" && s.type != "LoadBalancer")
+          if (s.type != ServiceType::node_port && s.type != ServiceType::load_balancer)
             p.fail("nodePort", "\"nodePort\" needs type = \"NodePort\" or \"LoadBalancer\"");
           int np = static_cast<int>(p.integer("nodePort", 0, net.node_port_min, net.node_port_max));
           auto [it, fresh] = node_ports.emplace(np, s.name);
@@ -560,7 +551,7 @@ class Parser {
           }
           for (const auto& port : rule.tables("ports")) {
             port.allow_only({"protocol", "port", "endPort"});
-            port.one_of("protocol", "TCP", {"TCP", "UDP", "SCTP"});
+            port.choice("protocol", Protocol::tcp);
           }
         }
       }
@@ -585,7 +576,7 @@ class Parser {
                           "larger nodeSubnet",
                           net.node_subnet.str(), net.node_subnet.size() - 3, machines));
     routing();
-    if (topo_.racks.empty() && net.load_balancer_mode == "cloud") {
+    if (topo_.racks.empty() && net.load_balancer_mode == LoadBalancerMode::cloud) {
       Ipv4 last_machine = net.node_subnet.at(1 + machines);
       if (!net.node_subnet.contains(net.lb_pool_first) ||
           !net.node_subnet.contains(net.lb_pool_last) || net.lb_pool_first <= last_machine)
@@ -610,27 +601,13 @@ class Parser {
               fmt::format("podSubnet {} holds {} node pod CIDRs of /{}, the file has {} nodes; use "
                           "a larger podSubnet or a larger nodeMaskSize",
                           net.pod_subnet.str(), cidrs, net.node_mask_size, topo_.nodes.size()));
-    std::map<std::string, size_t> per_node;
-    for (const auto& pod : topo_.pods) {
-      if (pod.spec.host_network) continue;
-      auto count = ++per_node[pod.node];
-      const auto& node = *std::find_if(topo_.nodes.begin(), topo_.nodes.end(),
-                                       [&](const Node& n) { return n.name == pod.node; });
-      int prefix = node.pod_cidr ? node.pod_cidr->prefix : net.node_mask_size;
-      uint64_t room = (uint64_t{1} << (32 - prefix)) - 3;
-      if (count > room)
-        fail_at(pod.where, "",
-                fmt::format("node \"{}\" has room for {} pods in its /{} pod CIDR; pod \"{}\" is "
-                            "one too many: spread the pods over more nodes or lower nodeMaskSize",
-                            node.name, room, prefix, pod.name));
-    }
   }
 
   // The routed parts: racks, the spine's fabric and BGP-announced addresses.
   void routing() {
     const auto& net = topo_.network;
     auto bgp = net.bgp_or_default();
-    if (net.cni == "bgp" && !topo_.racks.empty() && bgp.peering == "mesh")
+    if (net.cni == Cni::bgp && !topo_.racks.empty() && bgp.peering == BgpPeering::mesh)
       fail_at(net.bgp ? net.where_bgp : net.where_cni, "",
               "cni = \"bgp\" with peering = \"mesh\" needs one LAN: across racks the fabric "
               "would not know the pod routes (Calico encapsulates there). With [[racks]] add "
@@ -653,7 +630,7 @@ class Parser {
             fmt::format("fabricSubnet {} has room for {} racks' links, the file has {} racks",
                         bgp.fabric_subnet.str(), bgp.fabric_subnet.size() / 2, topo_.racks.size()));
     }
-    if (net.load_balancer_mode == "bgp")
+    if (net.load_balancer_mode == LoadBalancerMode::bgp)
       for (const auto& [subnet, what] : taken)
         if (subnet.contains(net.lb_pool_first) || subnet.contains(net.lb_pool_last) ||
             (net.lb_pool_first < subnet.network && subnet.network < net.lb_pool_last))
@@ -712,11 +689,12 @@ void check_buildable(const Topology& t) {
   };
   const char* later = "planned, no issue filed yet";
   const auto& n = t.network;
-  if (n.cni == "external") refuse(n.where_cni, "cni = \"external\"", later);
-  if (n.ip_family != "ipv4") refuse(n.where_ip_family, "ipFamily = \"" + n.ip_family + "\"", later);
-  if (!t.racks.empty() && n.load_balancer_mode == "cloud")
+  if (n.cni == Cni::external) refuse(n.where_cni, "cni = \"external\"", later);
+  if (n.ip_family != IpFamily::ipv4)
+    refuse(n.where_ip_family, fmt::format("ipFamily = \"{}\"", enum_name(n.ip_family)), later);
+  if (!t.racks.empty() && n.load_balancer_mode == LoadBalancerMode::cloud)
     for (const auto& s : t.services)
-      if (s.type == "LoadBalancer")
+      if (s.type == ServiceType::load_balancer)
         fail_at(s.where, "",
                 "a LoadBalancer service with [[racks]] needs loadBalancerMode = \"bgp\": the "
                 "emulated cloud load balancer sits on a single LAN; in a routed fabric the "

@@ -174,14 +174,12 @@ std::string TableReader::string(const std::string& key, const std::string& fallb
 }
 
 std::string TableReader::one_of(const std::string& key, const std::string& fallback,
-                                std::initializer_list<const char*> allowed) const {
+                                const std::vector<std::string>& allowed) const {
   auto s = string(key, fallback);
-  for (const char* a : allowed)
-    if (s == a) return s;
-  std::vector<std::string> names(allowed.begin(), allowed.end());
+  if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return s;
   std::vector<std::string> quoted;
-  for (const auto& n : names) quoted.push_back("\"" + n + "\"");
-  auto guess = nearest(s, names);
+  for (const auto& n : allowed) quoted.push_back("\"" + n + "\"");
+  auto guess = nearest(s, allowed);
   fail(key, fmt::format("\"{}\" = \"{}\" is not allowed; write one of {}{}", key, s,
                         fmt::join(quoted, ", "),
                         guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));

@@ -21,9 +21,9 @@ ProxyNode test_node() {
 
 ServicePlan service(const char* ns, const char* name, const char* cluster_ip) {
   ServicePlan s;
-  s.namespace_ = ns, s.name = name, s.type = "ClusterIP";
+  s.namespace_ = ns, s.name = name, s.type = ServiceType::cluster_ip;
   s.cluster_ip = ip(cluster_ip);
-  s.ports.push_back({"p80", 80, 80, "", 0, "TCP"});
+  s.ports.push_back({"p80", 80, 80, "", 0, Protocol::tcp});
   return s;
 }
 
@@ -58,7 +58,7 @@ TEST(KubeProxyNft, ClusterIpServiceAsKubeProxyWritesIt) {
 
 TEST(KubeProxyNft, LocalLoadBalancerWithoutLocalEndpointsDropsExternalTraffic) {
   auto s = service("ns2", "svc2", "172.30.0.42");
-  s.type = "LoadBalancer", s.external_local = true;
+  s.type = ServiceType::load_balancer, s.external_local = true;
   s.load_balancer_ip = ip("1.2.3.4");
   s.ports[0].node_port = 3001;
   auto out = nft_service(test_node(), s, {{{ip("10.180.0.2"), 80, "node2", "ns2/a"}}});
@@ -80,7 +80,7 @@ TEST(KubeProxyNft, LocalLoadBalancerWithoutLocalEndpointsDropsExternalTraffic) {
 
 TEST(KubeProxyNft, AffinityAndSourceRanges) {
   auto s = service("ns5", "svc5", "172.30.0.45");
-  s.type = "LoadBalancer", s.affinity = true;
+  s.type = ServiceType::load_balancer, s.affinity = true;
   s.load_balancer_ip = ip("5.6.7.8");
   s.source_ranges = {net("203.0.113.0/25")};
   s.ports[0].node_port = 3002;
@@ -232,7 +232,7 @@ TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
     auto name = "svc" + std::to_string(i);
     auto ip = "172.30.0." + std::to_string(10 + i);
     auto s = service("ns", name.c_str(), ip.c_str());
-    s.type = "LoadBalancer";
+    s.type = ServiceType::load_balancer;
     s.load_balancer_ip = net("5.6.7.0/24").at(i + 1);
     s.source_ranges = {net("203.0.113.0/25")};
     const auto hashed = nft_hash_name("ns/" + name + "/tcp/p80");

@@ -44,36 +44,60 @@ Rejection reject(const std::string& text) {
 TEST(Parse, AcceptsAMinimalLabWithDefaults) {
   auto t = parse_topology(std::string("name = \"demo\"\n") + kNodes, "lab.toml");
   EXPECT_EQ(t.name, "demo");
-  EXPECT_EQ(t.network.cni, "vxlan");
-  EXPECT_EQ(t.network.kube_proxy_mode, "nftables");
+  EXPECT_EQ(t.network.cni, Cni::vxlan);
+  EXPECT_EQ(t.network.kube_proxy_mode, ProxyMode::nftables);
   EXPECT_EQ(t.network.pod_subnet.str(), "10.244.0.0/16");
   EXPECT_EQ(t.network.service_subnet.str(), "10.96.0.0/16");
   EXPECT_EQ(t.network.mtu, 1500);
   ASSERT_EQ(t.nodes.size(), 2u);
-  EXPECT_EQ(t.nodes[0].role, "control-plane");
-  EXPECT_EQ(t.nodes[1].role, "worker");
+  EXPECT_EQ(t.nodes[0].role, NodeRole::control_plane);
+  EXPECT_EQ(t.nodes[1].role, NodeRole::worker);
   ASSERT_EQ(t.namespaces.size(), 1u);
   EXPECT_EQ(t.namespaces[0].name, "default");
 }
 
-TEST(Parse, ExpandsDeploymentsRoundRobin) {
+TEST(Parse, ReadsDeploymentsWithoutPlacingTheirPods) {
   auto t = parse_topology(std::string("name = \"demo\"\n") + kNodes + R"(
 [[deployments]]
 name = "web"
 replicas = 3
 labels = { app = "web" }
+nodes = ["w1"]
 [[deployments.containers]]
 name = "c"
 image = "netexec"
+[[pods]]
+name = "tool"
+[[pods.containers]]
+name = "c"
+image = "shell"
 )",
                           "lab.toml");
-  ASSERT_EQ(t.pods.size(), 3u);
-  EXPECT_EQ(t.pods[0].name, "web-0");
-  EXPECT_EQ(t.pods[0].node, "cp");
-  EXPECT_EQ(t.pods[1].node, "w1");
-  EXPECT_EQ(t.pods[2].node, "cp");
-  EXPECT_EQ(t.pods[2].spec.labels.at("app"), "web");
-  EXPECT_EQ(t.pods[2].deployment, "web");
+  ASSERT_EQ(t.deployments.size(), 1u);
+  EXPECT_EQ(t.deployments[0].replicas, 3);
+  EXPECT_EQ(t.deployments[0].nodes, std::vector<std::string>{"w1"});
+  EXPECT_EQ(t.deployments[0].spec.labels.at("app"), "web");
+  // The scheduler places pods (plan): a bare pod without `node` has none yet.
+  ASSERT_EQ(t.pods.size(), 1u);
+  EXPECT_EQ(t.pods[0].node, "");
+}
+
+TEST(Parse, RejectsABarePodNamedLikeAReplica) {
+  auto r = reject(std::string("name = \"demo\"\n") + kNodes + R"(
+[[deployments]]
+name = "web"
+replicas = 2
+[[deployments.containers]]
+name = "c"
+image = "shell"
+[[pods]]
+name = "web-1"
+[[pods.containers]]
+name = "c"
+image = "shell"
+)");
+  EXPECT_EQ(r.line, 17u) << r.message;
+  EXPECT_NE(r.message.find("pod \"default/web-1\" exists twice"), std::string::npos) << r.message;
 }
 
 TEST(Parse, RejectsInvalidToml) {
@@ -162,20 +186,6 @@ TEST(Parse, RejectsExhaustedPodSubnet) {
                   kNodes);
   EXPECT_EQ(r.line, 10u) << r.message;  // the first node that does not fit
   EXPECT_NE(r.message.find("holds 1 node pod CIDRs"), std::string::npos) << r.message;
-}
-
-TEST(Parse, RejectsTooManyPodsForANode) {
-  auto r = reject(std::string("name = \"demo\"\n[network]\nnodeMaskSize = 29\n") + kNodes + R"(
-[[deployments]]
-name = "web"
-replicas = 12
-nodes = ["w1"]
-[[deployments.containers]]
-name = "c"
-image = "shell"
-)");
-  EXPECT_EQ(r.line, 12u) << r.message;
-  EXPECT_NE(r.message.find("room for 5 pods"), std::string::npos) << r.message;
 }
 
 TEST(Parse, RejectsNamesAKernelOrShellWouldChokeOn) {

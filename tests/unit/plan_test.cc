@@ -7,7 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "knetlab/plan/endpoints.h"
 #include "knetlab/plan/plan.h"
+#include "knetlab/plan/scheduler.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
@@ -89,6 +91,143 @@ TEST(Plan, AllocatesPodAddressesPerNode) {
   EXPECT_EQ(p.pods[3].ip.str(), "10.244.0.3");  // the node's second pod
   EXPECT_EQ(p.pods[0].netns, "knl-demo-p-default-web-0");
   EXPECT_EQ(p.pods[1].node_netns, "knl-demo-n-w1");
+}
+
+// A topology of `nodes` nodes named n0, n1, … and what follows.
+std::string with_nodes(int nodes, const std::string& rest, const std::string& network = "") {
+  std::string text = "name = \"sched\"\n" + network;
+  for (int i = 0; i < nodes; ++i) text += "[[nodes]]\nname = \"n" + std::to_string(i) + "\"\n";
+  return text + rest;
+}
+
+std::map<std::string, int> pods_per_node(const Plan& p) {
+  std::map<std::string, int> out;
+  for (const auto& pod : p.pods) ++out[pod.node];
+  return out;
+}
+
+TEST(Scheduler, SpreadsManySmallDeploymentsOverEveryNode) {
+  std::string deployments;
+  for (int i = 0; i < 500; ++i)
+    deployments += "[[deployments]]\nname = \"d" + std::to_string(i) +
+                   "\"\nreplicas = 2\n[[deployments.containers]]\nname = \"c\"\n"
+                   "image = \"shell\"\n";
+  auto p = plan_of(with_nodes(10, deployments));
+  ASSERT_EQ(p.pods.size(), 1000u);
+  for (const auto& [node, count] : pods_per_node(p)) EXPECT_EQ(count, 100) << node;
+  // Each deployment's two pods on different nodes: d0 on n0 and n1, d1 on n2 and n3.
+  EXPECT_EQ(p.pods[0].node, "n0");
+  EXPECT_EQ(p.pods[1].node, "n1");
+  EXPECT_EQ(p.pods[2].node, "n2");
+  EXPECT_EQ(p.pods[3].node, "n3");
+}
+
+TEST(Scheduler, PlacesPodsInFileOrderAndBreaksTiesInNodeOrder) {
+  auto p = plan_of(with_nodes(3, R"(
+[[deployments]]
+name = "web"
+replicas = 4
+[[deployments.containers]]
+name = "c"
+image = "shell"
+[[deployments]]
+name = "db"
+replicas = 1
+[[deployments.containers]]
+name = "c"
+image = "shell"
+[[pods]]
+name = "pinned"
+node = "n1"
+[[pods.containers]]
+name = "c"
+image = "shell"
+[[pods]]
+name = "free"
+[[pods.containers]]
+name = "c"
+image = "shell"
+)"));
+  std::map<std::string, std::string> node_of;
+  for (const auto& pod : p.pods) node_of[pod.name] = pod.node;
+  // The deployments first: web round the three nodes, web-3 back on n0, db
+  // on n1 (n1 and n2 level, n1 first); then the bare pods: `pinned` where it
+  // is told, `free` on the emptiest node, n2.
+  EXPECT_EQ(node_of["web-0"], "n0");
+  EXPECT_EQ(node_of["web-1"], "n1");
+  EXPECT_EQ(node_of["web-2"], "n2");
+  EXPECT_EQ(node_of["web-3"], "n0");
+  EXPECT_EQ(node_of["db-0"], "n1");
+  EXPECT_EQ(node_of["pinned"], "n1");
+  EXPECT_EQ(node_of["free"], "n2");
+}
+
+TEST(Scheduler, KeepsADeploymentToItsNodesAndRefusesWhenTheyAreFull) {
+  auto p = plan_of(with_nodes(3, R"(
+[[deployments]]
+name = "web"
+replicas = 4
+nodes = ["n2"]
+[[deployments.containers]]
+name = "c"
+image = "shell"
+)"));
+  for (const auto& pod : p.pods) EXPECT_EQ(pod.node, "n2") << pod.name;
+  try {
+    plan_of(with_nodes(2, R"(
+[[deployments]]
+name = "web"
+replicas = 12
+nodes = ["n1"]
+[[deployments.containers]]
+name = "c"
+image = "shell"
+)",
+                       "[network]\nnodeMaskSize = 29\n"));
+    FAIL() << "placed 12 pods in a /29 (room for 5)";
+  } catch (const UserError& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.rfind("lab.toml:9:1: ", 0), 0u) << what;  // the deployment's line
+    EXPECT_NE(what.find("no node has room for pod \"web-5\""), std::string::npos) << what;
+  }
+  try {
+    plan_of(with_nodes(1, R"(
+[[deployments]]
+name = "web"
+replicas = 5
+[[deployments.containers]]
+name = "c"
+image = "shell"
+[[pods]]
+name = "a"
+node = "n0"
+[[pods.containers]]
+name = "c"
+image = "shell"
+)",
+                       "[network]\nnodeMaskSize = 29\n"));
+    FAIL() << "placed 6 pods in a /29 (room for 5)";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("node \"n0\" has room for 5 pods"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(PodAddresses, HandsOutTheAddressAfterTheLastAndWrapsPastThoseInUse) {
+  NodePlan node;
+  node.name = "n";
+  node.pod_cidr = *Ipv4Net::parse("10.244.0.0/29");  // .2 .. .6
+  PodAddresses a({node});
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.2");
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.3");
+  a.release("n", *Ipv4::parse("10.244.0.2"));
+  // host-local: the next after the last, not the lowest free.
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.4");
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.5");
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.6");
+  EXPECT_EQ(a.allocate("n").str(), "10.244.0.2");  // wrapped
+  EXPECT_THROW(a.allocate("n"), SystemError);
+  EXPECT_EQ(a.last().at("n").str(), "10.244.0.2");
 }
 
 TEST(Plan, SkipsPodCidrsThatNodesFixed) {

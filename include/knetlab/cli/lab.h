@@ -12,6 +12,7 @@
 #include "knetlab/kernel/fd.h"
 #include "knetlab/plan/plan.h"
 #include "knetlab/realize/executor.h"
+#include "knetlab/realize/record.h"
 
 namespace knl::cli {
 
@@ -52,12 +53,6 @@ class LabLock {
   Fd fd_;
 };
 
-/// The record inspect, get and exec read: the plan plus the pods' processes.
-/// With `endpoints`, services list their endpoints and pods their readiness
-/// (`ready_pods`); without, every pod counts as ready.
-nlohmann::json make_state(const Plan& plan, const std::map<std::string, PodProcesses>& pods,
-                          const std::string& phase, const EndpointMap* endpoints = nullptr,
-                          const std::set<std::string>* ready_pods = nullptr);
 /// Prints rows as aligned columns, like kubectl.
 void print_table(const std::vector<std::vector<std::string>>& rows);
 
@@ -66,10 +61,11 @@ std::string control_socket_path(const std::string& lab);
 std::string events_path(const std::string& lab);
 /// Sends `request` to the lab's supervisor and returns its result; its
 /// refusal becomes a UserError (bad request) or a SystemError.
-nlohmann::json ask(const std::string& lab, const nlohmann::json& request);
-void write_state(const std::string& lab, const nlohmann::json& state);
-/// The record of `lab`; UserError when it is not deployed.
-nlohmann::json read_state(const std::string& lab);
+nlohmann::json ask(const std::string& lab, const Request& request);
+/// Writes the lab's state record atomically (a new file renamed over the old).
+void write_state(const std::string& lab, const LabRecord& record);
+/// The record of `lab`; UserError when it is not deployed or unreadable.
+LabRecord read_state(const std::string& lab);
 
 /// Labs that have a run folder, sorted.
 std::vector<std::string> deployed_labs();
@@ -81,8 +77,5 @@ std::string pick_lab(const std::string& requested);
 bool destroy_lab(const std::string& lab);
 /// The removal itself, for a caller that holds the lab's lock.
 void remove_lab(const std::string& lab);
-
-/// A process record kept in the state.
-ProcessRecord process_of(const nlohmann::json& j);
 
 }  // namespace knl::cli

@@ -1,7 +1,8 @@
 #pragma once
-// The narrow interface through which the executor changes the kernel. The
-// real implementation (NetlinkKernel) talks rtnetlink through libnl from
-// sockets opened inside each namespace; tests use a recording fake.
+// The narrow interface through which a lab changes the kernel: namespaces,
+// links, addresses, routes, neighbours, sysctls (rtnetlink through libnl,
+// from sockets opened inside each namespace) and nftables transactions
+// (libnftables). Tests use a recording fake (tests/unit/fakes.h).
 //
 /// Every call either does all it says or throws SystemError naming the
 /// operation, the object, the namespace and the errno text. Deleting what is
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "knetlab/plan/plan.h"
+#include "knetlab/net/objects.h"
 
 namespace knl {
 
@@ -38,17 +39,22 @@ class Kernel {
   /// Closes the handles kept per namespace (an fd and a socket each): a lab
   /// of a thousand pods must not make every later child process inherit them.
   virtual void release_handles() = 0;
+  /// The IPv4 routes of `netns`'s main table.
+  virtual std::vector<KernelRoute> list_routes(const std::string& netns) = 0;
+
+  /// Runs `script` (the language of `nft -f`) as one atomic transaction in
+  /// `netns`, through a libnftables context kept for that namespace;
+  /// SystemError with nft's own message (naming the line) when it is refused,
+  /// and then nothing of it is applied.
+  virtual void nft_apply(const std::string& netns, const std::string& script) = 0;
+  /// Drops the context kept for `netns`: the next nft_apply starts a new one.
+  /// A context keeps what it learnt of the ruleset and frees it at its next
+  /// run once the ruleset changed, which after a full load or a delete by
+  /// name costs that run as much as the ruleset is large.
+  virtual void nft_release(const std::string& netns) = 0;
 };
 
 /// The real kernel. Its methods are called from one thread at a time.
 std::unique_ptr<Kernel> make_netlink_kernel();
-
-/// A route of a namespace's main table as the kernel reports it.
-struct KernelRoute {
-  Ipv4Net dst;
-  int protocol = 0;  // RTPROT_*: 186 is bgp
-  int nexthops = 0;
-};
-std::vector<KernelRoute> list_routes(const std::string& netns);
 
 }  // namespace knl

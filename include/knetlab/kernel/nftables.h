@@ -2,9 +2,7 @@
 // nftables through libnftables: the same language as `nft -f`, applied as one
 // atomic transaction per call inside a lab namespace.
 
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "knetlab/kernel/fd.h"
 
@@ -32,16 +30,5 @@ class NftSession {
   Fd fd_;
   nft_ctx* ctx_ = nullptr;
 };
-
-/// The outcome of a program run to completion.
-struct ProgramResult {
-  int status = 0;      // exit status, or 128 + signal
-  std::string output;  // stdout and stderr together
-};
-
-/// Runs argv (found on PATH) inside the network namespace `netns` with
-/// `input` on its stdin; waits for it.
-ProgramResult run_program(const std::string& netns, const std::vector<std::string>& argv,
-                          const std::string& input = "");
 
 }  // namespace knl

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "knetlab/plan/services.h"
+#include "knetlab/plan/plan.h"
 
 namespace knl {
 
@@ -27,11 +27,14 @@ struct ProxyNode {
   Ipv4 ip;             // the node IP: NodePorts answer on it
   Ipv4Net pod_subnet;  // kube-proxy's --cluster-cidr
   Ipv4Net service_subnet;
-  bool pick_by_rules = false;  // Network::nftables_picker == "rules"
+  bool pick_by_rules = false;  // Network::nftables_picker is NftPicker::rules
   /// nftables tables the services are spread over: `kube-proxy`, then
   /// `kube-proxy-1` … (see nft_tables_for()).
   int shards = 1;
 };
+
+/// `node` of `plan`, as kube-proxy's rules see it.
+ProxyNode proxy_node(const Plan& plan, const NodePlan& node);
 
 /// How many tables a lab of `services` services uses: one (kube-proxy's own
 /// shape) up to 1000, then one per 1000. The kernel revalidates every chain
@@ -112,6 +115,31 @@ class NftTransaction {
 std::string nft_delete(const std::vector<std::string>& chains,
                        const std::vector<std::string>& sets);
 
+/// One transaction of a node's nftables sync, and the services it brings to
+/// their new state once the kernel has taken it.
+struct NftStep {
+  std::string script;
+  std::vector<std::pair<std::string, NftService>> services;  // by service key
+  std::vector<std::string> stale_chains, stale_sets;         // flushed now, to delete later
+  std::vector<std::string> created;                          // no longer stale
+};
+
+/// Services per transaction of a node's first load: the kernel walks the
+/// whole transaction for every anonymous set a rule binds (each service's
+/// endpoint vmap), and smaller ones make libnftables fetch the growing table
+/// more often.
+inline constexpr size_t kFirstLoadServices = 750;
+
+/// The transactions that take `node`'s tables from `applied` (by service
+/// key) to what the `changed` services need with `endpoints`. A first load
+/// begins with the base tables (nft_base) and goes kFirstLoadServices at a
+/// time, as `add rule` lines; a later sync is one transaction of chain
+/// blocks, and none when nothing differs.
+std::vector<NftStep> nft_sync(const ProxyNode& node,
+                              const std::map<std::string, NftService>& applied,
+                              const std::vector<const ServicePlan*>& changed,
+                              const EndpointMap& endpoints, bool first);
+
 /// Every line of a ruleset as one transaction (tests and full syncs).
 std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
                      const EndpointMap& endpoints);
@@ -126,5 +154,16 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
                              const EndpointMap& endpoints, bool first,
                              const std::vector<std::string>& previous_chains,
                              std::vector<std::string>& chains);
+
+// --- conntrack ---------------------------------------------------------------
+
+/// What kube-proxy deletes from every node's conntrack table when a UDP
+/// service's endpoints change, each as conntrack's argv: the entries toward
+/// a removed endpoint (a client on a fixed port would keep talking to it),
+/// and, when a service without endpoints got some, the entries that recorded
+/// its rejection. Nothing for TCP and SCTP ports, whose connections end.
+std::vector<std::vector<std::string>> udp_conntrack_deletions(const ServicePlan& service,
+                                                              const ServiceEndpoints& before,
+                                                              const ServiceEndpoints& after);
 
 }  // namespace knl

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "knetlab/net/objects.h"
 #include "knetlab/plan/services.h"
 #include "knetlab/topology/model.h"
 
@@ -20,12 +21,28 @@ struct ImageSpec {
   std::vector<std::string> args;
 };
 
+/// Where the allocators of a running lab stand: the next pod of a
+/// deployment and the next address of a node follow from them, as in a
+/// cluster that never hands out a name or an address twice in a row.
+struct Cursors {
+  std::map<std::string, Ipv4> last_pod_ip;  // node -> the pod address handed out last
+  std::map<std::string, int> next_replica;  // "namespace/deployment" -> its next pod's index
+  bool operator==(const Cursors&) const = default;
+};
+
+/// A running pod, as apply keeps it: on its node, with its address.
+struct RunningPod {
+  std::string node;
+  Ipv4 ip;
+};
+
 /// What a running lab already handed out (apply): kept as they are, and not
 /// handed out again to what the file adds.
 struct Allocations {
   std::map<std::string, Ipv4> machines;      // "node/NAME" or "host/NAME" -> LAN address
   std::map<std::string, Ipv4Net> pod_cidrs;  // node -> pod CIDR
-  std::map<std::string, Ipv4> pods;          // pod key -> address
+  std::map<std::string, RunningPod> pods;    // pod key -> where it runs
+  Cursors cursors;
 };
 
 /// Inputs besides the topology: where files go and which images exist.
@@ -35,77 +52,6 @@ struct PlanContext {
   std::map<std::string, ImageSpec> images;
   std::string frr_dir = "/usr/lib/frr";  // where zebra and bgpd are
   Allocations kept;
-};
-
-enum class NetnsRole { lan, node, host, pod, router };
-
-struct NetnsSpec {
-  std::string name;  // under /run/netns
-  NetnsRole role;
-  bool operator==(const NetnsSpec&) const = default;
-};
-
-enum class LinkKind { bridge, veth, vxlan };
-
-/// A link created by a netlink socket inside `netns`. A veth's peer is created
-/// directly in `peer_netns` (never moved afterwards).
-struct LinkSpec {
-  LinkKind kind;
-  std::string netns, name;
-  int mtu = 1500;
-  std::string mac;       // empty: the kernel picks
-  std::string master;    // a bridge in `netns`, or empty
-  bool hairpin = false;  // the bridge may send a frame back out this port
-  std::string peer_netns, peer_name;
-  // vxlan
-  uint32_t vni = 0;
-  Ipv4 local;
-  int port = 0;
-  std::string underlay;  // the device the tunnel leaves by
-  bool operator==(const LinkSpec&) const = default;
-};
-
-struct AddressSpec {
-  std::string netns, dev;
-  Ipv4 ip;
-  int prefix = 32;
-  bool operator==(const AddressSpec&) const = default;
-};
-
-struct RouteSpec {
-  std::string netns;
-  Ipv4Net dst;  // 0.0.0.0/0 for the default route
-  Ipv4 via;
-  std::string dev;
-  bool onlink = false;
-  /// Several gateways on `dev` (ECMP) instead of `via`.
-  std::vector<Ipv4> nexthops;
-  bool replace = false;  // replace a route to the same destination
-  bool operator==(const RouteSpec&) const = default;
-};
-
-struct NeighbourSpec {
-  std::string netns, dev;
-  Ipv4 ip;
-  std::string mac;
-  bool operator==(const NeighbourSpec&) const = default;
-};
-
-/// A bridge forwarding entry on a vxlan device: frames for `mac` go to `dst`.
-struct FdbSpec {
-  std::string netns, dev, mac;
-  Ipv4 dst;
-  bool operator==(const FdbSpec&) const = default;
-};
-
-struct SysctlSpec {
-  std::string netns, key, value;  // key as under /proc/sys, e.g. net/ipv4/ip_forward
-  bool operator==(const SysctlSpec&) const = default;
-};
-
-struct FileSpec {
-  std::string path, content;
-  bool operator==(const FileSpec&) const = default;
 };
 
 struct ContainerPlan {
@@ -130,7 +76,9 @@ struct PodPlan {
 };
 
 struct NodePlan {
-  std::string name, role, netns, vtep_mac;
+  std::string name;
+  NodeRole role = NodeRole::worker;
+  std::string netns, vtep_mac;
   Ipv4 ip;
   Ipv4Net pod_cidr;
   std::string rack;  // empty without racks
@@ -205,6 +153,7 @@ struct Plan {
   std::vector<ServicePlan> services;
   std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
   Ipv4 lb_ip;
+  Cursors cursors;
 
   // Desired kernel objects, in creation order.
   std::vector<NetnsSpec> namespaces;
@@ -243,15 +192,5 @@ Plan make_plan(const Topology& topology, const PlanContext& context);
 /// at `ip` on its node, next to what `existing` already holds.
 Plan plan_added_pod(const Topology& topology, const PlanContext& context, const Plan& existing,
                     const Pod& pod, Ipv4 ip);
-
-/// The endpoints controller: pods of the service's namespace whose labels
-/// include the selector and that `ready` accepts; a named targetPort resolves
-/// per pod through its containers' ports (a pod without it is left out).
-/// Sorted by address, as EndpointSlices list them.
-/// True when `pod` is in the service's namespace and carries its selector.
-bool selects(const ServicePlan& service, const PodPlan& pod);
-
-ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
-                                   const std::function<bool(const PodPlan&)>& ready);
 
 }  // namespace knl

@@ -19,12 +19,13 @@ struct ServicePortPlan {
   int target_port = 0;           // 0 when target_port_name is used
   std::string target_port_name;  // a container port's name
   int node_port = 0;             // 0 unless NodePort or LoadBalancer
-  std::string protocol = "TCP";  // TCP | UDP | SCTP
+  Protocol protocol = Protocol::tcp;
   bool operator==(const ServicePortPlan&) const = default;
 };
 
 struct ServicePlan {
-  std::string name, namespace_, type;
+  std::string name, namespace_;
+  ServiceType type = ServiceType::cluster_ip;
   Labels selector;
   bool headless = false;           // clusterIP = "None"
   std::optional<Ipv4> cluster_ip;  // none when headless or ExternalName
@@ -39,7 +40,9 @@ struct ServicePlan {
   std::string key() const { return namespace_ + "/" + name; }
   /// kube-proxy writes rules for it (not headless, not ExternalName).
   bool proxied() const { return cluster_ip.has_value(); }
-  bool node_ports() const { return type == "NodePort" || type == "LoadBalancer"; }
+  bool node_ports() const {
+    return type == ServiceType::node_port || type == ServiceType::load_balancer;
+  }
   bool operator==(const ServicePlan&) const = default;
 };
 

@@ -10,9 +10,93 @@
 #include <string>
 #include <vector>
 
-#include "knetlab/topology/ipv4.h"
+#include "knetlab/net/ipv4.h"
+#include "knetlab/util/enum_names.h"
 
 namespace knl {
+
+// --- the closed sets of the file, each with the words that name its values ---
+
+enum class Cni { vxlan, bgp, bridge, external };
+enum class ProxyMode { nftables, iptables };
+/// How nftables mode picks an endpoint: `vmap` is kube-proxy's own `numgen
+/// random mod N vmap { … }`; `rules` is one `numgen` rule per endpoint
+/// (iptables' probabilities) with no anonymous map, for labs of thousands of
+/// services (the kernel's cost per anonymous map grows with their number).
+enum class NftPicker { vmap, rules };
+enum class LoadBalancerMode { cloud, bgp };
+enum class IpFamily { ipv4, ipv6, dual };
+enum class BgpPeering { mesh, tor };
+enum class NodeRole { control_plane, worker };
+enum class ServiceType { cluster_ip, node_port, load_balancer, external_name };
+enum class Protocol { tcp, udp, sctp };
+enum class SessionAffinity { none, client_ip };
+enum class TrafficPolicy { cluster, local };
+
+template <>
+struct EnumNames<Cni> {
+  static constexpr std::array table{std::pair{Cni::vxlan, std::string_view("vxlan")},
+                                    std::pair{Cni::bgp, std::string_view("bgp")},
+                                    std::pair{Cni::bridge, std::string_view("bridge")},
+                                    std::pair{Cni::external, std::string_view("external")}};
+};
+template <>
+struct EnumNames<ProxyMode> {
+  static constexpr std::array table{std::pair{ProxyMode::nftables, std::string_view("nftables")},
+                                    std::pair{ProxyMode::iptables, std::string_view("iptables")}};
+};
+template <>
+struct EnumNames<NftPicker> {
+  static constexpr std::array table{std::pair{NftPicker::vmap, std::string_view("vmap")},
+                                    std::pair{NftPicker::rules, std::string_view("rules")}};
+};
+template <>
+struct EnumNames<LoadBalancerMode> {
+  static constexpr std::array table{std::pair{LoadBalancerMode::cloud, std::string_view("cloud")},
+                                    std::pair{LoadBalancerMode::bgp, std::string_view("bgp")}};
+};
+template <>
+struct EnumNames<IpFamily> {
+  static constexpr std::array table{std::pair{IpFamily::ipv4, std::string_view("ipv4")},
+                                    std::pair{IpFamily::ipv6, std::string_view("ipv6")},
+                                    std::pair{IpFamily::dual, std::string_view("dual")}};
+};
+template <>
+struct EnumNames<BgpPeering> {
+  static constexpr std::array table{std::pair{BgpPeering::mesh, std::string_view("mesh")},
+                                    std::pair{BgpPeering::tor, std::string_view("tor")}};
+};
+template <>
+struct EnumNames<NodeRole> {
+  static constexpr std::array table{
+      std::pair{NodeRole::control_plane, std::string_view("control-plane")},
+      std::pair{NodeRole::worker, std::string_view("worker")}};
+};
+template <>
+struct EnumNames<ServiceType> {
+  static constexpr std::array table{
+      std::pair{ServiceType::cluster_ip, std::string_view("ClusterIP")},
+      std::pair{ServiceType::node_port, std::string_view("NodePort")},
+      std::pair{ServiceType::load_balancer, std::string_view("LoadBalancer")},
+      std::pair{ServiceType::external_name, std::string_view("ExternalName")}};
+};
+template <>
+struct EnumNames<Protocol> {
+  static constexpr std::array table{std::pair{Protocol::tcp, std::string_view("TCP")},
+                                    std::pair{Protocol::udp, std::string_view("UDP")},
+                                    std::pair{Protocol::sctp, std::string_view("SCTP")}};
+};
+template <>
+struct EnumNames<SessionAffinity> {
+  static constexpr std::array table{
+      std::pair{SessionAffinity::none, std::string_view("None")},
+      std::pair{SessionAffinity::client_ip, std::string_view("ClientIP")}};
+};
+template <>
+struct EnumNames<TrafficPolicy> {
+  static constexpr std::array table{std::pair{TrafficPolicy::cluster, std::string_view("Cluster")},
+                                    std::pair{TrafficPolicy::local, std::string_view("Local")}};
+};
 
 /// "FILE:LINE:COLUMN" of a value in the topology file.
 struct Where {
@@ -31,8 +115,9 @@ inline constexpr const char* kDefaultFabric = "10.255.255.0/24";
 
 struct BgpConfig {
   uint32_t node_asn = 64512;
-  std::string peering = "mesh";  // mesh | tor
+  BgpPeering peering = BgpPeering::mesh;
   Ipv4Net fabric_subnet = *Ipv4Net::parse(kDefaultFabric);
+  bool operator==(const BgpConfig&) const = default;
 };
 
 struct CniConfig {
@@ -41,25 +126,20 @@ struct CniConfig {
 };
 
 struct Network {
-  std::string cni = "vxlan";  // vxlan | bgp | bridge | external
-  std::string kube_proxy_mode = "nftables";
-  /// How nftables mode picks an endpoint: "vmap" is kube-proxy's own
-  /// `numgen random mod N vmap { … }`; "rules" is one `numgen` rule per
-  /// endpoint (iptables' probabilities) with no anonymous map, for labs of
-  /// thousands of services (the kernel's cost per anonymous map grows with
-  /// their number).
-  std::string nftables_picker = "vmap";
+  Cni cni = Cni::vxlan;
+  ProxyMode kube_proxy_mode = ProxyMode::nftables;
+  NftPicker nftables_picker = NftPicker::vmap;
   Ipv4Net pod_subnet = *Ipv4Net::parse("10.244.0.0/16");
   Ipv4Net service_subnet = *Ipv4Net::parse("10.96.0.0/16");
   Ipv4Net node_subnet = *Ipv4Net::parse("172.18.0.0/24");
   int node_mask_size = 24;
   int node_port_min = 30000, node_port_max = 32767;
   Ipv4 lb_pool_first = *Ipv4::parse("172.18.0.200"), lb_pool_last = *Ipv4::parse("172.18.0.250");
-  std::string load_balancer_mode = "cloud";  // cloud | bgp
+  LoadBalancerMode load_balancer_mode = LoadBalancerMode::cloud;
   int mtu = 1500;
   std::string dns_domain = "cluster.local";
-  std::string ip_family = "ipv4";  // ipv4 | ipv6 | dual
-  std::optional<BgpConfig> bgp;    // present when [network.bgp] was written
+  IpFamily ip_family = IpFamily::ipv4;
+  std::optional<BgpConfig> bgp;  // present when [network.bgp] was written
   std::optional<CniConfig> cni_config;
   Where where_cni, where_ip_family, where_bgp, where_cni_config, where_load_balancer_mode;
   /// [network.bgp] as written, or its defaults.
@@ -75,8 +155,8 @@ struct Rack {
 
 struct Node {
   std::string name;
-  std::string role = "worker";  // control-plane | worker
-  std::string rack;             // empty without racks
+  NodeRole role = NodeRole::worker;
+  std::string rack;  // empty without racks
   std::optional<Ipv4Net> pod_cidr;
   Where where;
 };
@@ -96,7 +176,7 @@ struct Namespace {
 struct ContainerPort {
   std::string name;
   int container_port = 0;
-  std::string protocol = "TCP";
+  Protocol protocol = Protocol::tcp;
 };
 
 struct Readiness {
@@ -123,9 +203,9 @@ struct PodTemplate {
 struct Pod {
   std::string name;
   std::string namespace_ = "default";
-  std::string node;  // validated: names a node
+  std::string node;  // validated: names a node; empty: the scheduler picks one
   PodTemplate spec;
-  std::string deployment;  // the owner, empty for a bare pod
+  std::string deployment;  // the owner, empty for a bare pod (the plan's replicas name theirs)
   Where where;
 };
 
@@ -133,7 +213,7 @@ struct Deployment {
   std::string name;
   std::string namespace_ = "default";
   int replicas = 1;
-  std::vector<std::string> nodes;  // empty: all nodes, in node order
+  std::vector<std::string> nodes;  // the nodes its pods may go to; empty: every node
   PodTemplate spec;
   Where where;
 };
@@ -144,18 +224,18 @@ struct ServicePort {
   int target_port = 0;           // 0 when target_port_name is used
   std::string target_port_name;  // a container port's name
   std::optional<int> node_port;  // fixed by the user
-  std::string protocol = "TCP";
+  Protocol protocol = Protocol::tcp;
 };
 
 struct Service {
   std::string name;
   std::string namespace_ = "default";
-  std::string type = "ClusterIP";
+  ServiceType type = ServiceType::cluster_ip;
   Labels selector;
   std::string cluster_ip;  // "", "None" or an address
-  std::string session_affinity = "None";
-  std::string external_traffic_policy = "Cluster";
-  std::string internal_traffic_policy = "Cluster";
+  SessionAffinity session_affinity = SessionAffinity::none;
+  TrafficPolicy external_traffic_policy = TrafficPolicy::cluster;
+  TrafficPolicy internal_traffic_policy = TrafficPolicy::cluster;
   std::string external_name;
   std::vector<Ipv4Net> load_balancer_source_ranges;
   std::vector<ServicePort> ports;
@@ -181,7 +261,7 @@ struct Topology {
   std::vector<Host> hosts;
   std::vector<Namespace> namespaces;  // always holds "default" first
   std::vector<Deployment> deployments;
-  std::vector<Pod> pods;  // bare pods and every deployment's pods, expanded
+  std::vector<Pod> pods;  // bare pods: a deployment's are made and placed by the plan
   std::vector<Service> services;
   std::vector<NamedObject> ingresses, gateways, http_routes, network_policies;
 };

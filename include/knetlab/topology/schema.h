@@ -43,7 +43,12 @@ class TableReader {
   std::string required_string(const std::string& key) const;
   std::string string(const std::string& key, const std::string& fallback) const;
   std::string one_of(const std::string& key, const std::string& fallback,
-                     std::initializer_list<const char*> allowed) const;
+                     const std::vector<std::string>& allowed) const;
+  /// One of E's words (util/enum_names.h), as its value; `fallback` when absent.
+  template <typename E>
+  E choice(const std::string& key, E fallback) const {
+    return *enum_from_name<E>(one_of(key, std::string(enum_name(fallback)), enum_words<E>()));
+  }
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) const;
   bool boolean(const std::string& key, bool fallback) const;
   std::vector<std::string> strings(const std::string& key) const;

@@ -1,4 +1,4 @@
-#include "knetlab/topology/ipv4.h"
+#include "knetlab/net/ipv4.h"
 
 #include <arpa/inet.h>
 

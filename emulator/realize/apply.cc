@@ -1,0 +1,78 @@
+// apply: reconciles a running lab to a topology file that adds nodes, hosts,
+// racks or pods. The difference is the plan's (plan/apply_diff.h); this
+// builds it, tells running FRR instances their new peers in place, and runs
+// a pass so that the new nodes get every service's rules.
+
+#include <fmt/format.h>
+
+#include "knetlab/plan/apply_diff.h"
+#include "knetlab/realize/controller.h"
+#include "knetlab/realize/executor.h"
+#include "knetlab/realize/routing.h"
+#include "knetlab/topology/parse.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+ApplyResult Controller::apply(const std::string& file) {
+  auto start = Clock::now();
+  auto topology = parse_topology_file(file);
+  check_buildable(topology);
+  if (topology.name != lab_.plan.lab)
+    throw UserError(
+        fmt::format("{} describes lab \"{}\", not \"{}\"", file, topology.name, lab_.plan.lab));
+  auto context = lab_.context;
+  context.kept = running_allocations(lab_.plan);
+  auto next = make_plan(topology, context);
+  auto diff = diff_for_apply(lab_.plan, next);
+  if (!diff.refused.empty())
+    throw UserError(fmt::format(
+        "{}: apply adds nodes, hosts, racks and pods to a running lab; this file also changes "
+        "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
+        file, fmt::join(diff.refused, "; "), lab_.plan.lab));
+  ApplyResult result{diff.nodes, diff.hosts, diff.routers, diff.pods, 0};
+  if (diff.empty()) return result;
+
+  auto started = Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
+                     .add_pods(diff.fragment, lab_.mount_template);
+  adopt(started);
+  // Running FRR instances learn their new networks and peers in place: no
+  // session restarts.
+  for (const auto& more : diff.frr) {
+    const auto& f = *more.frr;
+    for (const auto& [network, why] : more.networks) {
+      run_vtysh(effects_.programs, f,
+                {"configure terminal", fmt::format("router bgp {}", f.asn),
+                 "address-family ipv4 unicast", "network " + network.str()});
+      effects_.event(fmt::format("BGP: {} announces {} ({})", f.target, network.str(), why));
+    }
+    for (const auto& peer : more.peers) {
+      auto lines = bgp_peer_lines(f, peer);
+      std::vector<std::string> commands = {"configure terminal",
+                                           fmt::format("router bgp {}", f.asn)};
+      commands.insert(commands.end(), lines.router.begin(), lines.router.end());
+      commands.push_back("address-family ipv4 unicast");
+      commands.insert(commands.end(), lines.address_family.begin(), lines.address_family.end());
+      run_vtysh(effects_.programs, f, commands);
+      effects_.event(fmt::format("BGP: {} peers with {} ({}) from now on", f.target, peer.target,
+                                 peer.ip.str()));
+    }
+  }
+  lab_.plan = std::move(next);
+  lab_.topology = std::move(topology);
+  lab_.context = std::move(context);
+  // A pass over everything: the new pods join their services' endpoints,
+  // the new nodes' kube-proxy loads every service, the new daemons are
+  // taken from the journal.
+  pass(Changes{.all = true});
+  if (!lab_.plan.frr.empty()) wait_for_bgp(Clock::now() + std::chrono::seconds(30));
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  effects_.event(
+      fmt::format("apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}] in "
+                  "{:.3f} s",
+                  file, fmt::join(result.nodes, ", "), fmt::join(result.hosts, ", "),
+                  fmt::join(result.routers, ", "), fmt::join(result.pods, ", "), result.seconds));
+  return result;
+}
+
+}  // namespace knl

@@ -1,0 +1,170 @@
+#include <fmt/format.h>
+
+#include "knetlab/realize/reconcilers.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+struct KubeProxyReconciler::NodeProxy {
+  ProxyNode node;
+  std::string netns;
+  bool loaded = false;                             // the first load went through
+  std::map<std::string, NftService> applied;       // nftables: by service key
+  std::vector<std::string> iptables_chains;        // iptables: KUBE- chains of the last sync
+  std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
+  std::set<std::string> retry;                     // services whose sync was refused
+};
+
+KubeProxyReconciler::KubeProxyReconciler(Effects& effects) : effects_(effects) {}
+KubeProxyReconciler::~KubeProxyReconciler() = default;
+
+bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
+                               const std::vector<const ServicePlan*>& services,
+                               std::string& failure) {
+  const bool first = !n.loaded;
+  if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables) {
+    std::vector<std::string> chains;
+    auto text = iptables_ruleset(n.node, lab.plan.services, lab.endpoints, first, n.iptables_chains,
+                                 chains);
+    auto result = effects_.programs.run({n.netns, {"iptables-restore", "--noflush", "-w"}, text});
+    if (result.status != 0) {
+      failure =
+          fmt::format("load iptables rules (iptables-restore) in netns {}: exit status {}: {}",
+                      n.netns, result.status, result.output);
+      return false;
+    }
+    n.iptables_chains = std::move(chains);
+    n.loaded = true;
+    return true;
+  }
+  auto steps = nft_sync(n.node, n.applied, services, lab.endpoints, first);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto& step = steps[i];
+    try {
+      effects_.kernel.nft_apply(n.netns, step.script);
+    } catch (const SystemError& e) {
+      failure = e.what();
+      for (size_t k = i; k < steps.size(); ++k)
+        for (const auto& [key, rules] : steps[k].services) n.retry.insert(key);
+      return false;
+    }
+    for (auto& [key, rules] : step.services) {
+      n.applied[key] = std::move(rules);
+      n.retry.erase(key);
+    }
+    for (const auto& c : step.stale_chains) n.stale_chains.insert(c);
+    for (const auto& c : step.stale_sets) n.stale_sets.insert(c);
+    for (const auto& c : step.created) n.stale_chains.erase(c), n.stale_sets.erase(c);
+  }
+  // The context learnt every object of the first load: a new one starts empty.
+  if (first) effects_.kernel.nft_release(n.netns);
+  n.loaded = true;
+  return true;
+}
+
+void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
+  if (lab.plan.services.empty()) return;
+  auto start = Clock::now();
+  std::vector<const ServicePlan*> all, changed;
+  for (const auto& s : lab.plan.services) {
+    all.push_back(&s);
+    if (changes.services.count(s.key())) changed.push_back(&s);
+  }
+  for (const auto& node : lab.plan.nodes)
+    if (std::none_of(nodes_.begin(), nodes_.end(),
+                     [&](const auto& n) { return n->node.name == node.name; })) {
+      auto n = std::make_unique<NodeProxy>();
+      n->node = proxy_node(lab.plan, node);
+      n->netns = node.netns;
+      nodes_.push_back(std::move(n));
+    }
+  std::string first_failure;
+  size_t synced = 0;
+  for (auto& n : nodes_) {
+    // A node not loaded yet takes every service; one whose last sync was
+    // refused takes those again with this sync's.
+    std::vector<const ServicePlan*> services = n->loaded ? changed : all;
+    if (n->loaded && !n->retry.empty()) {
+      services.clear();
+      for (const auto* s : all)
+        if (changes.services.count(s->key()) || n->retry.count(s->key())) services.push_back(s);
+    }
+    if (n->loaded && services.empty()) continue;
+    std::string failure;
+    if (!sync(lab, *n, services, failure)) {
+      if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables)
+        for (const auto* s : all) n->retry.insert(s->key());
+      effects_.event(
+          fmt::format("kube-proxy: sync of node {} refused, retried on the next tick: {}",
+                      n->node.name, failure));
+      if (first_failure.empty()) first_failure = failure;
+      continue;
+    }
+    if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables) n->retry.clear();
+    synced = std::max(synced, services.size());
+  }
+  clear_conntrack(lab, changes);
+  if (synced)
+    effects_.event(fmt::format("kube-proxy ({}) synced {} service(s) on {} node(s) in {:.1f} ms",
+                               enum_name(lab.plan.network.kube_proxy_mode), synced, nodes_.size(),
+                               seconds_since(start) * 1000));
+  if (!first_failure.empty()) throw SystemError(first_failure, 0);
+}
+
+void KubeProxyReconciler::clear_conntrack(const LabState& lab, const Changes& changes) {
+  for (const auto& s : lab.plan.services) {
+    auto before = changes.services.find(s.key());
+    auto after = lab.endpoints.find(s.key());
+    if (before == changes.services.end() || after == lab.endpoints.end()) continue;
+    auto commands = udp_conntrack_deletions(s, before->second, after->second);
+    if (commands.empty()) continue;
+    for (const auto& n : nodes_)
+      for (const auto& argv : commands) {
+        // Exit status 1 means nothing matched, which is fine.
+        auto r = effects_.programs.run({n->netns, argv, ""});
+        if (r.status > 1)
+          effects_.event(
+              fmt::format("conntrack in {} failed ({}): {}", n->netns, r.status, r.output));
+      }
+    effects_.event(fmt::format("conntrack: cleared UDP entries of {} on every node", s.key()));
+  }
+}
+
+void KubeProxyReconciler::tick(LabState& lab, Changes&) {
+  for (auto& n : nodes_) {
+    if (!n->retry.empty()) {
+      std::vector<const ServicePlan*> services;
+      for (const auto& s : lab.plan.services)
+        if (n->retry.count(s.key())) services.push_back(&s);
+      std::string failure;
+      if (sync(lab, *n, services, failure)) {
+        n->retry.clear();
+        effects_.event(fmt::format("kube-proxy: node {} synced again", n->node.name));
+      }
+    }
+    if (n->stale_chains.empty() && n->stale_sets.empty()) continue;
+    try {
+      // Deleting by name makes libnftables fetch every chain of the
+      // ruleset: the context is dropped after, so that the next sync does
+      // not spend its run freeing that copy.
+      effects_.kernel.nft_apply(n->netns,
+                                nft_delete({n->stale_chains.begin(), n->stale_chains.end()},
+                                           {n->stale_sets.begin(), n->stale_sets.end()}));
+      effects_.kernel.nft_release(n->netns);
+    } catch (const std::exception& e) {
+      effects_.event(
+          fmt::format("kube-proxy: stale chains of {} stay: {}", n->node.name, e.what()));
+    }
+    n->stale_chains.clear(), n->stale_sets.clear();
+  }
+}
+
+}  // namespace knl

@@ -1,0 +1,137 @@
+#pragma once
+// The reconcilers of a lab's control loop, in the order a pass runs them:
+// the kubelet's part (container restarts, readiness), FRR's watchdog, the
+// endpoints controller, kube-proxy, the cloud load balancer and MetalLB's
+// announcements. Each lives in emulator/realize/reconcilers/, one file each.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "knetlab/plan/endpoints.h"
+#include "knetlab/plan/kubeproxy.h"
+#include "knetlab/realize/lab_state.h"
+
+namespace knl {
+
+/// The kubelet's part: a container that exited is started again in its pod
+/// after a back-off (doubling from `backoff`, up to 5 minutes); readiness
+/// probes run on every tick. Pods whose readiness may have changed go to
+/// Changes::pods.
+class LifecycleReconciler final : public Reconciler {
+ public:
+  LifecycleReconciler(Effects& effects, std::chrono::milliseconds backoff)
+      : effects_(effects), backoff_(backoff) {}
+  std::string_view name() const override { return "lifecycle"; }
+  /// Notes which pods' processes are which (all of them, or Changes::pods).
+  void reconcile(LabState& lab, Changes& changes) override;
+  /// Restarts what is due, then probes readiness.
+  void tick(LabState& lab, Changes& changes) override;
+  /// A process exited: true when it was a pod's, whose health is updated
+  /// and whose key is added to `pods`.
+  bool exited(LabState& lab, int pid, int status, std::set<std::string>& pods);
+
+ private:
+  Effects& effects_;
+  std::chrono::milliseconds backoff_;
+  std::map<int, std::pair<std::string, std::string>> owners_;  // pid -> (pod, container or "")
+};
+
+/// watchfrr's part: an FRR daemon that exited is started again after a
+/// back-off. A restarted bgpd goes to Changes::bgpds: it knows only frr.conf.
+class DaemonsReconciler final : public Reconciler {
+ public:
+  DaemonsReconciler(Effects& effects, std::chrono::milliseconds backoff)
+      : effects_(effects), backoff_(backoff) {}
+  std::string_view name() const override { return "daemons"; }
+  /// Takes the lab's daemons from the journal (all of them on Changes::all).
+  void reconcile(LabState& lab, Changes& changes) override;
+  void tick(LabState& lab, Changes& changes) override;
+  /// A process exited: true when it was a daemon, then due for a restart.
+  bool exited(int pid, int status);
+
+ private:
+  struct Daemon {
+    ProcessRecord process;
+    int restarts = 0;
+    std::optional<Clock::time_point> restart_at;
+  };
+  Effects& effects_;
+  std::chrono::milliseconds backoff_;
+  std::map<std::string, Daemon> daemons_;  // by DaemonPlan::name
+};
+
+/// The endpoints controller: the endpoints of every service that may
+/// select a pod of Changes::pods (every service on Changes::all) into
+/// LabState::endpoints, and those that changed into Changes::services.
+class EndpointsReconciler final : public Reconciler {
+ public:
+  std::string_view name() const override { return "endpoints"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+
+ private:
+  std::optional<ServiceIndex> index_;
+};
+
+/// kube-proxy on every node: the rules of the services in Changes::services
+/// (all of a node's the first time), in one nftables transaction or one
+/// iptables-restore per node, and the UDP conntrack entries toward removed
+/// endpoints. A node whose sync was refused keeps its last rules and is
+/// synced again on the next tick. Chains and sets that fell out of use are
+/// deleted on a tick, off the sync's path, as kube-proxy defers it.
+class KubeProxyReconciler final : public Reconciler {
+ public:
+  explicit KubeProxyReconciler(Effects& effects);
+  ~KubeProxyReconciler() override;
+  std::string_view name() const override { return "kube-proxy"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+  void tick(LabState& lab, Changes& changes) override;
+
+ private:
+  struct NodeProxy;
+  /// Syncs `services` on `node`; false when the kernel or iptables-restore
+  /// refused, the error kept in `failure`.
+  bool sync(const LabState& lab, NodeProxy& node, const std::vector<const ServicePlan*>& services,
+            std::string& failure);
+  void clear_conntrack(const LabState& lab, const Changes& changes);
+  Effects& effects_;
+  std::vector<std::unique_ptr<NodeProxy>> nodes_;  // in node order
+};
+
+/// The emulated cloud's load balancer: a route per LoadBalancer IP in its
+/// namespace, with the nodes that pass its health check as next hops.
+class CloudLoadBalancerReconciler final : public Reconciler {
+ public:
+  explicit CloudLoadBalancerReconciler(Effects& effects) : effects_(effects) {}
+  std::string_view name() const override { return "cloud load balancer"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+
+ private:
+  Effects& effects_;
+  std::map<Ipv4, std::vector<Ipv4>> routes_;  // LoadBalancer IP -> the nodes routed to
+};
+
+/// MetalLB's BGP mode: a Local service's LoadBalancer IP is announced by
+/// the nodes with a ready endpoint, added and withdrawn through vtysh as
+/// endpoints move (Cluster ones are in frr.conf). An announcement a bgpd
+/// refused is tried again by the pass after the next tick.
+class AnnouncementsReconciler final : public Reconciler {
+ public:
+  explicit AnnouncementsReconciler(Effects& effects) : effects_(effects) {}
+  std::string_view name() const override { return "announcements"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+  /// Asks for a pass (Changes::retry) while an announcement waits.
+  void tick(LabState& lab, Changes& changes) override;
+  /// True while an announcement waits to be tried again.
+  bool pending() const { return pending_; }
+
+ private:
+  Effects& effects_;
+  std::map<Ipv4, std::set<std::string>> announced_;  // LoadBalancer IP -> announcing nodes
+  bool pending_ = false;
+};
+
+}  // namespace knl
