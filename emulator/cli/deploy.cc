@@ -112,8 +112,8 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
   std::unique_ptr<Programs> programs;
   Fd control;
   // The "deploying" record, for get and inspect while the lab is built
-  // (destroy works from the journal), is written meanwhile: on the deploy's
-  // own thread it took 1.2 ms before anything was built.
+  // (destroy works from the journal), is written by a thread of its own
+  // meanwhile, so that building starts at once.
   std::jthread deploying;
   std::exception_ptr deploying_failure;
   try {
@@ -289,7 +289,7 @@ int deploy(const std::string& file, bool quiet) {
   // sandbox and container descends from it, so it reaps them (see supervisor.h).
   // It is forked before the topology is read: a fork copies the page tables
   // of all the command has touched, and each page either process writes
-  // afterwards is copied once more (12 ms of a 100-pod deploy here).
+  // afterwards is copied once more.
   int result[2];
   if (::pipe2(result, O_CLOEXEC) != 0) throw errno_error("create pipe", "deploy", "", errno);
   std::fflush(stdout);

@@ -69,9 +69,9 @@ Addr mac_addr(const std::string& mac) {
   return Addr(a);
 }
 
-// A socket for requests whose answers are acks or errors, all of a few
-// hundred bytes: each is read with one recvmsg into libnl's 16 kB buffer,
-// instead of a look at its size first (MSG_PEEK) and a second read.
+// A socket for requests whose answers are acks or errors, all far smaller
+// than libnl's buffer: each is read with one recvmsg, instead of a look at
+// its size first (MSG_PEEK) and a second read.
 Socket request_socket() {
   Socket sock(nl_socket_alloc());
   if (!sock) throw SystemError("allocate rtnetlink socket: out of memory", ENOMEM);
@@ -135,10 +135,9 @@ class NetlinkKernel final : public Kernel {
             throw nl_failure("set up link", "lo", names[i], err);
           // A pod's eth0 gets no IPv6 link-local address (the lab is IPv4):
           // its duplicate address detection and MLD reports would be
-          // flooded to every port of its node's bridge, which took 1.2 s of
-          // the 2 s that the links of 1000 pods on 10 nodes took. Set as the
+          // flooded to every port of its node's bridge. Set as the
           // namespace's default before eth0 exists: set on eth0 with the
-          // request that brings it up, the kernel applied it after the up
+          // request that brings it up, the kernel applies it after the up
           // flag, too late when eth0 was just made.
           if (namespaces[i].role == NetnsRole::pod) {
             constexpr std::string_view kNone = "1";

@@ -124,11 +124,10 @@ class NamespaceWorker {
 namespace {
 
 // Makes the files that namespaces are bound to: the first is created, the
-// others are hard links to it. A link only adds a name to /run/netns, where
-// a new file costs an inode: on an ext4 file system without a journal, the
-// kernel then skips every inode freed in the last 30 s (a lab destroyed and
-// deployed again, a bench), which took 14 ms of CPU time for 100 pods.
-// `file[i]` says whether names[i]'s was made. EEXIST if a name is taken.
+// others are hard links to it, since a link only adds a name to /run/netns
+// where a new file would cost an inode (slow to find on some file systems
+// right after a lab was destroyed). `file[i]` says whether names[i]'s was
+// made. EEXIST if a name is taken.
 void make_mount_points(const std::vector<std::string>& names, std::vector<char>& file) {
   std::string anchor;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -206,16 +205,12 @@ void create_named_netns(const std::vector<std::string>& names,
       done[i] = 1;
     };
     if (!made) {
-      // Creating 1000 namespaces took 0.40-0.52 s from one thread and
-      // 0.25-0.42 s from two on this 2-core machine.
       run_on_own_threads(names.size(), make);
     } else {
       // What `made` does for a pod (its links) holds the kernel's rtnl lock
-      // most of the time; most of making a namespace does not. Threads that
-      // each made a namespace and wired it in turn spun on that lock while
-      // the other held it: 100 pods' networks took 74-85 ms that way, and
-      // 60-68 ms with one thread making them and this one wiring (1000 pods
-      // on 10 nodes up: 1.26 -> 1.12 s).
+      // most of the time; most of making a namespace does not: so threads
+      // make namespaces while this one wires them, rather than each thread
+      // making and wiring in turn and spinning on the lock the other holds.
       std::mutex mutex;
       std::condition_variable ready_or_over;
       std::vector<size_t> ready;

@@ -14,9 +14,9 @@ namespace knl {
 
 namespace {
 
-// libnftables, loaded the first time a lab needs it: with the five libraries
-// it pulls in, loading it cost every knetlab command 2.4 ms (page faults),
-// and most commands (destroy, get, exec, a lab without services) never use it.
+// libnftables, loaded the first time a lab needs it: loading it and the
+// libraries it pulls in would slow every knetlab command, and most commands
+// (destroy, get, exec, a lab without services) never use it.
 struct Libnftables {
   decltype(&nft_ctx_new) ctx_new;
   decltype(&nft_ctx_free) ctx_free;

@@ -103,10 +103,9 @@ size_t stop_children(std::chrono::milliseconds within) {
     for (pid_t pid = 0; in >> pid;) children.push_back(pid);
   }
   {
-    // Every kill is sent before any of them dies: a killed process, woken
-    // on our CPU, took it from us between two kills (200 kills took 6 ms),
-    // and each pod's mount namespace then waited for an RCU grace period of
-    // its own as it went, where processes that die together share one.
+    // Every kill is sent before any killed process runs (a real-time
+    // thread, for this loop only): processes that die together share the
+    // RCU grace periods their mount namespaces wait for.
     sched_param realtime{};
     realtime.sched_priority = 1;
     bool raised = ::sched_setscheduler(0, SCHED_FIFO, &realtime) == 0;

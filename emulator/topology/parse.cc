@@ -7,8 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include "knetlab/topology/schema.h"
 #include "knetlab/util/error.h"
+#include "parser.h"
 
 namespace knl {
 
@@ -19,12 +19,9 @@ bool is_dns_label(const std::string& name, size_t max_length) {
   return name.front() != '-' && name.back() != '-';
 }
 
-namespace {
+namespace parsing {
 
-constexpr size_t kLabNameMax = 12;
-constexpr size_t kObjectNameMax = 40;  // node, host, rack, namespace, pod, container names
-
-std::string name_of(const TableReader& t, size_t max_length = kObjectNameMax) {
+std::string name_of(const TableReader& t, size_t max_length) {
   auto name = t.required_string("name");
   if (!is_dns_label(name, max_length))
     t.fail("name", fmt::format("name \"{}\"{} must be 1..{} characters of a-z, 0-9 and '-', "
@@ -35,28 +32,19 @@ std::string name_of(const TableReader& t, size_t max_length = kObjectNameMax) {
   return name;
 }
 
-// Names that must be unique within one scope; reports the second occurrence.
-class UniqueNames {
- public:
-  explicit UniqueNames(std::string what) : what_(std::move(what)) {}
-  void add(const TableReader& t, const std::string& name) {
-    auto [it, fresh] = seen_.emplace(name, Where{});
-    if (!fresh)
-      t.fail("name", fmt::format("duplicate {} \"{}\" (first defined at {})", what_, name,
-                                 it->second.str()));
-    it->second = where_of(*t.find("name"), "name");
-  }
-  bool contains(const std::string& name) const { return seen_.count(name) > 0; }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& [n, w] : seen_) out.push_back(n);
-    return out;
-  }
+void UniqueNames::add(const TableReader& t, const std::string& name) {
+  auto [it, fresh] = seen_.emplace(name, Where{});
+  if (!fresh)
+    t.fail("name",
+           fmt::format("duplicate {} \"{}\" (first defined at {})", what_, name, it->second.str()));
+  it->second = where_of(*t.find("name"), "name");
+}
 
- private:
-  std::string what_;
-  std::map<std::string, Where> seen_;
-};
+std::vector<std::string> UniqueNames::names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, w] : seen_) out.push_back(n);
+  return out;
+}
 
 void require_known(const TableReader& t, const std::string& key, const std::string& value,
                    const UniqueNames& known, const std::string& what) {
@@ -66,6 +54,8 @@ void require_known(const TableReader& t, const std::string& key, const std::stri
                           guess.empty() ? fmt::format("; define it under [[{}s]]", what)
                                         : fmt::format("; did you mean \"{}\"?", guess)));
 }
+
+namespace {
 
 std::pair<int64_t, int64_t> parse_range(const TableReader& t, const std::string& key,
                                         const std::string& fallback) {
@@ -84,573 +74,302 @@ std::pair<int64_t, int64_t> parse_range(const TableReader& t, const std::string&
   return {lo, hi};
 }
 
-class Parser {
- public:
-  explicit Parser(const TomlValue& root, std::string file) : root_(root, ""), file_(file) {}
-
-  Topology run() {
-    topo_.file = file_;
-    root_.allow_only({"name", "network", "racks", "nodes", "hosts", "namespaces", "pods",
-                      "deployments", "services", "ingresses", "gateways", "httpRoutes",
-                      "networkPolicies"});
-    if (!root_.has("name"))
-      fail_at(Where{file_, 1, 1}, "",
-              "the lab needs a name: add  name = \"demo\"  at the top of the file");
-    topo_.name = name_of(root_, kLabNameMax);
-    network();
-    racks();
-    nodes();
-    hosts();
-    namespaces();
-    workloads();
-    services();
-    shapes();
-    capacity();
-    return std::move(topo_);
-  }
-
- private:
-  void network() {
-    auto& n = topo_.network;
-    auto t = root_.table("network");
-    if (!t) {
-      n.where_cni = n.where_ip_family = n.where_load_balancer_mode = pool_where_ = root_.where();
-      return;
-    }
-    t->allow_only({"cni", "kubeProxyMode", "nftablesPicker", "podSubnet", "serviceSubnet",
-                   "nodeSubnet", "nodeMaskSize", "nodePortRange", "loadBalancerPool",
-                   "loadBalancerMode", "mtu", "dnsDomain", "ipFamily", "bgp", "cniConfig"});
-    n.cni = t->choice("cni", Cni::vxlan);
-    n.where_cni = t->has("cni") ? where_of(*t->find("cni"), "cni") : t->where();
-    n.kube_proxy_mode = t->choice("kubeProxyMode", ProxyMode::nftables);
-    n.nftables_picker = t->choice("nftablesPicker", NftPicker::vmap);
-    n.pod_subnet = t->cidr("podSubnet", "10.244.0.0/16");
-    n.service_subnet = t->cidr("serviceSubnet", "10.96.0.0/16");
-    n.node_subnet = t->cidr("nodeSubnet", "172.18.0.0/24");
-    if (n.pod_subnet.overlaps(n.service_subnet))
-      t->fail("serviceSubnet", fmt::format("serviceSubnet {} overlaps podSubnet {}; pick disjoint "
-                                           "ranges",
-                                           n.service_subnet.str(), n.pod_subnet.str()));
-    for (const auto& [other, name] :
-         {std::pair{n.pod_subnet, "podSubnet"}, std::pair{n.service_subnet, "serviceSubnet"}})
-      if (n.node_subnet.overlaps(other))
-        t->fail("nodeSubnet", fmt::format("nodeSubnet {} overlaps {} {}; pick disjoint ranges",
-                                          n.node_subnet.str(), name, other.str()));
-    if (n.node_subnet.prefix > 29)
-      t->fail("nodeSubnet", "nodeSubnet is too small; use a /29 or larger network");
-    if (n.service_subnet.prefix > 28)
-      t->fail("serviceSubnet", "serviceSubnet is too small; use a /28 or larger network");
-    n.node_mask_size = static_cast<int>(t->integer("nodeMaskSize", 24, n.pod_subnet.prefix, 29));
-    auto [lo, hi] = parse_range(*t, "nodePortRange", "30000-32767");
-    n.node_port_min = static_cast<int>(lo), n.node_port_max = static_cast<int>(hi);
-    n.load_balancer_mode = t->choice("loadBalancerMode", LoadBalancerMode::cloud);
-    n.where_load_balancer_mode = t->has("loadBalancerMode")
-                                     ? where_of(*t->find("loadBalancerMode"), "loadBalancerMode")
-                                     : t->where();
-    load_balancer_pool(*t);
-    n.mtu = static_cast<int>(t->integer("mtu", 1500, 1280, 9000));
-    n.dns_domain = t->string("dnsDomain", "cluster.local");
-    for (auto part = n.dns_domain.begin(); part != n.dns_domain.end();) {
-      auto dot = std::find(part, n.dns_domain.end(), '.');
-      if (!is_dns_label(std::string(part, dot), 63))
-        t->fail("dnsDomain", fmt::format("dnsDomain \"{}\" is not a domain name such as "
-                                         "\"cluster.local\"",
-                                         n.dns_domain));
-      part = dot == n.dns_domain.end() ? dot : dot + 1;
-    }
-    n.ip_family = t->choice("ipFamily", IpFamily::ipv4);
-    n.where_ip_family =
-        t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
-    if (auto b = t->table("bgp")) {
-      b->allow_only({"nodeASN", "peering", "fabricSubnet"});
-      n.bgp = BgpConfig{static_cast<uint32_t>(b->integer("nodeASN", 64512, 1, 4294967295)),
-                        b->choice("peering", BgpPeering::mesh),
-                        b->cidr("fabricSubnet", kDefaultFabric)};
-      n.where_bgp = b->where();
-      if (n.bgp->node_asn == kSpineAsn)
-        b->fail("nodeASN", fmt::format("nodeASN {} is the ASN of the spine and LAN routers; pick "
-                                       "another private ASN such as 64512",
-                                       kSpineAsn));
-    }
-    if (auto c = t->table("cniConfig")) {
-      c->allow_only({"conflist", "binDir"});
-      n.cni_config = CniConfig{c->required_string("conflist"), c->string("binDir", "/usr/lib/cni")};
-      n.where_cni_config = c->where();
-    } else if (n.cni == Cni::external) {
-      t->fail("cni", "cni = \"external\" needs a [network.cniConfig] table with \"conflist\"");
-    }
-  }
-
-  void load_balancer_pool(const TableReader& t) {
-    auto& n = topo_.network;
-    // MetalLB's BGP mode announces addresses that no LAN holds: on the LAN
-    // the hosts would ask ARP for them instead of routing.
-    auto text = t.string("loadBalancerPool", n.load_balancer_mode == LoadBalancerMode::bgp
-                                                 ? "172.18.255.200-172.18.255.250"
-                                                 : "172.18.0.200-172.18.0.250");
-    auto dash = text.find('-');
-    std::optional<Ipv4> first, last;
-    if (dash != std::string::npos)
-      first = Ipv4::parse(text.substr(0, dash)), last = Ipv4::parse(text.substr(dash + 1));
-    if (!first || !last || *last < *first)
-      t.fail("loadBalancerPool",
-             fmt::format("\"loadBalancerPool\" = \"{}\" is not an address range; write "
-                         "\"FIRST-LAST\" such as \"172.18.0.200-172.18.0.250\"",
-                         text));
-    n.lb_pool_first = *first, n.lb_pool_last = *last;
-    pool_where_ = t.has("loadBalancerPool")
-                      ? where_of(*t.find("loadBalancerPool"), "loadBalancerPool")
-                      : t.where();
-  }
-
-  void racks() {
-    UniqueNames names("rack");
-    for (const auto& t : root_.tables("racks")) {
-      t.allow_only({"name", "subnet", "asn"});
-      Rack r{name_of(t, 20), t.cidr("subnet", ""), 0, t.where()};
-      if (!t.has("subnet")) t.fail("subnet", "[[racks]] needs \"subnet\", e.g. \"172.18.1.0/24\"");
-      r.asn = static_cast<uint32_t>(t.integer("asn", 0, 1, 4294967295));
-      if (!t.has("asn")) t.fail("asn", "[[racks]] needs \"asn\", e.g. 65001");
-      if (r.asn == kSpineAsn || r.asn == topo_.network.bgp_or_default().node_asn)
-        t.fail("asn", fmt::format("asn {} is the {}'s; each rack needs its own ASN, e.g. 65001",
-                                  r.asn, r.asn == kSpineAsn ? "spine" : "nodes"));
-      for (const auto& other : topo_.racks)
-        if (other.asn == r.asn)
-          t.fail("asn", fmt::format("asn {} is rack \"{}\"'s too: with one ASN the racks would "
-                                    "drop each other's routes (AS-path loop); give each its own",
-                                    r.asn, other.name));
-      if (r.name == "spine")
-        t.fail("name", "\"spine\" is the name of the spine router; rename the rack");
-      names.add(t, r.name);
-      for (const auto& other : topo_.racks)
-        if (other.subnet.overlaps(r.subnet))
-          t.fail("subnet", fmt::format("subnet {} overlaps rack \"{}\" ({})", r.subnet.str(),
-                                       other.name, other.subnet.str()));
-      for (const auto& [net, key] : {std::pair{topo_.network.pod_subnet, "podSubnet"},
-                                     std::pair{topo_.network.service_subnet, "serviceSubnet"}})
-        if (r.subnet.overlaps(net))
-          t.fail("subnet", fmt::format("subnet {} overlaps {} {}", r.subnet.str(), key, net.str()));
-      topo_.racks.push_back(r);
-    }
-    rack_names_ = names;
-  }
-
-  std::string rack_of(const TableReader& t) {
-    auto rack = t.string("rack", "");
-    if (topo_.racks.empty() && !rack.empty())
-      t.fail("rack", "\"rack\" needs [[racks]]; define the rack or remove the key");
-    if (!topo_.racks.empty()) {
-      if (rack.empty())
-        t.fail("name", fmt::format("with [[racks]], every node and host needs \"rack\" (one of {})",
-                                   fmt::join(rack_names_.names(), ", ")));
-      require_known(t, "rack", rack, rack_names_, "rack");
-    }
-    return rack;
-  }
-
-  void nodes() {
-    auto list = root_.tables("nodes");
-    if (list.empty())
-      fail_at(Where{file_, 1, 1}, "", "the lab needs at least one node: add a [[nodes]] table");
-    for (const auto& t : list) {
-      t.allow_only({"name", "role", "rack", "podCIDR"});
-      Node n{name_of(t), t.choice("role", NodeRole::worker), rack_of(t), std::nullopt, t.where()};
-      machine_names_.add(t, n.name);
-      node_names_.add(t, n.name);
-      if (t.has("podCIDR")) {
-        auto cidr = t.cidr("podCIDR", "");
-        if (!topo_.network.pod_subnet.contains(cidr.network) ||
-            cidr.prefix < topo_.network.pod_subnet.prefix)
-          t.fail("podCIDR", fmt::format("podCIDR {} is not inside podSubnet {}", cidr.str(),
-                                        topo_.network.pod_subnet.str()));
-        if (cidr.prefix > 29) t.fail("podCIDR", "podCIDR is too small; use a /29 or larger");
-        for (const auto& other : topo_.nodes)
-          if (other.pod_cidr && other.pod_cidr->overlaps(cidr))
-            t.fail("podCIDR", fmt::format("podCIDR {} overlaps node \"{}\" ({})", cidr.str(),
-                                          other.name, other.pod_cidr->str()));
-        n.pod_cidr = cidr;
-      }
-      topo_.nodes.push_back(n);
-    }
-    if (topo_.network.cni == Cni::bridge && topo_.nodes.size() > 1)
-      list[1].fail("name",
-                   "cni = \"bridge\" is for single-node labs; use cni = \"vxlan\" for "
-                   "several nodes");
-  }
-
-  void hosts() {
-    for (const auto& t : root_.tables("hosts")) {
-      t.allow_only({"name", "rack"});
-      Host h{name_of(t), rack_of(t), t.where()};
-      machine_names_.add(t, h.name);
-      topo_.hosts.push_back(h);
-    }
-  }
-
-  void namespaces() {
-    topo_.namespaces.push_back({"default", {}, root_.where()});
-    namespace_names_.add(root_, "default");
-    for (const auto& t : root_.tables("namespaces")) {
-      t.allow_only({"name", "labels"});
-      Namespace ns{name_of(t), t.labels("labels"), t.where()};
-      if (ns.name == "default") {
-        topo_.namespaces.front().labels = ns.labels;
-        continue;
-      }
-      namespace_names_.add(t, ns.name);
-      topo_.namespaces.push_back(ns);
-    }
-  }
-
-  std::string namespace_of(const TableReader& t) {
-    auto ns = t.string("namespace", "default");
-    require_known(t, "namespace", ns, namespace_names_, "namespace");
-    return ns;
-  }
-
-  Container container(const TableReader& t, UniqueNames& names) {
-    t.allow_only({"name", "image", "command", "args", "ports", "readiness"});
-    Container c{name_of(t),
-                t.string("image", ""),
-                t.strings("command"),
-                t.strings("args"),
-                {},
-                std::nullopt,
-                t.where(),
-                t.has("image") ? where_of(*t.find("image"), "image") : t.where()};
-    names.add(t, c.name);
-    if (c.image.empty() == c.command.empty())
-      t.fail(c.image.empty() ? "name" : "command",
-             "a container needs exactly one of \"image\" (a folder under images/) or \"command\"");
-    if (!c.image.empty() && !is_dns_label(c.image, 40))
-      t.fail("image", fmt::format("image \"{}\" is not an image folder name", c.image));
-    std::set<std::string> port_names;
-    for (const auto& p : t.tables("ports")) {
-      p.allow_only({"name", "containerPort", "protocol"});
-      ContainerPort port{p.string("name", ""), 0, p.choice("protocol", Protocol::tcp)};
-      if (!p.has("containerPort")) p.fail("containerPort", "a port needs \"containerPort\"");
-      port.container_port = static_cast<int>(p.integer("containerPort", 0, 1, 65535));
-      if (!port.name.empty() &&
-          (!is_dns_label(port.name, 15) || !port_names.insert(port.name).second))
-        p.fail("name", fmt::format("port name \"{}\" must be unique in the container and 1..15 "
-                                   "characters of a-z, 0-9 and '-'",
-                                   port.name));
-      c.ports.push_back(port);
-    }
-    if (auto r = t.table("readiness")) {
-      r->allow_only({"httpGet", "port"});
-      if (!r->has("port")) r->fail("port", "readiness needs \"port\"");
-      Readiness probe{r->string("httpGet", ""), static_cast<int>(r->integer("port", 0, 1, 65535))};
-      if (!probe.http_get.empty() && probe.http_get.front() != '/')
-        r->fail("httpGet", "httpGet is a path and starts with '/', e.g. \"/healthz\"");
-      c.readiness = probe;
-    }
-    return c;
-  }
-
-  PodTemplate pod_template(const TableReader& t) {
-    PodTemplate spec{t.labels("labels"), t.boolean("hostNetwork", false), {}};
-    UniqueNames names("container");
-    for (const auto& c : t.tables("containers")) spec.containers.push_back(container(c, names));
-    if (spec.containers.empty())
-      t.fail("name", fmt::format("{} needs at least one container: add a [[{}.containers]] table",
-                                 t.context(), t.context().substr(2, t.context().size() - 4)));
-    return spec;
-  }
-
-  // Names `namespace/name` as a pod's, refusing it when a bare pod or a
-  // deployment's replica (`DEPLOYMENT-INDEX`, as the plan names them) has it.
-  void claim_pod_name(const TableReader& t, const std::string& ns, const std::string& name) {
-    auto key = ns + "/" + name;
-    auto [it, fresh] = pod_where_.emplace(key, t.where());
-    if (!fresh)
-      t.fail("name", fmt::format("pod \"{}\" exists twice (also from {})", key, it->second.str()));
-  }
-
-  void workloads() {
-    UniqueNames deployment_names("deployment");
-    for (const auto& t : root_.tables("deployments")) {
-      t.allow_only(
-          {"name", "namespace", "replicas", "labels", "nodes", "containers", "hostNetwork"});
-      Deployment d{
-          name_of(t, 30),     namespace_of(t), static_cast<int>(t.integer("replicas", 1, 0, 5000)),
-          t.strings("nodes"), pod_template(t), t.where()};
-      deployment_names.add(t, d.namespace_ + "/" + d.name);
-      for (const auto& n : d.nodes) require_known(t, "nodes", n, node_names_, "node");
-      for (int i = 0; i < d.replicas; ++i)
-        claim_pod_name(t, d.namespace_, fmt::format("{}-{}", d.name, i));
-      topo_.deployments.push_back(std::move(d));
-    }
-    for (const auto& t : root_.tables("pods")) {
-      t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers"});
-      Pod p{name_of(t), namespace_of(t), t.string("node", ""), pod_template(t), "", t.where()};
-      if (!p.node.empty()) require_known(t, "node", p.node, node_names_, "node");
-      claim_pod_name(t, p.namespace_, p.name);
-      topo_.pods.push_back(std::move(p));
-    }
-  }
-
-  void services() {
-    const auto& net = topo_.network;
-    UniqueNames names("service");
-    std::map<int, std::string> node_ports;
-    std::map<std::string, std::string> cluster_ips;
-    for (const auto& t : root_.tables("services")) {
-      t.allow_only({"name", "namespace", "type", "selector", "clusterIP", "sessionAffinity",
-                    "externalTrafficPolicy", "internalTrafficPolicy", "externalName",
-                    "loadBalancerSourceRanges", "ports"});
-      Service s;
-      s.name = name_of(t), s.namespace_ = namespace_of(t), s.where = t.where();
-      names.add(t, s.namespace_ + "/" + s.name);
-      s.type = t.choice("type", ServiceType::cluster_ip);
-      s.selector = t.labels("selector");
-      s.cluster_ip = t.string("clusterIP", "");
-      if (!s.cluster_ip.empty() && s.cluster_ip != "None") {
-        auto ip = Ipv4::parse(s.cluster_ip);
-        if (!ip || !net.service_subnet.contains(*ip))
-          t.fail("clusterIP", fmt::format("clusterIP \"{}\" must be \"None\" or an address in "
-                                          "serviceSubnet {}",
-                                          s.cluster_ip, net.service_subnet.str()));
-        auto [it, fresh] = cluster_ips.emplace(s.cluster_ip, s.name);
-        if (!fresh)
-          t.fail("clusterIP",
-                 fmt::format("clusterIP {} is already service \"{}\"'s", s.cluster_ip, it->second));
-      }
-      s.session_affinity = t.choice("sessionAffinity", SessionAffinity::none);
-      s.external_traffic_policy = t.choice("externalTrafficPolicy", TrafficPolicy::cluster);
-      s.internal_traffic_policy = t.choice("internalTrafficPolicy", TrafficPolicy::cluster);
-      s.external_name = t.string("externalName", "");
-      if ((s.type == ServiceType::external_name) != !s.external_name.empty())
-        t.fail(s.external_name.empty() ? "type" : "externalName",
-               "\"externalName\" goes with type = \"ExternalName\", and only there");
-      for (const auto& text : t.strings("loadBalancerSourceRanges")) {
-        auto range = Ipv4Net::parse(text);
-        if (!range)
-          t.fail("loadBalancerSourceRanges",
-                 fmt::format("\"{}\" is not a network such as \"172.18.0.0/28\"", text));
-        s.load_balancer_source_ranges.push_back(*range);
-      }
-      std::set<std::string> port_names;
-      auto ports = t.tables("ports");
-      if (ports.empty() && s.type != ServiceType::external_name && s.cluster_ip != "None")
-        t.fail("name", "a service needs at least one [[services.ports]] table");
-      for (const auto& p : ports) {
-        p.allow_only({"name", "port", "targetPort", "nodePort", "protocol"});
-        ServicePort sp;
-        sp.name = p.string("name", "");
-        if (ports.size() > 1 && sp.name.empty())
-          p.fail("port", "a service with several ports needs a \"name\" on each");
-        if (!port_names.insert(sp.name).second)
-          p.fail("name", fmt::format("duplicate port name \"{}\"", sp.name));
-        if (!p.has("port")) p.fail("port", "a service port needs \"port\"");
-        sp.port = static_cast<int>(p.integer("port", 0, 1, 65535));
-        sp.protocol = p.choice("protocol", Protocol::tcp);
-        if (const auto* target = p.find("targetPort"); target && target->is_string()) {
-          sp.target_port_name = target->as_string().str;
-        } else {
-          sp.target_port = static_cast<int>(p.integer("targetPort", sp.port, 1, 65535));
-        }
-        if (p.has("nodePort")) {
-          if (s.type != ServiceType::node_port && s.type != ServiceType::load_balancer)
-            p.fail("nodePort", "\"nodePort\" needs type = \"NodePort\" or \"LoadBalancer\"");
-          int np = static_cast<int>(p.integer("nodePort", 0, net.node_port_min, net.node_port_max));
-          auto [it, fresh] = node_ports.emplace(np, s.name);
-          if (!fresh)
-            p.fail("nodePort",
-                   fmt::format("nodePort {} is already used by service \"{}\"", np, it->second));
-          sp.node_port = np;
-        }
-        s.ports.push_back(sp);
-      }
-      topo_.services.push_back(std::move(s));
-    }
-    service_names_ = names;
-  }
-
-  // Shapes of the objects whose layers come later: keys, names, references.
-  void shapes() {
-    auto objects = [&](const char* key, const char* kind, std::initializer_list<const char*> keys,
-                       std::vector<NamedObject>& into) {
-      UniqueNames names(kind);
-      for (const auto& t : root_.tables(key)) {
-        t.allow_only(keys);
-        NamedObject o{kind, name_of(t), namespace_of(t), t.where()};
-        names.add(t, o.namespace_ + "/" + o.name);
-        into.push_back(o);
-      }
-      return names;
-    };
-    objects("ingresses", "ingress",
-            {"name", "namespace", "ingressClassName", "annotations", "tls", "rules"},
-            topo_.ingresses);
-    for (const auto& t : root_.tables("ingresses")) {
-      t.string("ingressClassName", "nginx");
-      t.labels("annotations");
-      for (const auto& tls : t.tables("tls")) {
-        tls.allow_only({"hosts", "secretName"});
-        tls.strings("hosts");
-      }
-      for (const auto& rule : t.tables("rules")) {
-        rule.allow_only({"host", "paths"});
-        rule.string("host", "");
-        for (const auto& path : rule.tables("paths")) {
-          path.allow_only({"path", "pathType", "service", "port"});
-          path.one_of("pathType", "Prefix", {"Prefix", "Exact", "ImplementationSpecific"});
-          service_ref(path, "service", namespace_of(t));
-          path.integer("port", 80, 1, 65535);
-        }
-      }
-    }
-    auto gateways = objects("gateways", "gateway",
-                            {"name", "namespace", "gatewayClassName", "listeners"}, topo_.gateways);
-    for (const auto& t : root_.tables("gateways")) {
-      for (const auto& l : t.tables("listeners")) {
-        l.allow_only({"name", "port", "protocol", "hostname"});
-        l.integer("port", 80, 1, 65535);
-        l.one_of("protocol", "HTTP", {"HTTP", "HTTPS"});
-      }
-    }
-    objects("httpRoutes", "httpRoute", {"name", "namespace", "parentRefs", "hostnames", "rules"},
-            topo_.http_routes);
-    for (const auto& t : root_.tables("httpRoutes")) {
-      for (const auto& parent : t.strings("parentRefs"))
-        if (!gateways.contains(namespace_of(t) + "/" + parent))
-          t.fail("parentRefs",
-                 fmt::format("unknown gateway \"{}\"; define it under [[gateways]]", parent));
-      t.strings("hostnames");
-      for (const auto& rule : t.tables("rules")) {
-        rule.allow_only({"matches", "backendRefs"});
-        for (const auto& m : rule.tables("matches")) m.allow_only({"path", "headers", "method"});
-        for (const auto& b : rule.tables("backendRefs")) {
-          b.allow_only({"name", "port", "weight"});
-          service_ref(b, "name", namespace_of(t));
-          b.integer("weight", 1, 0, 1000000);
-        }
-      }
-    }
-    objects("networkPolicies", "networkPolicy",
-            {"name", "namespace", "podSelector", "policyTypes", "ingress", "egress"},
-            topo_.network_policies);
-    for (const auto& t : root_.tables("networkPolicies")) {
-      t.labels("podSelector");
-      for (const auto& type : t.strings("policyTypes"))
-        if (type != "Ingress" && type != "Egress")
-          t.fail("policyTypes",
-                 fmt::format("policy type \"{}\" must be \"Ingress\" or \"Egress\"", type));
-      for (const auto& [dir, peers] : {std::pair{"ingress", "from"}, std::pair{"egress", "to"}}) {
-        for (const auto& rule : t.tables(dir)) {
-          rule.allow_only({peers, "ports"});
-          for (const auto& peer : rule.tables(peers)) {
-            peer.allow_only({"podSelector", "namespaceSelector", "ipBlock"});
-            peer.labels("podSelector");
-            peer.labels("namespaceSelector");
-            if (auto block = peer.table("ipBlock")) {
-              block->allow_only({"cidr", "except"});
-              block->cidr("cidr", "");
-            }
-          }
-          for (const auto& port : rule.tables("ports")) {
-            port.allow_only({"protocol", "port", "endPort"});
-            port.choice("protocol", Protocol::tcp);
-          }
-        }
-      }
-    }
-  }
-
-  void service_ref(const TableReader& t, const std::string& key, const std::string& ns) {
-    auto name = t.required_string(key);
-    if (!service_names_.contains(ns + "/" + name))
-      t.fail(key, fmt::format("unknown service \"{}\" in namespace \"{}\"; define it under "
-                              "[[services]]",
-                              name, ns));
-  }
-
-  // Address space checks that need every node and host.
-  void capacity() {
-    const auto& net = topo_.network;
-    auto machines = topo_.nodes.size() + topo_.hosts.size();
-    if (topo_.racks.empty() && machines + 2 >= net.node_subnet.size() - 1)
-      fail_at(topo_.nodes.back().where, "",
-              fmt::format("nodeSubnet {} has room for {} nodes and hosts, the file has {}; use a "
-                          "larger nodeSubnet",
-                          net.node_subnet.str(), net.node_subnet.size() - 3, machines));
-    routing();
-    if (topo_.racks.empty() && net.load_balancer_mode == LoadBalancerMode::cloud) {
-      Ipv4 last_machine = net.node_subnet.at(1 + machines);
-      if (!net.node_subnet.contains(net.lb_pool_first) ||
-          !net.node_subnet.contains(net.lb_pool_last) || net.lb_pool_first <= last_machine)
-        fail_at(pool_where_, "",
-                fmt::format("loadBalancerPool must lie inside nodeSubnet {} above the nodes' and "
-                            "hosts' addresses (the last is {})",
-                            net.node_subnet.str(), last_machine.str()));
-    }
-    for (const auto& rack : topo_.racks) {
-      size_t in_rack = 0;
-      for (const auto& n : topo_.nodes) in_rack += n.rack == rack.name;
-      for (const auto& h : topo_.hosts) in_rack += h.rack == rack.name;
-      if (in_rack + 2 >= rack.subnet.size() - 1)
-        fail_at(rack.where, "",
-                fmt::format("rack \"{}\" subnet {} is too small for its {} nodes "
-                            "and hosts",
-                            rack.name, rack.subnet.str(), in_rack));
-    }
-    uint64_t cidrs = uint64_t{1} << (net.node_mask_size - net.pod_subnet.prefix);
-    if (topo_.nodes.size() > cidrs)
-      fail_at(topo_.nodes[cidrs].where, "",
-              fmt::format("podSubnet {} holds {} node pod CIDRs of /{}, the file has {} nodes; use "
-                          "a larger podSubnet or a larger nodeMaskSize",
-                          net.pod_subnet.str(), cidrs, net.node_mask_size, topo_.nodes.size()));
-  }
-
-  // The routed parts: racks, the spine's fabric and BGP-announced addresses.
-  void routing() {
-    const auto& net = topo_.network;
-    auto bgp = net.bgp_or_default();
-    if (net.cni == Cni::bgp && !topo_.racks.empty() && bgp.peering == BgpPeering::mesh)
-      fail_at(net.bgp ? net.where_bgp : net.where_cni, "",
-              "cni = \"bgp\" with peering = \"mesh\" needs one LAN: across racks the fabric "
-              "would not know the pod routes (Calico encapsulates there). With [[racks]] add "
-              "[network.bgp] peering = \"tor\", so the racks' routers carry the pod routes");
-    std::vector<std::pair<Ipv4Net, std::string>> taken = {{net.pod_subnet, "podSubnet"},
-                                                          {net.service_subnet, "serviceSubnet"}};
-    if (topo_.racks.empty()) taken.emplace_back(net.node_subnet, "nodeSubnet");
-    for (const auto& r : topo_.racks) taken.emplace_back(r.subnet, "rack \"" + r.name + "\"");
-    if (!topo_.racks.empty()) {
-      auto where = net.bgp ? net.where_bgp : topo_.racks.front().where;
-      for (const auto& [subnet, what] : taken)
-        if (subnet.overlaps(bgp.fabric_subnet))
-          fail_at(where, "",
-                  fmt::format("the spine's links are numbered from fabricSubnet {}, which "
-                              "overlaps {} {}; set [network.bgp] fabricSubnet to a free range",
-                              bgp.fabric_subnet.str(), what, subnet.str()));
-      if (2 * topo_.racks.size() > bgp.fabric_subnet.size())
-        fail_at(
-            where, "",
-            fmt::format("fabricSubnet {} has room for {} racks' links, the file has {} racks",
-                        bgp.fabric_subnet.str(), bgp.fabric_subnet.size() / 2, topo_.racks.size()));
-    }
-    if (net.load_balancer_mode == LoadBalancerMode::bgp)
-      for (const auto& [subnet, what] : taken)
-        if (subnet.contains(net.lb_pool_first) || subnet.contains(net.lb_pool_last) ||
-            (net.lb_pool_first < subnet.network && subnet.network < net.lb_pool_last))
-          fail_at(pool_where_, "",
-                  fmt::format("with loadBalancerMode = \"bgp\" the loadBalancerPool must lie "
-                              "outside {} {}: there the hosts would ask for the addresses by ARP "
-                              "instead of routing them; use e.g. \"172.18.255.200-172.18.255.250\"",
-                              what, subnet.str()));
-  }
-
-  TableReader root_;
-  std::string file_;
-  Topology topo_;
-  Where pool_where_;
-  UniqueNames rack_names_{"rack"}, machine_names_{"node or host"}, node_names_{"node"},
-      namespace_names_{"namespace"}, service_names_{"service"};
-  std::map<std::string, Where> pod_where_;
-};
-
 }  // namespace
+
+Topology Parser::run() {
+  topo_.file = file_;
+  root_.allow_only({"name", "network", "racks", "nodes", "hosts", "namespaces", "pods",
+                    "deployments", "services", "ingresses", "gateways", "httpRoutes",
+                    "networkPolicies"});
+  if (!root_.has("name"))
+    fail_at(Where{file_, 1, 1}, "",
+            "the lab needs a name: add  name = \"demo\"  at the top of the file");
+  topo_.name = name_of(root_, kLabNameMax);
+  network();
+  racks();
+  nodes();
+  hosts();
+  namespaces();
+  workloads();
+  services();
+  shapes();
+  capacity();
+  return std::move(topo_);
+}
+
+void Parser::network() {
+  auto& n = topo_.network;
+  auto t = root_.table("network");
+  if (!t) {
+    n.where_cni = n.where_ip_family = n.where_load_balancer_mode = pool_where_ = root_.where();
+    return;
+  }
+  t->allow_only({"cni", "kubeProxyMode", "nftablesPicker", "podSubnet", "serviceSubnet",
+                 "nodeSubnet", "nodeMaskSize", "nodePortRange", "loadBalancerPool",
+                 "loadBalancerMode", "mtu", "dnsDomain", "ipFamily", "bgp", "cniConfig"});
+  n.cni = t->choice("cni", Cni::vxlan);
+  n.where_cni = t->has("cni") ? where_of(*t->find("cni"), "cni") : t->where();
+  n.kube_proxy_mode = t->choice("kubeProxyMode", ProxyMode::nftables);
+  n.nftables_picker = t->choice("nftablesPicker", NftPicker::vmap);
+  n.pod_subnet = t->cidr("podSubnet", "10.244.0.0/16");
+  n.service_subnet = t->cidr("serviceSubnet", "10.96.0.0/16");
+  n.node_subnet = t->cidr("nodeSubnet", "172.18.0.0/24");
+  if (n.pod_subnet.overlaps(n.service_subnet))
+    t->fail("serviceSubnet", fmt::format("serviceSubnet {} overlaps podSubnet {}; pick disjoint "
+                                         "ranges",
+                                         n.service_subnet.str(), n.pod_subnet.str()));
+  for (const auto& [other, name] :
+       {std::pair{n.pod_subnet, "podSubnet"}, std::pair{n.service_subnet, "serviceSubnet"}})
+    if (n.node_subnet.overlaps(other))
+      t->fail("nodeSubnet", fmt::format("nodeSubnet {} overlaps {} {}; pick disjoint ranges",
+                                        n.node_subnet.str(), name, other.str()));
+  if (n.node_subnet.prefix > 29)
+    t->fail("nodeSubnet", "nodeSubnet is too small; use a /29 or larger network");
+  if (n.service_subnet.prefix > 28)
+    t->fail("serviceSubnet", "serviceSubnet is too small; use a /28 or larger network");
+  n.node_mask_size = static_cast<int>(t->integer("nodeMaskSize", 24, n.pod_subnet.prefix, 29));
+  auto [lo, hi] = parse_range(*t, "nodePortRange", "30000-32767");
+  n.node_port_min = static_cast<int>(lo), n.node_port_max = static_cast<int>(hi);
+  n.load_balancer_mode = t->choice("loadBalancerMode", LoadBalancerMode::cloud);
+  n.where_load_balancer_mode = t->has("loadBalancerMode")
+                                   ? where_of(*t->find("loadBalancerMode"), "loadBalancerMode")
+                                   : t->where();
+  load_balancer_pool(*t);
+  n.mtu = static_cast<int>(t->integer("mtu", 1500, 1280, 9000));
+  n.dns_domain = t->string("dnsDomain", "cluster.local");
+  for (auto part = n.dns_domain.begin(); part != n.dns_domain.end();) {
+    auto dot = std::find(part, n.dns_domain.end(), '.');
+    if (!is_dns_label(std::string(part, dot), 63))
+      t->fail("dnsDomain", fmt::format("dnsDomain \"{}\" is not a domain name such as "
+                                       "\"cluster.local\"",
+                                       n.dns_domain));
+    part = dot == n.dns_domain.end() ? dot : dot + 1;
+  }
+  n.ip_family = t->choice("ipFamily", IpFamily::ipv4);
+  n.where_ip_family = t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
+  if (auto b = t->table("bgp")) {
+    b->allow_only({"nodeASN", "peering", "fabricSubnet"});
+    n.bgp =
+        BgpConfig{static_cast<uint32_t>(b->integer("nodeASN", 64512, 1, 4294967295)),
+                  b->choice("peering", BgpPeering::mesh), b->cidr("fabricSubnet", kDefaultFabric)};
+    n.where_bgp = b->where();
+    if (n.bgp->node_asn == kSpineAsn)
+      b->fail("nodeASN", fmt::format("nodeASN {} is the ASN of the spine and LAN routers; pick "
+                                     "another private ASN such as 64512",
+                                     kSpineAsn));
+  }
+  if (auto c = t->table("cniConfig")) {
+    c->allow_only({"conflist", "binDir"});
+    n.cni_config = CniConfig{c->required_string("conflist"), c->string("binDir", "/usr/lib/cni")};
+    n.where_cni_config = c->where();
+  } else if (n.cni == Cni::external) {
+    t->fail("cni", "cni = \"external\" needs a [network.cniConfig] table with \"conflist\"");
+  }
+}
+
+void Parser::load_balancer_pool(const TableReader& t) {
+  auto& n = topo_.network;
+  // MetalLB's BGP mode announces addresses that no LAN holds: on the LAN
+  // the hosts would ask ARP for them instead of routing.
+  auto text = t.string("loadBalancerPool", n.load_balancer_mode == LoadBalancerMode::bgp
+                                               ? "172.18.255.200-172.18.255.250"
+                                               : "172.18.0.200-172.18.0.250");
+  auto dash = text.find('-');
+  std::optional<Ipv4> first, last;
+  if (dash != std::string::npos)
+    first = Ipv4::parse(text.substr(0, dash)), last = Ipv4::parse(text.substr(dash + 1));
+  if (!first || !last || *last < *first)
+    t.fail("loadBalancerPool",
+           fmt::format("\"loadBalancerPool\" = \"{}\" is not an address range; write "
+                       "\"FIRST-LAST\" such as \"172.18.0.200-172.18.0.250\"",
+                       text));
+  n.lb_pool_first = *first, n.lb_pool_last = *last;
+  pool_where_ = t.has("loadBalancerPool")
+                    ? where_of(*t.find("loadBalancerPool"), "loadBalancerPool")
+                    : t.where();
+}
+
+void Parser::racks() {
+  UniqueNames names("rack");
+  for (const auto& t : root_.tables("racks")) {
+    t.allow_only({"name", "subnet", "asn"});
+    Rack r{name_of(t, 20), t.cidr("subnet", ""), 0, t.where()};
+    if (!t.has("subnet")) t.fail("subnet", "[[racks]] needs \"subnet\", e.g. \"172.18.1.0/24\"");
+    r.asn = static_cast<uint32_t>(t.integer("asn", 0, 1, 4294967295));
+    if (!t.has("asn")) t.fail("asn", "[[racks]] needs \"asn\", e.g. 65001");
+    if (r.asn == kSpineAsn || r.asn == topo_.network.bgp_or_default().node_asn)
+      t.fail("asn", fmt::format("asn {} is the {}'s; each rack needs its own ASN, e.g. 65001",
+                                r.asn, r.asn == kSpineAsn ? "spine" : "nodes"));
+    for (const auto& other : topo_.racks)
+      if (other.asn == r.asn)
+        t.fail("asn", fmt::format("asn {} is rack \"{}\"'s too: with one ASN the racks would "
+                                  "drop each other's routes (AS-path loop); give each its own",
+                                  r.asn, other.name));
+    if (r.name == "spine")
+      t.fail("name", "\"spine\" is the name of the spine router; rename the rack");
+    names.add(t, r.name);
+    for (const auto& other : topo_.racks)
+      if (other.subnet.overlaps(r.subnet))
+        t.fail("subnet", fmt::format("subnet {} overlaps rack \"{}\" ({})", r.subnet.str(),
+                                     other.name, other.subnet.str()));
+    for (const auto& [net, key] : {std::pair{topo_.network.pod_subnet, "podSubnet"},
+                                   std::pair{topo_.network.service_subnet, "serviceSubnet"}})
+      if (r.subnet.overlaps(net))
+        t.fail("subnet", fmt::format("subnet {} overlaps {} {}", r.subnet.str(), key, net.str()));
+    topo_.racks.push_back(r);
+  }
+  rack_names_ = names;
+}
+
+std::string Parser::rack_of(const TableReader& t) {
+  auto rack = t.string("rack", "");
+  if (topo_.racks.empty() && !rack.empty())
+    t.fail("rack", "\"rack\" needs [[racks]]; define the rack or remove the key");
+  if (!topo_.racks.empty()) {
+    if (rack.empty())
+      t.fail("name", fmt::format("with [[racks]], every node and host needs \"rack\" (one of {})",
+                                 fmt::join(rack_names_.names(), ", ")));
+    require_known(t, "rack", rack, rack_names_, "rack");
+  }
+  return rack;
+}
+
+void Parser::nodes() {
+  auto list = root_.tables("nodes");
+  if (list.empty())
+    fail_at(Where{file_, 1, 1}, "", "the lab needs at least one node: add a [[nodes]] table");
+  for (const auto& t : list) {
+    t.allow_only({"name", "role", "rack", "podCIDR"});
+    Node n{name_of(t), t.choice("role", NodeRole::worker), rack_of(t), std::nullopt, t.where()};
+    machine_names_.add(t, n.name);
+    node_names_.add(t, n.name);
+    if (t.has("podCIDR")) {
+      auto cidr = t.cidr("podCIDR", "");
+      if (!topo_.network.pod_subnet.contains(cidr.network) ||
+          cidr.prefix < topo_.network.pod_subnet.prefix)
+        t.fail("podCIDR", fmt::format("podCIDR {} is not inside podSubnet {}", cidr.str(),
+                                      topo_.network.pod_subnet.str()));
+      if (cidr.prefix > 29) t.fail("podCIDR", "podCIDR is too small; use a /29 or larger");
+      for (const auto& other : topo_.nodes)
+        if (other.pod_cidr && other.pod_cidr->overlaps(cidr))
+          t.fail("podCIDR", fmt::format("podCIDR {} overlaps node \"{}\" ({})", cidr.str(),
+                                        other.name, other.pod_cidr->str()));
+      n.pod_cidr = cidr;
+    }
+    topo_.nodes.push_back(n);
+  }
+  if (topo_.network.cni == Cni::bridge && topo_.nodes.size() > 1)
+    list[1].fail("name",
+                 "cni = \"bridge\" is for single-node labs; use cni = \"vxlan\" for "
+                 "several nodes");
+}
+
+void Parser::hosts() {
+  for (const auto& t : root_.tables("hosts")) {
+    t.allow_only({"name", "rack"});
+    Host h{name_of(t), rack_of(t), t.where()};
+    machine_names_.add(t, h.name);
+    topo_.hosts.push_back(h);
+  }
+}
+
+void Parser::namespaces() {
+  topo_.namespaces.push_back({"default", {}, root_.where()});
+  namespace_names_.add(root_, "default");
+  for (const auto& t : root_.tables("namespaces")) {
+    t.allow_only({"name", "labels"});
+    Namespace ns{name_of(t), t.labels("labels"), t.where()};
+    if (ns.name == "default") {
+      topo_.namespaces.front().labels = ns.labels;
+      continue;
+    }
+    namespace_names_.add(t, ns.name);
+    topo_.namespaces.push_back(ns);
+  }
+}
+
+std::string Parser::namespace_of(const TableReader& t) {
+  auto ns = t.string("namespace", "default");
+  require_known(t, "namespace", ns, namespace_names_, "namespace");
+  return ns;
+}
+
+// Address space checks that need every node and host.
+void Parser::capacity() {
+  const auto& net = topo_.network;
+  auto machines = topo_.nodes.size() + topo_.hosts.size();
+  if (topo_.racks.empty() && machines + 2 >= net.node_subnet.size() - 1)
+    fail_at(topo_.nodes.back().where, "",
+            fmt::format("nodeSubnet {} has room for {} nodes and hosts, the file has {}; use a "
+                        "larger nodeSubnet",
+                        net.node_subnet.str(), net.node_subnet.size() - 3, machines));
+  routing();
+  if (topo_.racks.empty() && net.load_balancer_mode == LoadBalancerMode::cloud) {
+    Ipv4 last_machine = net.node_subnet.at(1 + machines);
+    if (!net.node_subnet.contains(net.lb_pool_first) ||
+        !net.node_subnet.contains(net.lb_pool_last) || net.lb_pool_first <= last_machine)
+      fail_at(pool_where_, "",
+              fmt::format("loadBalancerPool must lie inside nodeSubnet {} above the nodes' and "
+                          "hosts' addresses (the last is {})",
+                          net.node_subnet.str(), last_machine.str()));
+  }
+  for (const auto& rack : topo_.racks) {
+    size_t in_rack = 0;
+    for (const auto& n : topo_.nodes) in_rack += n.rack == rack.name;
+    for (const auto& h : topo_.hosts) in_rack += h.rack == rack.name;
+    if (in_rack + 2 >= rack.subnet.size() - 1)
+      fail_at(rack.where, "",
+              fmt::format("rack \"{}\" subnet {} is too small for its {} nodes "
+                          "and hosts",
+                          rack.name, rack.subnet.str(), in_rack));
+  }
+  uint64_t cidrs = uint64_t{1} << (net.node_mask_size - net.pod_subnet.prefix);
+  if (topo_.nodes.size() > cidrs)
+    fail_at(topo_.nodes[cidrs].where, "",
+            fmt::format("podSubnet {} holds {} node pod CIDRs of /{}, the file has {} nodes; use "
+                        "a larger podSubnet or a larger nodeMaskSize",
+                        net.pod_subnet.str(), cidrs, net.node_mask_size, topo_.nodes.size()));
+}
+
+// The routed parts: racks, the spine's fabric and BGP-announced addresses.
+void Parser::routing() {
+  const auto& net = topo_.network;
+  auto bgp = net.bgp_or_default();
+  if (net.cni == Cni::bgp && !topo_.racks.empty() && bgp.peering == BgpPeering::mesh)
+    fail_at(net.bgp ? net.where_bgp : net.where_cni, "",
+            "cni = \"bgp\" with peering = \"mesh\" needs one LAN: across racks the fabric "
+            "would not know the pod routes (Calico encapsulates there). With [[racks]] add "
+            "[network.bgp] peering = \"tor\", so the racks' routers carry the pod routes");
+  std::vector<std::pair<Ipv4Net, std::string>> taken = {{net.pod_subnet, "podSubnet"},
+                                                        {net.service_subnet, "serviceSubnet"}};
+  if (topo_.racks.empty()) taken.emplace_back(net.node_subnet, "nodeSubnet");
+  for (const auto& r : topo_.racks) taken.emplace_back(r.subnet, "rack \"" + r.name + "\"");
+  if (!topo_.racks.empty()) {
+    auto where = net.bgp ? net.where_bgp : topo_.racks.front().where;
+    for (const auto& [subnet, what] : taken)
+      if (subnet.overlaps(bgp.fabric_subnet))
+        fail_at(where, "",
+                fmt::format("the spine's links are numbered from fabricSubnet {}, which "
+                            "overlaps {} {}; set [network.bgp] fabricSubnet to a free range",
+                            bgp.fabric_subnet.str(), what, subnet.str()));
+    if (2 * topo_.racks.size() > bgp.fabric_subnet.size())
+      fail_at(
+          where, "",
+          fmt::format("fabricSubnet {} has room for {} racks' links, the file has {} racks",
+                      bgp.fabric_subnet.str(), bgp.fabric_subnet.size() / 2, topo_.racks.size()));
+  }
+  if (net.load_balancer_mode == LoadBalancerMode::bgp)
+    for (const auto& [subnet, what] : taken)
+      if (subnet.contains(net.lb_pool_first) || subnet.contains(net.lb_pool_last) ||
+          (net.lb_pool_first < subnet.network && subnet.network < net.lb_pool_last))
+        fail_at(pool_where_, "",
+                fmt::format("with loadBalancerMode = \"bgp\" the loadBalancerPool must lie "
+                            "outside {} {}: there the hosts would ask for the addresses by ARP "
+                            "instead of routing them; use e.g. \"172.18.255.200-172.18.255.250\"",
+                            what, subnet.str()));
+}
+
+}  // namespace parsing
 
 Topology parse_topology(const std::string& text, const std::string& file) {
   TomlValue root;
@@ -667,7 +386,7 @@ Topology parse_topology(const std::string& text, const std::string& file) {
     fail_at(Where{file, loc.line(), loc.column()}, loc.line_str(),
             fmt::format("not valid TOML: {}", line));
   }
-  return Parser(root, file).run();
+  return parsing::Parser(root, file).run();
 }
 
 Topology parse_topology_file(const std::string& path) {

@@ -3,20 +3,16 @@
 // Kubernetes' pause container. knetlab sets up the namespaces before exec.
 //
 // It is built without libc (-nostdlib, raw system calls): every pod starts it
-// at least once, and on virtual machines the C library's start-up (which
-// probes the CPU with cpuid, trapping to the hypervisor) made it cost 1.3 ms
-// against 0.5 ms without (measured with clone+exec here).
+// at least once, and on virtual machines the C library's start-up probes the
+// CPU with cpuid, which traps to the hypervisor.
 //
-// On x86-64 it is linked in the last 2 MB of the address space, 1.8 MB below
-// the top of the stack (more than the kernel's 1 MB stack guard gap), and
-// knetlab execs it without address randomization: its code and stack then
-// share one page-table page at every level (12 kB of page tables; 24 at a
-// random address). Each page-table entry written or cleared traps to the
-// hypervisor on virtual machines; 200 pause processes exited in 35-45 ms
-// instead of 50-63 ms with code and stack in the same GiB, and a 100-pod
-// destroy took 6 ms less again with them in the same 2 MB. Run by hand with
-// randomization, the stack could land on its address (about one exec in
-// 100 000) and exec would fail.
+// On x86-64 it is linked in the last 2 MB of the address space, below the
+// top of the stack by more than the kernel's stack guard gap, and knetlab
+// execs it without address randomization: its code and stack then share one
+// page-table page at every level, and each page-table entry written or
+// cleared traps to the hypervisor on virtual machines (docs/performance.md).
+// Run by hand with randomization, the stack could land on its address
+// (rarely) and exec would fail.
 
 #include <asm/unistd.h>
 #include <signal.h>

@@ -38,9 +38,9 @@ ProxyNode proxy_node(const Plan& plan, const NodePlan& node);
 
 /// How many tables a lab of `services` services uses: one (kube-proxy's own
 /// shape) up to 1000, then one per 1000. The kernel revalidates every chain
-/// of a table at each commit that adds a jump, NAT or mark rule (50 ms at
-/// 10k services, 10 ms at 1000), so a one-service change costs what its table
-/// holds. The further tables hold only the services' NAT (see nft_base()).
+/// of a table at each commit that adds a jump, NAT or mark rule, so a
+/// one-service change costs what its table holds. The further tables hold
+/// only the services' NAT (see nft_base()).
 int nft_tables_for(size_t services);
 /// "ip kube-proxy" for shard 0, "ip kube-proxy-K" for shard K.
 std::string nft_table(int shard);
@@ -85,7 +85,7 @@ std::string nft_base(const ProxyNode& node);
 /// then new chains and sets, every changed chain's rules, and element
 /// additions. A chain's rules are written as one `add chain NAME { … }`
 /// block, which libnftables applies without first fetching the whole table
-/// (an `add rule` makes it list every chain and set: 0.2 s at 10k services).
+/// (an `add rule` makes it list every chain and set).
 /// Chains and sets that are no longer used are flushed here and deleted later
 /// (nft_delete), as kube-proxy does with its stale chains: a delete also
 /// makes libnftables fetch the table.

@@ -26,8 +26,7 @@ class SupervisorHooks {
   virtual std::string request(const std::string& line) = 0;
   /// True once the lab is being destroyed: exits are then only reaped, with
   /// no event and no hook, so that the supervisor leaves the CPUs to the
-  /// exiting processes (it spent 40 ms of CPU time rewriting the lab's state
-  /// after each exit of a 100-pod lab).
+  /// exiting processes instead of rewriting the lab's record after each.
   virtual bool quiesced() const = 0;
 };
 

@@ -1,0 +1,223 @@
+// kube-proxy's iptables mode: iptables-restore input with its chain names,
+// hashes and probabilities.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "knetlab/plan/kubeproxy.h"
+#include "kubeproxy_shared.h"
+
+namespace knl {
+
+using kube_proxy::categorize;
+using kube_proxy::lower;
+
+// --- iptables ----------------------------------------------------------------
+
+std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
+                             const EndpointMap& endpoints, bool first,
+                             const std::vector<std::string>& previous_chains,
+                             std::vector<std::string>& chains) {
+  std::vector<std::string> nat_chains{"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING",
+                                      "KUBE-MARK-MASQ"};
+  std::vector<std::string> filter_chains{"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD",
+                                         "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"};
+  std::string nat, nat_services, nat_nodeports, filter_services, filter_external, filter_firewall;
+  const auto pods = node.pod_subnet.str();
+  for (const auto& s : services) {
+    if (!s.proxied()) continue;
+    auto found = endpoints.find(s.key());
+    for (size_t i = 0; i < s.ports.size(); ++i) {
+      const auto& port = s.ports[i];
+      const auto proto = lower(port.protocol);
+      const auto name = service_port_name(s, port);
+      const auto hash = iptables_hash(name + proto);
+      const auto svc = "KUBE-SVC-" + hash, svl = "KUBE-SVL-" + hash, ext = "KUBE-EXT-" + hash,
+                 fw = "KUBE-FW-" + hash;
+      const auto cip = s.cluster_ip->str() + "/32";
+      static const std::vector<Endpoint> kNone;
+      const auto& all =
+          found != endpoints.end() && i < found->second.size() ? found->second[i] : kNone;
+      auto c = categorize(node, s, all);
+      auto sep = [&](const Endpoint& e) {
+        return "KUBE-SEP-" + iptables_hash(name + proto + e.str());
+      };
+      auto pick = [&](const std::string& chain, const std::vector<Endpoint>& eps) {
+        if (s.affinity)
+          for (const auto& e : eps)
+            nat += fmt::format(
+                "-A {} -m comment --comment \"{} -> {}\" -m recent --name {} --mask "
+                "255.255.255.255 --rsource --rcheck --seconds {} --reap -j {}\n",
+                chain, name, e.str(), sep(e), s.affinity_timeout, sep(e));
+        for (size_t k = 0; k < eps.size(); ++k) {
+          auto probability = k + 1 < eps.size()
+                                 ? fmt::format(" -m statistic --mode random --probability {:.11f}",
+                                               1.0 / static_cast<double>(eps.size() - k))
+                                 : std::string();
+          nat += fmt::format("-A {} -m comment --comment \"{} -> {}\"{} -j {}\n", chain, name,
+                             eps[k].str(), probability, sep(eps[k]));
+        }
+      };
+      if (!c.cluster.empty()) {
+        nat_chains.push_back(svc);
+        nat += fmt::format(
+            "-A {} ! -s {} -d {} -p {} -m comment --comment \"{} cluster IP\" -m {} --dport {} -j "
+            "KUBE-MARK-MASQ\n",
+            svc, pods, cip, proto, name, proto, port.port);
+        pick(svc, c.cluster);
+      }
+      if (!c.local.empty()) {
+        nat_chains.push_back(svl);
+        pick(svl, c.local);
+      }
+      for (const auto& e : c.reachable) {
+        auto chain = sep(e);
+        nat_chains.push_back(chain);
+        nat += fmt::format("-A {} -s {}/32 -m comment --comment {} -j KUBE-MARK-MASQ\n", chain,
+                           e.ip.str(), name);
+        nat +=
+            fmt::format("-A {} -p {} -m comment --comment {}{} -m {} -j DNAT --to-destination {}\n",
+                        chain, proto, name,
+                        s.affinity ? fmt::format(" -m recent --set --name {} --mask "
+                                                 "255.255.255.255 --rsource",
+                                                 chain)
+                                   : "",
+                        proto, e.str());
+      }
+      if (c.uses_external) {
+        nat_chains.push_back(ext);
+        if (!c.ext_local) {
+          nat += fmt::format(
+              "-A {} -m comment --comment \"masquerade traffic for {} external destinations\" "
+              "-j KUBE-MARK-MASQ\n-A {} -j {}\n",
+              ext, name, ext, svc);
+        } else {
+          nat += fmt::format(
+              "-A {0} -s {1} -m comment --comment \"pod traffic for {2} external destinations\" "
+              "-j {3}\n"
+              "-A {0} -m comment --comment \"masquerade LOCAL traffic for {2} external "
+              "destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ\n"
+              "-A {0} -m comment --comment \"route LOCAL traffic for {2} external destinations\" "
+              "-m addrtype --src-type LOCAL -j {3}\n",
+              ext, pods, name, svc);
+          if (!c.local.empty()) nat += fmt::format("-A {} -j {}\n", ext, svl);
+        }
+      }
+      auto reject = [&](const std::string& why_none) {
+        return c.has_endpoints ? fmt::format("\"{} has no local endpoints\"", why_none)
+                               : fmt::format("\"{} has no endpoints\"", why_none);
+      };
+      auto verdict = c.has_endpoints ? std::string("DROP")
+                                     : std::string("REJECT --reject-with icmp-port-unreachable");
+      if (c.has_internal)
+        nat_services += fmt::format(
+            "-A KUBE-SERVICES -d {} -p {} -m comment --comment \"{} cluster IP\" -m {} --dport {} "
+            "-j {}\n",
+            cip, proto, name, proto, port.port, c.int_local ? svl : svc);
+      else
+        filter_services += fmt::format(
+            "-A KUBE-SERVICES -d {} -p {} -m comment --comment {} -m {} --dport {} -j {}\n", cip,
+            proto, reject(name), proto, port.port, verdict);
+      if (s.load_balancer_ip) {
+        auto lb = s.load_balancer_ip->str() + "/32";
+        bool firewall = !s.source_ranges.empty() && c.has_external;
+        if (c.uses_external)
+          nat_services += fmt::format(
+              "-A KUBE-SERVICES -d {} -p {} -m comment --comment \"{} loadbalancer IP\" -m {} "
+              "--dport {} -j {}\n",
+              lb, proto, name, proto, port.port, firewall ? fw : ext);
+        if (firewall && c.uses_external) {
+          nat_chains.push_back(fw);
+          for (const auto& r : s.source_ranges)
+            nat += fmt::format("-A {} -s {} -m comment --comment \"{} loadbalancer IP\" -j {}\n",
+                               fw, r.str(), name, ext);
+          nat += fmt::format(
+              "-A {} -m comment --comment \"other traffic to {} will be dropped by "
+              "KUBE-PROXY-FIREWALL\"\n",
+              fw, name);
+          filter_firewall += fmt::format(
+              "-A KUBE-PROXY-FIREWALL -d {} -p {} -m comment --comment \"{} traffic not accepted "
+              "by {}\" -m {} --dport {} -j DROP\n",
+              lb, proto, name, fw, proto, port.port);
+        }
+        if (!c.has_external)
+          filter_external += fmt::format(
+              "-A KUBE-EXTERNAL-SERVICES -d {} -p {} -m comment --comment {} -m {} --dport {} -j "
+              "{}\n",
+              lb, proto, reject(name), proto, port.port, verdict);
+      }
+      if (port.node_port) {
+        if (c.uses_external)
+          nat_nodeports += fmt::format(
+              "-A KUBE-NODEPORTS -p {} -m comment --comment {} -m {} --dport {} -j {}\n", proto,
+              name, proto, port.node_port, ext);
+        if (!c.has_external)
+          filter_external += fmt::format(
+              "-A KUBE-EXTERNAL-SERVICES -p {} -m comment --comment {} -m addrtype --dst-type "
+              "LOCAL -m {} --dport {} -j {}\n",
+              proto, reject(name), proto, port.node_port, verdict);
+      }
+    }
+  }
+  chains = nat_chains;
+  std::set<std::string> current(nat_chains.begin(), nat_chains.end());
+  std::vector<std::string> stale;
+  for (const auto& c : previous_chains)
+    if (!current.count(c)) stale.push_back(c);
+
+  std::string out = "*nat\n";
+  for (const auto& c : nat_chains) out += fmt::format(":{} - [0:0]\n", c);
+  for (const auto& c : stale) out += fmt::format(":{} - [0:0]\n", c);
+  if (first)
+    out +=
+        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+        "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+        "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j "
+        "KUBE-POSTROUTING\n";
+  out +=
+      "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n"
+      "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
+      "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n"
+      "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j "
+      "MASQUERADE --random-fully\n";
+  out += nat_nodeports + nat_services;
+  out +=
+      "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be "
+      "the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
+  out += nat;
+  for (const auto& c : stale) out += fmt::format("-X {}\n", c);
+  out += "COMMIT\n*filter\n";
+  for (const auto& c : filter_chains) out += fmt::format(":{} - [0:0]\n", c);
+  if (first)
+    out +=
+        "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+        "firewall\" -j KUBE-PROXY-FIREWALL\n"
+        "-A INPUT -m comment --comment \"kubernetes health check service ports\" -j "
+        "KUBE-NODEPORTS\n"
+        "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible "
+        "service portals\" -j KUBE-EXTERNAL-SERVICES\n"
+        "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+        "firewall\" -j KUBE-PROXY-FIREWALL\n"
+        "-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"
+        "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service "
+        "portals\" -j KUBE-SERVICES\n"
+        "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes "
+        "externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"
+        "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+        "firewall\" -j KUBE-PROXY-FIREWALL\n"
+        "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service "
+        "portals\" -j KUBE-SERVICES\n";
+  out +=
+      "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark "
+      "0x4000/0x4000 -j ACCEPT\n"
+      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m "
+      "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n";
+  out += filter_services + filter_external + filter_firewall;
+  out += "COMMIT\n";
+  return out;
+}
+
+}  // namespace knl

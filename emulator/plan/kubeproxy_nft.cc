@@ -1,0 +1,370 @@
+// kube-proxy's nftables mode: a service's rules, the base tables, and the
+// transactions that change them.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "knetlab/plan/kubeproxy.h"
+#include "knetlab/util/hash.h"
+#include "kubeproxy_shared.h"
+
+namespace knl {
+
+namespace {
+
+using kube_proxy::categorize;
+using kube_proxy::kTable;
+using kube_proxy::lower;
+
+// What every service puts in the first table, whichever table its NAT chains
+// are in: the packet filter's maps (ClusterIPs, services without endpoints,
+// and firewall-ips for LoadBalancer source ranges) and the firewall- chains
+// that map jumps to. The other tables then need only NAT chains at two hooks,
+// so a packet passes few base chains however many tables there are.
+bool in_first_table(const std::string& set_or_chain) {
+  return set_or_chain == "cluster-ips" || set_or_chain.rfind("no-endpoint-", 0) == 0 ||
+         set_or_chain.rfind("firewall-", 0) == 0;
+}
+
+// The shard of a service: stable for the lab's life.
+int shard_of(const ProxyNode& node, const ServicePlan& s) {
+  return static_cast<int>(fnv1a(s.key()) % static_cast<uint32_t>(node.shards));
+}
+
+}  // namespace
+
+// --- nftables ----------------------------------------------------------------
+
+NftService nft_service(const ProxyNode& node, const ServicePlan& s,
+                       const ServiceEndpoints& endpoints) {
+  NftService out;
+  if (!s.proxied()) return out;
+  out.table = nft_table(shard_of(node, s));
+  const auto cip = s.cluster_ip->str();
+  out.elements[{"cluster-ips", cip}] = "";
+  for (size_t i = 0; i < s.ports.size(); ++i) {
+    const auto& port = s.ports[i];
+    const auto proto = lower(port.protocol);
+    const auto base = nft_service_base(s, port);
+    const auto hashed = nft_hash_name(base);
+    const auto service_chain = "service-" + hashed, local_chain = "local-" + hashed;
+    const auto external_chain = "external-" + hashed, firewall_chain = "firewall-" + hashed;
+    const auto comment = fmt::format(" comment \"{}\"", service_port_name(s, port));
+    static const std::vector<Endpoint> kNone;
+    auto c = categorize(node, s, i < endpoints.size() ? endpoints[i] : kNone);
+
+    auto endpoint_name = [&](const Endpoint& e) {
+      return nft_hash_name(fmt::format("{}__{}/{}", base, e.ip.str(), e.port));
+    };
+    // numgen over `eps`, after the affinity lookups.
+    auto pick = [&](std::vector<std::string>& rules, const std::vector<Endpoint>& eps) {
+      if (s.affinity)
+        for (const auto& e : eps)
+          rules.push_back(
+              fmt::format("ip saddr @affinity-{0} goto endpoint-{0}", endpoint_name(e)));
+      if (node.pick_by_rules) {
+        // Endpoint k of n is taken with probability 1/(n-k), as iptables mode does.
+        for (size_t k = 0; k + 1 < eps.size(); ++k)
+          rules.push_back(fmt::format("numgen random mod {} 0 goto endpoint-{}", eps.size() - k,
+                                      endpoint_name(eps[k])));
+        rules.push_back("goto endpoint-" + endpoint_name(eps.back()));
+        return;
+      }
+      std::string vmap;
+      for (size_t k = 0; k < eps.size(); ++k)
+        vmap += fmt::format("{}{} : goto endpoint-{}", k ? " , " : "", k, endpoint_name(eps[k]));
+      rules.push_back(fmt::format("numgen random mod {} vmap {{ {} }}", eps.size(), vmap));
+    };
+    bool cluster_chain = !c.cluster.empty();
+    bool local_chain_used = !c.local.empty();
+    if (cluster_chain) {
+      auto& rules = out.chains[service_chain];
+      rules.push_back(fmt::format("ip daddr {} ip saddr != {} jump mark-for-masquerade", cip,
+                                  node.pod_subnet.str()));
+      pick(rules, c.cluster);
+    }
+    if (local_chain_used) pick(out.chains[local_chain], c.local);
+    if (c.uses_external) {
+      auto& rules = out.chains[external_chain];
+      if (!c.ext_local) {
+        rules.push_back("jump mark-for-masquerade");
+        rules.push_back("goto " + service_chain);
+      } else {
+        rules.push_back(fmt::format("ip saddr {} goto {} comment \"short-circuit pod traffic\"",
+                                    node.pod_subnet.str(), service_chain));
+        rules.push_back(
+            "fib saddr type local jump mark-for-masquerade comment \"masquerade local "
+            "traffic\"");
+        rules.push_back(fmt::format(
+            "fib saddr type local goto {} comment \"short-circuit local traffic\"", service_chain));
+        if (local_chain_used) rules.push_back("goto " + local_chain);
+      }
+    }
+    for (const auto& e : c.reachable) {
+      auto name = endpoint_name(e);
+      auto& rules = out.chains["endpoint-" + name];
+      rules.push_back(fmt::format("ip saddr {} jump mark-for-masquerade", e.ip.str()));
+      if (s.affinity) {
+        rules.push_back(fmt::format("update @affinity-{} {{ ip saddr }}", name));
+        out.sets["affinity-" + name] = fmt::format(
+            "{{ type ipv4_addr ; flags dynamic,timeout ; timeout {}s ; }}", s.affinity_timeout);
+      }
+      rules.push_back(fmt::format("meta l4proto {} dnat to {}", proto, e.str()));
+    }
+
+    auto filter_verdict = c.has_endpoints ? std::string(" : drop") : " : goto reject-chain";
+    auto key = [&](const std::string& ip) {
+      return fmt::format("{} . {} . {}", ip, proto, port.port);
+    };
+    if (c.has_internal)
+      out.elements[{"service-ips", key(cip)}] =
+          " : goto " + (c.int_local ? local_chain : service_chain);
+    else
+      out.elements[{"no-endpoint-services", key(cip)}] = comment + filter_verdict;
+    if (s.load_balancer_ip) {
+      auto lb = s.load_balancer_ip->str();
+      if (c.uses_external) out.elements[{"service-ips", key(lb)}] = " : goto " + external_chain;
+      if (!s.source_ranges.empty() && c.has_external) {
+        std::vector<std::string> ranges;
+        for (const auto& r : s.source_ranges) ranges.push_back(r.str());
+        out.chains[firewall_chain].push_back(
+            fmt::format("ip saddr != {{ {} }} drop", fmt::join(ranges, ", ")));
+        out.elements[{"firewall-ips", key(lb)}] = " : goto " + firewall_chain;
+      }
+      if (!c.has_external)
+        out.elements[{"no-endpoint-services", key(lb)}] = comment + filter_verdict;
+    }
+    if (port.node_port) {
+      auto np = fmt::format("{} . {}", proto, port.node_port);
+      if (c.uses_external) out.elements[{"service-nodeports", np}] = " : goto " + external_chain;
+      if (!c.has_external) out.elements[{"no-endpoint-nodeports", np}] = comment + filter_verdict;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// A further table: the NAT part of kube-proxy's table for its services.
+std::string nft_nat_table(const ProxyNode& node, int shard) {
+  const std::string t = nft_table(shard);
+  std::string out = fmt::format(
+      "add table {0} {{ comment \"rules for kube-proxy: NAT of a share of the services\" ; }}\n"
+      "add set {0} nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort traffic\" "
+      "; }}\n"
+      "add map {0} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment "
+      "\"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}\n"
+      "add map {0} service-nodeports {{ type inet_proto . inet_service : verdict ; comment "
+      "\"NodePort traffic\" ; }}\n"
+      "add chain {0} mark-for-masquerade\n"
+      "add chain {0} nat-output {{ type nat hook output priority -100 ; }}\n"
+      "add chain {0} nat-prerouting {{ type nat hook prerouting priority -100 ; }}\n"
+      "add rule {0} mark-for-masquerade mark set mark or 0x4000\n"
+      "add element {0} nodeport-ips {{ {1} }}\n",
+      t, node.ip.str());
+  // The first table's services chain, in each base chain itself: one jump
+  // less for every new connection.
+  for (const char* chain : {"nat-output", "nat-prerouting"})
+    out += fmt::format(
+        "add rule {0} {1} ip daddr . meta l4proto . th dport vmap @service-ips\n"
+        "add rule {0} {1} ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports\n",
+        t, chain);
+  return out;
+}
+
+// The first table: kube-proxy's own, whole.
+std::string nft_first_table(const ProxyNode& node) {
+  const std::string t = kTable;
+  std::string out = fmt::format("add table {} {{ comment \"rules for kube-proxy\" ; }}\n", t);
+  auto line = [&](std::string text) { out += text + "\n"; };
+  const std::string addr_key = "ipv4_addr . inet_proto . inet_service";
+  line(fmt::format("add set {} cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}",
+                   t));
+  line(
+      fmt::format("add set {} nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort "
+                  "traffic\" ; }}",
+                  t));
+  line(
+      fmt::format("add map {} firewall-ips {{ type {} : verdict ; comment \"destinations that "
+                  "are subject to LoadBalancerSourceRanges\" ; }}",
+                  t, addr_key));
+  line(
+      fmt::format("add map {} no-endpoint-nodeports {{ type inet_proto . inet_service : verdict "
+                  "; comment \"vmap to drop or reject packets to service nodeports with no "
+                  "endpoints\" ; }}",
+                  t));
+  line(
+      fmt::format("add map {} no-endpoint-services {{ type {} : verdict ; comment \"vmap to drop "
+                  "or reject packets to services with no endpoints\" ; }}",
+                  t, addr_key));
+  line(
+      fmt::format("add map {} service-ips {{ type {} : verdict ; comment \"ClusterIP, "
+                  "ExternalIP and LoadBalancer IP traffic\" ; }}",
+                  t, addr_key));
+  line(
+      fmt::format("add map {} service-nodeports {{ type inet_proto . inet_service : verdict ; "
+                  "comment \"NodePort traffic\" ; }}",
+                  t));
+  for (const char* chain :
+       {"cluster-ips-check",
+        "filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }",
+        "filter-output-pre-dnat { type filter hook output priority -110 ; }",
+        "filter-forward { type filter hook forward priority 0 ; }",
+        "filter-input { type filter hook input priority 0 ; }",
+        "filter-output { type filter hook output priority 0 ; }", "firewall-check",
+        "mark-for-masquerade", "masquerading",
+        "nat-output { type nat hook output priority -100 ; }",
+        "nat-postrouting { type nat hook postrouting priority 100 ; }",
+        "nat-prerouting { type nat hook prerouting priority -100 ; }", "nodeport-endpoints-check",
+        "reject-chain { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }",
+        "services", "service-endpoints-check"})
+    line(fmt::format("add chain {} {}", t, chain));
+  for (const auto& rule : std::vector<std::string>{
+           "cluster-ips-check ip daddr @cluster-ips reject comment \"Reject traffic to invalid "
+           "ports of ClusterIPs\"",
+           fmt::format("cluster-ips-check ip daddr {{ {} }} drop comment \"Drop traffic to "
+                       "unallocated ClusterIPs\"",
+                       node.service_subnet.str()),
+           "filter-prerouting-pre-dnat ct state new jump firewall-check",
+           "filter-forward ct state new jump service-endpoints-check",
+           "filter-forward ct state new jump cluster-ips-check",
+           "filter-input ct state new jump nodeport-endpoints-check",
+           "filter-input ct state new jump service-endpoints-check",
+           "filter-output ct state new jump service-endpoints-check",
+           "filter-output-pre-dnat ct state new jump firewall-check",
+           "filter-output ct state new jump cluster-ips-check",
+           "firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips",
+           "mark-for-masquerade mark set mark or 0x4000",
+           "masquerading mark and 0x4000 == 0 return",
+           "masquerading mark set mark xor 0x4000",
+           "masquerading masquerade fully-random",
+           "nat-output jump services",
+           "nat-postrouting jump masquerading",
+           "nat-prerouting jump services",
+           "nodeport-endpoints-check ip daddr @nodeport-ips meta l4proto . th dport vmap "
+           "@no-endpoint-nodeports",
+           "reject-chain reject",
+           "services ip daddr . meta l4proto . th dport vmap @service-ips",
+           "services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
+           "service-endpoints-check ip daddr . meta l4proto . th dport vmap "
+           "@no-endpoint-services"})
+    line(fmt::format("add rule {} {}", t, rule));
+  line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
+  return out;
+}
+
+}  // namespace
+
+std::string nft_base(const ProxyNode& node) {
+  std::string out = nft_first_table(node);
+  for (int shard = 1; shard < node.shards; ++shard) out += nft_nat_table(node, shard);
+  return out;
+}
+
+void NftTransaction::change(const NftService& from, const NftService& to) {
+  const std::string t = !to.table.empty() ? to.table : !from.table.empty() ? from.table : kTable;
+  auto table_of = [&](const std::string& name) { return in_first_table(name) ? kTable : t; };
+  for (const auto& [key, value] : from.elements) {
+    auto it = to.elements.find(key);
+    if (it == to.elements.end() || it->second != value)
+      delete_elements_ += fmt::format("delete element {} {} {{ {} }}\n", table_of(key.first),
+                                      key.first, key.second);
+  }
+  for (const auto& [key, value] : to.elements) {
+    auto it = from.elements.find(key);
+    if (it == from.elements.end() || it->second != value)
+      add_elements_ += fmt::format("add element {} {} {{ {}{} }}\n", table_of(key.first), key.first,
+                                   key.second, value);
+  }
+  for (const auto& [name, decl] : to.sets)
+    if (!from.sets.count(name)) {
+      add_objects_ += fmt::format("add set {} {} {}\n", t, name, decl);
+      created_.push_back(t + " " + name);
+    }
+  for (const auto& [name, rules] : to.chains) {
+    auto it = from.chains.find(name);
+    if (it != from.chains.end() && it->second == rules) continue;
+    const auto table = table_of(name);
+    if (it == from.chains.end()) {
+      add_objects_ += fmt::format("add chain {} {}\n", table, name);
+      created_.push_back(table + " " + name);
+    } else {
+      rules_ += fmt::format("flush chain {} {}\n", table, name);
+    }
+    // A block's rules cannot name a set (affinity): libnftables would need
+    // the set cache that the block form skips.
+    bool names_set = std::any_of(rules.begin(), rules.end(), [](const std::string& r) {
+      return r.find('@') != std::string::npos;
+    });
+    if (!blocks_ || names_set)
+      for (const auto& rule : rules)
+        rules_ += fmt::format("add rule {} {} {}\n", table, name, rule);
+    else if (!rules.empty())
+      rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", table, name, fmt::join(rules, " ; "));
+  }
+  for (const auto& [name, rules] : from.chains)
+    if (!to.chains.count(name)) {
+      rules_ += fmt::format("flush chain {} {}\n", table_of(name), name);
+      stale_chains_.push_back(table_of(name) + " " + name);
+    }
+  for (const auto& [name, decl] : from.sets)
+    if (!to.sets.count(name)) stale_sets_.push_back(t + " " + name);
+}
+
+bool NftTransaction::empty() const {
+  return delete_elements_.empty() && add_objects_.empty() && rules_.empty() &&
+         add_elements_.empty();
+}
+
+std::string NftTransaction::str() const {
+  return delete_elements_ + add_objects_ + rules_ + add_elements_;
+}
+
+std::string nft_delete(const std::vector<std::string>& chains,
+                       const std::vector<std::string>& sets) {
+  std::string out;
+  for (const auto& c : chains) out += fmt::format("delete chain {}\n", c);
+  for (const auto& s : sets) out += fmt::format("delete set {}\n", s);
+  return out;
+}
+
+std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
+                     const EndpointMap& endpoints) {
+  NftTransaction tx(false);
+  for (const auto& s : services) {
+    auto it = endpoints.find(s.key());
+    tx.change({}, nft_service(node, s, it == endpoints.end() ? ServiceEndpoints{} : it->second));
+  }
+  return nft_base(node) + tx.str();
+}
+
+std::vector<NftStep> nft_sync(const ProxyNode& node,
+                              const std::map<std::string, NftService>& applied,
+                              const std::vector<const ServicePlan*>& changed,
+                              const EndpointMap& endpoints, bool first) {
+  std::vector<NftStep> steps;
+  const size_t chunk = first ? kFirstLoadServices : std::max<size_t>(changed.size(), 1);
+  for (size_t at = 0; at == 0 || at < changed.size(); at += chunk) {
+    NftTransaction tx(!first);
+    NftStep step;
+    for (size_t i = at; i < std::min(at + chunk, changed.size()); ++i) {
+      const auto& s = *changed[i];
+      auto eps = endpoints.find(s.key());
+      auto next = nft_service(node, s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
+      auto was = applied.find(s.key());
+      tx.change(was == applied.end() ? NftService{} : was->second, next);
+      step.services.emplace_back(s.key(), std::move(next));
+    }
+    if (!first && tx.empty()) continue;
+    step.script = (first && at == 0 ? nft_base(node) : "") + tx.str();
+    step.stale_chains = tx.stale_chains();
+    step.stale_sets = tx.stale_sets();
+    step.created = tx.created();
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+}  // namespace knl

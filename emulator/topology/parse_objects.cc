@@ -1,0 +1,102 @@
+// The parser's objects whose layers come later: ingresses, Gateway API
+// objects and network policies, checked for shape and references.
+
+#include <fmt/format.h>
+
+#include "knetlab/util/error.h"
+#include "parser.h"
+
+namespace knl::parsing {
+
+// Shapes of the objects whose layers come later: keys, names, references.
+void Parser::shapes() {
+  auto objects = [&](const char* key, const char* kind, std::initializer_list<const char*> keys,
+                     std::vector<NamedObject>& into) {
+    UniqueNames names(kind);
+    for (const auto& t : root_.tables(key)) {
+      t.allow_only(keys);
+      NamedObject o{kind, name_of(t), namespace_of(t), t.where()};
+      names.add(t, o.namespace_ + "/" + o.name);
+      into.push_back(o);
+    }
+    return names;
+  };
+  objects("ingresses", "ingress",
+          {"name", "namespace", "ingressClassName", "annotations", "tls", "rules"},
+          topo_.ingresses);
+  for (const auto& t : root_.tables("ingresses")) {
+    t.string("ingressClassName", "nginx");
+    t.labels("annotations");
+    for (const auto& tls : t.tables("tls")) {
+      tls.allow_only({"hosts", "secretName"});
+      tls.strings("hosts");
+    }
+    for (const auto& rule : t.tables("rules")) {
+      rule.allow_only({"host", "paths"});
+      rule.string("host", "");
+      for (const auto& path : rule.tables("paths")) {
+        path.allow_only({"path", "pathType", "service", "port"});
+        path.one_of("pathType", "Prefix", {"Prefix", "Exact", "ImplementationSpecific"});
+        service_ref(path, "service", namespace_of(t));
+        path.integer("port", 80, 1, 65535);
+      }
+    }
+  }
+  auto gateways = objects("gateways", "gateway",
+                          {"name", "namespace", "gatewayClassName", "listeners"}, topo_.gateways);
+  for (const auto& t : root_.tables("gateways")) {
+    for (const auto& l : t.tables("listeners")) {
+      l.allow_only({"name", "port", "protocol", "hostname"});
+      l.integer("port", 80, 1, 65535);
+      l.one_of("protocol", "HTTP", {"HTTP", "HTTPS"});
+    }
+  }
+  objects("httpRoutes", "httpRoute", {"name", "namespace", "parentRefs", "hostnames", "rules"},
+          topo_.http_routes);
+  for (const auto& t : root_.tables("httpRoutes")) {
+    for (const auto& parent : t.strings("parentRefs"))
+      if (!gateways.contains(namespace_of(t) + "/" + parent))
+        t.fail("parentRefs",
+               fmt::format("unknown gateway \"{}\"; define it under [[gateways]]", parent));
+    t.strings("hostnames");
+    for (const auto& rule : t.tables("rules")) {
+      rule.allow_only({"matches", "backendRefs"});
+      for (const auto& m : rule.tables("matches")) m.allow_only({"path", "headers", "method"});
+      for (const auto& b : rule.tables("backendRefs")) {
+        b.allow_only({"name", "port", "weight"});
+        service_ref(b, "name", namespace_of(t));
+        b.integer("weight", 1, 0, 1000000);
+      }
+    }
+  }
+  objects("networkPolicies", "networkPolicy",
+          {"name", "namespace", "podSelector", "policyTypes", "ingress", "egress"},
+          topo_.network_policies);
+  for (const auto& t : root_.tables("networkPolicies")) {
+    t.labels("podSelector");
+    for (const auto& type : t.strings("policyTypes"))
+      if (type != "Ingress" && type != "Egress")
+        t.fail("policyTypes",
+               fmt::format("policy type \"{}\" must be \"Ingress\" or \"Egress\"", type));
+    for (const auto& [dir, peers] : {std::pair{"ingress", "from"}, std::pair{"egress", "to"}}) {
+      for (const auto& rule : t.tables(dir)) {
+        rule.allow_only({peers, "ports"});
+        for (const auto& peer : rule.tables(peers)) {
+          peer.allow_only({"podSelector", "namespaceSelector", "ipBlock"});
+          peer.labels("podSelector");
+          peer.labels("namespaceSelector");
+          if (auto block = peer.table("ipBlock")) {
+            block->allow_only({"cidr", "except"});
+            block->cidr("cidr", "");
+          }
+        }
+        for (const auto& port : rule.tables("ports")) {
+          port.allow_only({"protocol", "port", "endPort"});
+          port.choice("protocol", Protocol::tcp);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace knl::parsing

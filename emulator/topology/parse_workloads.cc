@@ -1,0 +1,178 @@
+// The parser's workloads: containers, pods, deployments and services.
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "knetlab/util/error.h"
+#include "parser.h"
+
+namespace knl::parsing {
+
+Container Parser::container(const TableReader& t, UniqueNames& names) {
+  t.allow_only({"name", "image", "command", "args", "ports", "readiness"});
+  Container c{name_of(t),
+              t.string("image", ""),
+              t.strings("command"),
+              t.strings("args"),
+              {},
+              std::nullopt,
+              t.where(),
+              t.has("image") ? where_of(*t.find("image"), "image") : t.where()};
+  names.add(t, c.name);
+  if (c.image.empty() == c.command.empty())
+    t.fail(c.image.empty() ? "name" : "command",
+           "a container needs exactly one of \"image\" (a folder under images/) or \"command\"");
+  if (!c.image.empty() && !is_dns_label(c.image, 40))
+    t.fail("image", fmt::format("image \"{}\" is not an image folder name", c.image));
+  std::set<std::string> port_names;
+  for (const auto& p : t.tables("ports")) {
+    p.allow_only({"name", "containerPort", "protocol"});
+    ContainerPort port{p.string("name", ""), 0, p.choice("protocol", Protocol::tcp)};
+    if (!p.has("containerPort")) p.fail("containerPort", "a port needs \"containerPort\"");
+    port.container_port = static_cast<int>(p.integer("containerPort", 0, 1, 65535));
+    if (!port.name.empty() &&
+        (!is_dns_label(port.name, 15) || !port_names.insert(port.name).second))
+      p.fail("name", fmt::format("port name \"{}\" must be unique in the container and 1..15 "
+                                 "characters of a-z, 0-9 and '-'",
+                                 port.name));
+    c.ports.push_back(port);
+  }
+  if (auto r = t.table("readiness")) {
+    r->allow_only({"httpGet", "port"});
+    if (!r->has("port")) r->fail("port", "readiness needs \"port\"");
+    Readiness probe{r->string("httpGet", ""), static_cast<int>(r->integer("port", 0, 1, 65535))};
+    if (!probe.http_get.empty() && probe.http_get.front() != '/')
+      r->fail("httpGet", "httpGet is a path and starts with '/', e.g. \"/healthz\"");
+    c.readiness = probe;
+  }
+  return c;
+}
+
+PodTemplate Parser::pod_template(const TableReader& t) {
+  PodTemplate spec{t.labels("labels"), t.boolean("hostNetwork", false), {}};
+  UniqueNames names("container");
+  for (const auto& c : t.tables("containers")) spec.containers.push_back(container(c, names));
+  if (spec.containers.empty())
+    t.fail("name", fmt::format("{} needs at least one container: add a [[{}.containers]] table",
+                               t.context(), t.context().substr(2, t.context().size() - 4)));
+  return spec;
+}
+
+// Names `namespace/name` as a pod's, refusing it when a bare pod or a
+// deployment's replica (`DEPLOYMENT-INDEX`, as the plan names them) has it.
+void Parser::claim_pod_name(const TableReader& t, const std::string& ns, const std::string& name) {
+  auto key = ns + "/" + name;
+  auto [it, fresh] = pod_where_.emplace(key, t.where());
+  if (!fresh)
+    t.fail("name", fmt::format("pod \"{}\" exists twice (also from {})", key, it->second.str()));
+}
+
+void Parser::workloads() {
+  UniqueNames deployment_names("deployment");
+  for (const auto& t : root_.tables("deployments")) {
+    t.allow_only({"name", "namespace", "replicas", "labels", "nodes", "containers", "hostNetwork"});
+    Deployment d{
+        name_of(t, 30),     namespace_of(t), static_cast<int>(t.integer("replicas", 1, 0, 5000)),
+        t.strings("nodes"), pod_template(t), t.where()};
+    deployment_names.add(t, d.namespace_ + "/" + d.name);
+    for (const auto& n : d.nodes) require_known(t, "nodes", n, node_names_, "node");
+    for (int i = 0; i < d.replicas; ++i)
+      claim_pod_name(t, d.namespace_, fmt::format("{}-{}", d.name, i));
+    topo_.deployments.push_back(std::move(d));
+  }
+  for (const auto& t : root_.tables("pods")) {
+    t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers"});
+    Pod p{name_of(t), namespace_of(t), t.string("node", ""), pod_template(t), "", t.where()};
+    if (!p.node.empty()) require_known(t, "node", p.node, node_names_, "node");
+    claim_pod_name(t, p.namespace_, p.name);
+    topo_.pods.push_back(std::move(p));
+  }
+}
+
+void Parser::services() {
+  const auto& net = topo_.network;
+  UniqueNames names("service");
+  std::map<int, std::string> node_ports;
+  std::map<std::string, std::string> cluster_ips;
+  for (const auto& t : root_.tables("services")) {
+    t.allow_only({"name", "namespace", "type", "selector", "clusterIP", "sessionAffinity",
+                  "externalTrafficPolicy", "internalTrafficPolicy", "externalName",
+                  "loadBalancerSourceRanges", "ports"});
+    Service s;
+    s.name = name_of(t), s.namespace_ = namespace_of(t), s.where = t.where();
+    names.add(t, s.namespace_ + "/" + s.name);
+    s.type = t.choice("type", ServiceType::cluster_ip);
+    s.selector = t.labels("selector");
+    s.cluster_ip = t.string("clusterIP", "");
+    if (!s.cluster_ip.empty() && s.cluster_ip != "None") {
+      auto ip = Ipv4::parse(s.cluster_ip);
+      if (!ip || !net.service_subnet.contains(*ip))
+        t.fail("clusterIP", fmt::format("clusterIP \"{}\" must be \"None\" or an address in "
+                                        "serviceSubnet {}",
+                                        s.cluster_ip, net.service_subnet.str()));
+      auto [it, fresh] = cluster_ips.emplace(s.cluster_ip, s.name);
+      if (!fresh)
+        t.fail("clusterIP",
+               fmt::format("clusterIP {} is already service \"{}\"'s", s.cluster_ip, it->second));
+    }
+    s.session_affinity = t.choice("sessionAffinity", SessionAffinity::none);
+    s.external_traffic_policy = t.choice("externalTrafficPolicy", TrafficPolicy::cluster);
+    s.internal_traffic_policy = t.choice("internalTrafficPolicy", TrafficPolicy::cluster);
+    s.external_name = t.string("externalName", "");
+    if ((s.type == ServiceType::external_name) != !s.external_name.empty())
+      t.fail(s.external_name.empty() ? "type" : "externalName",
+             "\"externalName\" goes with type = \"ExternalName\", and only there");
+    for (const auto& text : t.strings("loadBalancerSourceRanges")) {
+      auto range = Ipv4Net::parse(text);
+      if (!range)
+        t.fail("loadBalancerSourceRanges",
+               fmt::format("\"{}\" is not a network such as \"172.18.0.0/28\"", text));
+      s.load_balancer_source_ranges.push_back(*range);
+    }
+    std::set<std::string> port_names;
+    auto ports = t.tables("ports");
+    if (ports.empty() && s.type != ServiceType::external_name && s.cluster_ip != "None")
+      t.fail("name", "a service needs at least one [[services.ports]] table");
+    for (const auto& p : ports) {
+      p.allow_only({"name", "port", "targetPort", "nodePort", "protocol"});
+      ServicePort sp;
+      sp.name = p.string("name", "");
+      if (ports.size() > 1 && sp.name.empty())
+        p.fail("port", "a service with several ports needs a \"name\" on each");
+      if (!port_names.insert(sp.name).second)
+        p.fail("name", fmt::format("duplicate port name \"{}\"", sp.name));
+      if (!p.has("port")) p.fail("port", "a service port needs \"port\"");
+      sp.port = static_cast<int>(p.integer("port", 0, 1, 65535));
+      sp.protocol = p.choice("protocol", Protocol::tcp);
+      if (const auto* target = p.find("targetPort"); target && target->is_string()) {
+        sp.target_port_name = target->as_string().str;
+      } else {
+        sp.target_port = static_cast<int>(p.integer("targetPort", sp.port, 1, 65535));
+      }
+      if (p.has("nodePort")) {
+        if (s.type != ServiceType::node_port && s.type != ServiceType::load_balancer)
+          p.fail("nodePort", "\"nodePort\" needs type = \"NodePort\" or \"LoadBalancer\"");
+        int np = static_cast<int>(p.integer("nodePort", 0, net.node_port_min, net.node_port_max));
+        auto [it, fresh] = node_ports.emplace(np, s.name);
+        if (!fresh)
+          p.fail("nodePort",
+                 fmt::format("nodePort {} is already used by service \"{}\"", np, it->second));
+        sp.node_port = np;
+      }
+      s.ports.push_back(sp);
+    }
+    topo_.services.push_back(std::move(s));
+  }
+  service_names_ = names;
+}
+
+void Parser::service_ref(const TableReader& t, const std::string& key, const std::string& ns) {
+  auto name = t.required_string(key);
+  if (!service_names_.contains(ns + "/" + name))
+    t.fail(key, fmt::format("unknown service \"{}\" in namespace \"{}\"; define it under "
+                            "[[services]]",
+                            name, ns));
+}
+
+}  // namespace knl::parsing
