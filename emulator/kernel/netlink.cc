@@ -310,7 +310,10 @@ class NetlinkKernel final : public Kernel {
     session->run(script);
   }
 
-  void nft_release(const std::string& netns) override { nft_.erase(netns); }
+  void nft_renew(const std::string& netns) override {
+    // The new context is made now, off the path of the next transaction.
+    nft_[netns] = std::make_unique<NftSession>(netns);
+  }
 
   void release_handles() override {
     std::lock_guard lock(mutex_);

@@ -139,7 +139,7 @@ TEST(Controller, StartLoadsEveryNodesRulesInOneTransactionAndRoutesTheLoadBalanc
     for (const auto* pod : {"web-0", "web-1", "web-2"})
       EXPECT_TRUE(contains(script, "__" + lab.ip_of(pod) + "/8081")) << pod << " in " << node;
   }
-  EXPECT_EQ(lab.injector.calls_of("nft_release").size(), 3u) << "a fresh context after the load";
+  EXPECT_EQ(lab.injector.calls_of("nft_renew").size(), 3u) << "a fresh context after the load";
   EXPECT_EQ(lab.endpoints("web"),
             (std::set<std::string>{"default/web-0", "default/web-1", "default/web-2"}));
   // Local: only node b, where pinned-0 runs, passes the cloud's health check.

@@ -124,7 +124,7 @@ class FakeKernel final : public Kernel {
     need_netns(netns);
     nft[netns].push_back(script);
   }
-  void nft_release(const std::string& netns) override { in_.log.push_back("nft_release " + netns); }
+  void nft_renew(const std::string& netns) override { in_.log.push_back("nft_renew " + netns); }
 
   std::map<std::string, std::set<std::string>> links;          // netns -> link names
   std::map<std::string, std::map<Ipv4Net, RouteSpec>> routes;  // netns -> routes added

@@ -28,7 +28,7 @@ void EndpointsReconciler::reconcile(LabState& lab, Changes& changes) {
     auto [it, fresh] = lab.endpoints.try_emplace(s.key());
     if (!fresh && it->second == now) continue;
     auto before = std::exchange(it->second, std::move(now));
-    changes.services.emplace(s.key(), std::move(before));
+    changes.services.emplace(i, std::move(before));
   }
 }
 

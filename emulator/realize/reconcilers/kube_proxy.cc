@@ -65,19 +65,22 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
     for (const auto& c : step.created) n.stale_chains.erase(c), n.stale_sets.erase(c);
   }
   // The context learnt every object of the first load: a new one starts empty.
-  if (first) effects_.kernel.nft_release(n.netns);
+  if (first) effects_.kernel.nft_renew(n.netns);
   n.loaded = true;
   return true;
 }
 
 void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
-  if (lab.plan.services.empty()) return;
+  const auto& services = lab.plan.services;
+  if (services.empty()) return;
   auto start = Clock::now();
   std::vector<const ServicePlan*> all, changed;
-  for (const auto& s : lab.plan.services) {
-    all.push_back(&s);
-    if (changes.services.count(s.key())) changed.push_back(&s);
-  }
+  for (const auto& [index, before] : changes.services) changed.push_back(&services[index]);
+  auto every_service = [&]() -> const std::vector<const ServicePlan*>& {
+    if (all.empty())
+      for (const auto& s : services) all.push_back(&s);
+    return all;
+  };
   for (const auto& node : lab.plan.nodes)
     if (std::none_of(nodes_.begin(), nodes_.end(),
                      [&](const auto& n) { return n->node.name == node.name; })) {
@@ -91,17 +94,19 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
   for (auto& n : nodes_) {
     // A node not loaded yet takes every service; one whose last sync was
     // refused takes those again with this sync's.
-    std::vector<const ServicePlan*> services = n->loaded ? changed : all;
+    std::vector<const ServicePlan*> wanted = n->loaded ? changed : every_service();
     if (n->loaded && !n->retry.empty()) {
-      services.clear();
-      for (const auto* s : all)
-        if (changes.services.count(s->key()) || n->retry.count(s->key())) services.push_back(s);
+      wanted.clear();
+      for (const auto* s : every_service())
+        if (n->retry.count(s->key())) wanted.push_back(s);
+      for (const auto* s : changed)
+        if (!n->retry.count(s->key())) wanted.push_back(s);
     }
-    if (n->loaded && services.empty()) continue;
+    if (n->loaded && wanted.empty()) continue;
     std::string failure;
-    if (!sync(lab, *n, services, failure)) {
+    if (!sync(lab, *n, wanted, failure)) {
       if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables)
-        for (const auto* s : all) n->retry.insert(s->key());
+        for (const auto* s : every_service()) n->retry.insert(s->key());
       effects_.event(
           fmt::format("kube-proxy: sync of node {} refused, retried on the next tick: {}",
                       n->node.name, failure));
@@ -109,7 +114,7 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
       continue;
     }
     if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables) n->retry.clear();
-    synced = std::max(synced, services.size());
+    synced = std::max(synced, wanted.size());
   }
   clear_conntrack(lab, changes);
   if (synced)
@@ -120,11 +125,11 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
 }
 
 void KubeProxyReconciler::clear_conntrack(const LabState& lab, const Changes& changes) {
-  for (const auto& s : lab.plan.services) {
-    auto before = changes.services.find(s.key());
+  for (const auto& [index, before] : changes.services) {
+    const auto& s = lab.plan.services[index];
     auto after = lab.endpoints.find(s.key());
-    if (before == changes.services.end() || after == lab.endpoints.end()) continue;
-    auto commands = udp_conntrack_deletions(s, before->second, after->second);
+    if (after == lab.endpoints.end()) continue;
+    auto commands = udp_conntrack_deletions(s, before, after->second);
     if (commands.empty()) continue;
     for (const auto& n : nodes_)
       for (const auto& argv : commands) {
@@ -158,7 +163,7 @@ void KubeProxyReconciler::tick(LabState& lab, Changes&) {
       effects_.kernel.nft_apply(n->netns,
                                 nft_delete({n->stale_chains.begin(), n->stale_chains.end()},
                                            {n->stale_sets.begin(), n->stale_sets.end()}));
-      effects_.kernel.nft_release(n->netns);
+      effects_.kernel.nft_renew(n->netns);
     } catch (const std::exception& e) {
       effects_.event(
           fmt::format("kube-proxy: stale chains of {} stay: {}", n->node.name, e.what()));

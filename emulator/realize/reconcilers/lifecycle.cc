@@ -14,16 +14,19 @@ Clock::duration backoff(std::chrono::milliseconds base, int restarts) {
 }  // namespace
 
 void LifecycleReconciler::reconcile(LabState& lab, Changes& changes) {
-  if (changes.all) owners_.clear();
-  std::set<std::string> keys = changes.pods;
-  if (changes.all)
-    for (const auto& [key, procs] : lab.processes) keys.insert(key);
-  for (const auto& key : keys) {
+  auto note = [&](const std::string& key, const PodProcesses& procs) {
+    owners_[procs.sandbox.pid] = {key, ""};
+    for (const auto& [name, p] : procs.containers) owners_[p.pid] = {key, name};
+  };
+  if (changes.all) {
+    owners_.clear();
+    for (const auto& [key, procs] : lab.processes) note(key, procs);
+    return;
+  }
+  for (const auto& key : changes.pods) {
     std::erase_if(owners_, [&](const auto& o) { return o.second.first == key; });
-    auto procs = lab.processes.find(key);
-    if (procs == lab.processes.end()) continue;
-    owners_[procs->second.sandbox.pid] = {key, ""};
-    for (const auto& [name, p] : procs->second.containers) owners_[p.pid] = {key, name};
+    if (auto procs = lab.processes.find(key); procs != lab.processes.end())
+      note(key, procs->second);
   }
 }
 

@@ -47,11 +47,11 @@ class Kernel {
   /// SystemError with nft's own message (naming the line) when it is refused,
   /// and then nothing of it is applied.
   virtual void nft_apply(const std::string& netns, const std::string& script) = 0;
-  /// Drops the context kept for `netns`: the next nft_apply starts a new one.
+  /// Replaces the context kept for `netns` with a new one.
   /// A context keeps what it learnt of the ruleset and frees it at its next
   /// run once the ruleset changed, which after a full load or a delete by
   /// name costs that run as much as the ruleset is large.
-  virtual void nft_release(const std::string& netns) = 0;
+  virtual void nft_renew(const std::string& netns) = 0;
 };
 
 /// The real kernel. Its methods are called from one thread at a time.

@@ -56,9 +56,10 @@ struct Changes {
   bool all = false;             // the first pass, or after apply: look at everything
   std::set<std::string> pods;   // added, removed, or whose readiness may have changed
   std::set<std::string> bgpds;  // FRR targets whose bgpd was started again
-  /// Services whose endpoints changed, each with its endpoints before (none
-  /// for a service seen for the first time).
-  std::map<std::string, ServiceEndpoints> services;
+  /// Services whose endpoints changed, by their place in Plan::services
+  /// (which only a pass over everything may change), each with its
+  /// endpoints before (none for a service seen for the first time).
+  std::map<size_t, ServiceEndpoints> services;
   bool retry = false;  // a reconciler has work left over: run a pass anyway
   bool empty() const { return !all && !retry && pods.empty() && bgpds.empty(); }
 };
