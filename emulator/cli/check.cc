@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
@@ -19,14 +20,32 @@ namespace {
 
 struct Probe {
   std::string from, netns, to;
-  std::string protocol;                 // TCP (HTTP GET /hostname) or UDP ("hostname")
-  std::string address;                  // IP:PORT
-  std::set<std::string> expected_pods;  // empty: no answer expected
+  std::string protocol;  // TCP (HTTP GET /hostname), UDP ("hostname") or DNS (an A query)
+  std::string address;   // IP:PORT; for DNS, the name asked
+  std::set<std::string> expected_pods;  // empty: no answer expected; DNS: the answer's lines
   std::string expected_failure;         // "refused" or "timeout" when no pod is expected
+  std::string server;                   // DNS: the server asked
 };
 
-// What answered: "pod NAME", "refused", "timeout" or the error.
+// The lines of dig's short answer, sorted and joined by ','; "none" for none.
+std::string dns_answer(const std::set<std::string>& lines) {
+  return lines.empty() ? "none" : fmt::format("{}", fmt::join(lines, ","));
+}
+
+// What answered: "pod NAME", "refused", "timeout" or the error; for DNS the
+// answer (dns_answer).
 std::string probe(const Install& install, const Probe& p) {
+  if (p.protocol == "DNS") {
+    auto r = run_program(p.netns,
+                         {"dig", "+short", "+time=2", "+tries=2", "@" + p.server, p.address, "A"});
+    if (r.status != 0)
+      return r.status == 127 ? "dig is missing" : fmt::format("dig exit {}", r.status);
+    std::set<std::string> lines;
+    std::istringstream in(r.output);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) lines.insert(line);
+    return dns_answer(lines);
+  }
   std::vector<std::string> argv{install.bin_dir + "/netexec"};
   if (p.protocol == "UDP")
     argv.insert(argv.end(), {"udp", p.address, "hostname", "--timeout=1"});
@@ -55,6 +74,18 @@ std::optional<int> hostname_port(const PodRecord& pod) {
     return port;
   }
   return std::nullopt;
+}
+
+// True when every endpoint of `service` is a pod that answers GET /hostname
+// on the endpoint's port, as netexec does: those are the services check can
+// ask for a pod's name (kube-dns and kubernetes are not).
+bool answers_hostname(const LabRecord& state, const ServiceRecord& service) {
+  for (const auto& e : service.endpoints) {
+    auto pod = std::find_if(state.pods.begin(), state.pods.end(),
+                            [&](const PodRecord& p) { return p.key() == e.pod; });
+    if (pod == state.pods.end() || !hostname_port(*pod)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -86,8 +117,30 @@ int check(const std::string& lab_name) {
         probes.push_back(
             {c.name, c.netns, "pod/" + p.name + " " + address, "TCP", address, {p.name}, ""});
   }
+  // Each service's name, from a pod on every node, through the cluster DNS.
+  const auto& zone = state.network.dns_domain;
+  const auto dns_server = state.network.service_subnet.at(10);
+  std::map<std::string, Ipv4> host_of_name;
+  for (const auto& h : state.hosts)
+    for (const auto& n : h.dns_names) host_of_name.emplace(n, h.ip);
   for (const auto& s : state.services) {
-    if (!s.cluster_ip) continue;
+    std::set<std::string> answer;
+    if (s.cluster_ip) answer.insert(s.cluster_ip->str());
+    if (s.headless)
+      for (const auto& e : s.endpoints) answer.insert(e.ip.str());
+    if (!s.external_name.empty()) {
+      answer.insert(s.external_name + ".");
+      if (auto it = host_of_name.find(s.external_name); it != host_of_name.end())
+        answer.insert(it->second.str());
+    }
+    auto name = fmt::format("{}.{}.svc.{}", s.name, s.namespace_, zone);
+    for (const auto& c : clients)
+      if (c.name.rfind("pod/", 0) == 0)
+        probes.push_back(
+            {c.name, c.netns, s.key() + " DNS", "DNS", name, answer, "", dns_server.str()});
+  }
+  for (const auto& s : state.services) {
+    if (!s.cluster_ip || !answers_hostname(state, s)) continue;
     bool int_local = s.internal_traffic_policy == TrafficPolicy::local;
     bool ext_local = s.external_traffic_policy == TrafficPolicy::local;
     for (const auto& port : s.ports) {
@@ -138,12 +191,14 @@ int check(const std::string& lab_name) {
   int differences = 0;
   for (const auto& p : probes) {
     auto got = probe(install, p);
-    bool ok = p.expected_pods.empty()
+    std::vector<std::string> expected(p.expected_pods.begin(), p.expected_pods.end());
+    bool ok = p.protocol == "DNS" ? got == dns_answer(p.expected_pods)
+              : p.expected_pods.empty()
                   ? got == p.expected_failure
                   : got.rfind("pod ", 0) == 0 && p.expected_pods.count(got.substr(4));
-    std::vector<std::string> expected(p.expected_pods.begin(), p.expected_pods.end());
     rows.push_back({p.from, p.to, p.protocol,
-                    expected.empty()       ? p.expected_failure
+                    p.protocol == "DNS"    ? dns_answer(p.expected_pods)
+                    : expected.empty()     ? p.expected_failure
                     : expected.size() == 1 ? expected.front()
                                            : fmt::format("one of {}", fmt::join(expected, ",")),
                     got, ok ? "ok" : "DIFFERS"});

@@ -21,6 +21,7 @@
 #include "knetlab/cli/lab.h"
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/programs.h"
+#include "knetlab/plan/dns.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/routing.h"
 #include "knetlab/runtime/supervisor.h"
@@ -240,6 +241,13 @@ int plan_and_deploy(const std::string& file, bool quiet,
         "{}: this lab runs FRRouting ({}), but {} is missing: install it with `apt-get install "
         "frr` (scripts/setup does)",
         file, plan.daemons.front().name, plan.daemons.front().argv.front()));
+  for (const auto& pod : plan.pods)
+    for (const auto& c : pod.containers)
+      if (c.image == kDnsImage && !std::filesystem::exists(c.argv.front()))
+        throw UserError(fmt::format(
+            "{}: every lab runs the cluster DNS (Knot DNS, pod {}), but {} is missing: install "
+            "it with `apt-get install knot` (scripts/setup does)",
+            file, pod.key(), c.argv.front()));
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     // A deploy that died before its "deploying" record left none.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "knetlab/kernel/kernel.h"
+#include "knetlab/plan/dns.h"
 #include "knetlab/plan/images.h"
 #include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
@@ -32,6 +33,8 @@ Install locate_install() {
   Install install;
   install.bin_dir = exe.parent_path().string();
   install.images_dir = (exe.parent_path().parent_path() / "images").string();
+  // Images of one's own (a build of a DNS server, a test's broken one).
+  if (const char* images = std::getenv("KNL_IMAGES_DIR")) install.images_dir = images;
   install.path_env =
       install.bin_dir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   return install;
@@ -54,6 +57,7 @@ std::string state_path(const std::string& lab) {
 PlannedLab plan_lab(const std::string& file, const Install& install) {
   auto topology = parse_topology_file(file);
   check_buildable(topology);
+  add_cluster_objects(topology);
   PlanContext context{kRunRoot, install.bin_dir,
                       load_image_catalog(install.images_dir, install.bin_dir)};
   // FRR built from source lives elsewhere (/usr/local/sbin, say).

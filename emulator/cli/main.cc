@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
   get->add_option("NAME", name, "one object");
   add_listing(get);
   get->add_option("-o,--output", output, "wide or json")->check(CLI::IsMember({"wide", "json"}));
+  get->add_option("-n,--namespace", list.namespace_, "only this namespace's pods and services");
+  get->add_flag("-A,--all-namespaces", list.all_namespaces,
+                "every namespace, the cluster's own (kube-system) too");
 
   auto* exec = app.add_subcommand("exec", "run a command inside a node, pod, host or router");
   exec->add_option("TARGET", target,

@@ -132,7 +132,11 @@ json node_view(const NodeRecord& n) {
 }
 
 json host_view(const HostRecord& h) {
-  return {{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}, {"rack", h.rack}};
+  return {{"name", h.name},
+          {"ip", h.ip.str()},
+          {"netns", h.netns},
+          {"rack", h.rack},
+          {"dnsNames", h.dns_names}};
 }
 
 json router_view(const RouterRecord& r) {
@@ -165,7 +169,8 @@ json network_view(const LabRecord& state) {
           {"kubeProxyMode", enum_name(state.network.kube_proxy_mode)},
           {"podSubnet", state.network.pod_subnet.str()},
           {"serviceSubnet", state.network.service_subnet.str()},
-          {"loadBalancerMode", enum_name(state.network.load_balancer_mode)}};
+          {"loadBalancerMode", enum_name(state.network.load_balancer_mode)},
+          {"dnsDomain", state.network.dns_domain}};
 }
 
 json inspect_json(const LabRecord& state) {
@@ -327,6 +332,13 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
   }
   const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
+  // As kubectl lists, without the cluster's own namespace unless asked.
+  auto shown = [&](const std::string& ns) {
+    return !options.namespace_.empty() ? ns == options.namespace_
+                                       : options.all_namespaces || ns != "kube-system";
+  };
+  std::erase_if(state.pods, [&](const PodRecord& p) { return !shown(p.namespace_); });
+  std::erase_if(state.services, [&](const ServiceRecord& s) { return !shown(s.namespace_); });
   if (!name.empty()) {
     auto names = names_of(state, kind);
     if (std::find(names.begin(), names.end(), name) == names.end())

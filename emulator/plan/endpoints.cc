@@ -14,6 +14,7 @@ bool selects(const ServicePlan& service, const PodPlan& pod) {
 
 ServiceEndpoints service_endpoints(const ServicePlan& service, const std::vector<PodPlan>& pods,
                                    const std::function<bool(const PodPlan&)>& ready) {
+  if (!service.fixed_endpoints.empty()) return service.fixed_endpoints;
   ServiceEndpoints out(service.ports.size());
   // A service without a selector has its endpoints written by hand in
   // Kubernetes; the topology has no way to write them, so it has none.

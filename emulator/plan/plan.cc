@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "knetlab/plan/dns.h"
 #include "knetlab/plan/scheduler.h"
 #include "knetlab/topology/schema.h"
 #include "knetlab/util/error.h"
@@ -78,6 +79,10 @@ class Planner {
     overlay();
     pods();
     p_.services = plan_services(t_);
+    api_server_endpoints();
+    for (const auto& pod : p_.pods)
+      if (pod.serves_dns())
+        for (auto& f : dns_pod_files(p_, pod)) p_.files.push_back(std::move(f));
     cloud_load_balancer();
     plan_bgp(t_, c_, p_);
     return std::move(p_);
@@ -92,6 +97,11 @@ class Planner {
       if (other.node == pod.node && !other.host_network)
         veths.insert(pod_veth_name(other.namespace_, other.name));
     add_pod(pod, ip, veths);
+    if (p_.pods.back().serves_dns()) {
+      auto with = existing;
+      with.pods.push_back(p_.pods.back());
+      for (auto& f : dns_pod_files(with, p_.pods.back())) p_.files.push_back(std::move(f));
+    }
     return std::move(p_);
   }
 
@@ -230,7 +240,7 @@ class Planner {
   void hosts() {
     for (size_t i = 0; i < t_.hosts.size(); ++i) {
       const auto& h = t_.hosts[i];
-      HostPlan host{h.name, host_netns(t_.name, h.name), {}, h.rack};
+      HostPlan host{h.name, host_netns(t_.name, h.name), {}, h.rack, h.dns_names};
       add_netns(host.netns, NetnsRole::host);
       host.ip = attach_to_lan(h.rack, host.netns, 'h', host.name);
       p_.hosts.push_back(host);
@@ -268,7 +278,7 @@ class Planner {
   }
 
   ContainerPlan container(const PodPlan& pod, const Container& c) {
-    ContainerPlan out{c.name, {},      fmt::format("{}/{}.log", pod.dir, c.name),
+    ContainerPlan out{c.name, c.image, {},         fmt::format("{}/{}.log", pod.dir, c.name),
                       {},     c.ports, c.readiness};
     if (!c.command.empty()) {
       out.argv = c.command;
@@ -285,41 +295,48 @@ class Planner {
                             guess.empty() ? "" : fmt::format("; did you mean \"{}\"?", guess)));
       }
       out.argv.push_back(it->second.program);
-      const auto& args = c.args.empty() ? it->second.args : c.args;
-      out.argv.insert(out.argv.end(), args.begin(), args.end());
+      // An image's own arguments may name the pod's folder, where the files
+      // it needs are rendered.
+      for (auto arg : c.args.empty() ? it->second.args : c.args) {
+        if (c.args.empty())
+          for (auto at = arg.find("{dir}"); at != std::string::npos; at = arg.find("{dir}"))
+            arg.replace(at, 5, pod.dir);
+        out.argv.push_back(std::move(arg));
+      }
     }
     for (const auto& port : c.ports)
       if (port.protocol == Protocol::tcp) out.tcp_ports.push_back(port.container_port);
     return out;
   }
 
-  std::string resolv_conf(const std::string& ns) const {
-    auto dns = net().service_subnet.at(10);
-    const auto& d = net().dns_domain;
-    return fmt::format("search {0}.svc.{1} svc.{1} {1}\nnameserver {2}\noptions ndots:5\n", ns, d,
-                       dns.str());
-  }
-
   // Every pod: the deployments' replicas (named DEPLOYMENT-INDEX), then the
-  // bare pods, in file order. Running pods (apply) stay on their nodes with
+  // bare pods, in file order, then the cluster's own. Running pods (apply) stay on their nodes with
   // their addresses; then, in that order, a pinned pod goes to its node and
   // the scheduler places each other one, as a cluster would create them;
   // each pod then takes the next address of its node.
   void pods() {
     std::vector<Pod> all;
     std::map<std::string, const Deployment*> owners;
+    std::vector<Pod> system;
     for (const auto& d : t_.deployments) {
       owners[d.namespace_ + "/" + d.name] = &d;
       for (int i = 0; i < d.replicas; ++i)
-        all.push_back({fmt::format("{}-{}", d.name, i), d.namespace_, "", d.spec, d.name, d.where});
+        (d.system ? system : all)
+            .push_back(
+                {fmt::format("{}-{}", d.name, i), d.namespace_, "", d.spec, d.name, d.where});
       auto& next = p_.cursors.next_replica[d.namespace_ + "/" + d.name];
       auto kept = c_.kept.cursors.next_replica.find(d.namespace_ + "/" + d.name);
       next = std::max(d.replicas, kept == c_.kept.cursors.next_replica.end() ? 0 : kept->second);
     }
     all.insert(all.end(), t_.pods.begin(), t_.pods.end());
+    // The cluster's own pods last: the file's pods are where it places them.
+    all.insert(all.end(), system.begin(), system.end());
     auto running = [&](const Pod& pod) -> const RunningPod* {
       auto it = c_.kept.pods.find(pod.namespace_ + "/" + pod.name);
       return it == c_.kept.pods.end() ? nullptr : &it->second;
+    };
+    auto owner_of = [](const Pod& pod) {
+      return pod.deployment.empty() ? std::string() : pod.namespace_ + "/" + pod.deployment;
     };
     Scheduler scheduler(p_.nodes);
     PodAddresses addresses(p_.nodes, c_.kept.cursors.last_pod_ip);
@@ -328,7 +345,7 @@ class Planner {
       auto& pod = all[i];
       const auto* run = running(pod);
       if (!run || (!pod.node.empty() && pod.node != run->node) ||
-          !scheduler.place(run->node, pod.spec.host_network))
+          !scheduler.place(run->node, pod.spec.host_network, owner_of(pod)))
         continue;
       pod.node = run->node;
       kept[i] = true;
@@ -338,7 +355,7 @@ class Planner {
       auto& pod = all[i];
       if (kept[i]) continue;
       if (!pod.node.empty()) {
-        if (!scheduler.place(pod.node, pod.spec.host_network))
+        if (!scheduler.place(pod.node, pod.spec.host_network, owner_of(pod)))
           fail_at(pod.where, "",
                   fmt::format("node \"{}\" has room for {} pods in its pod CIDR; pod \"{}\" is "
                               "one too many: spread the pods over more nodes or lower nodeMaskSize",
@@ -348,7 +365,7 @@ class Planner {
       std::vector<std::string> eligible;
       if (!pod.deployment.empty())
         eligible = owners.at(pod.namespace_ + "/" + pod.deployment)->nodes;
-      auto node = scheduler.pick(eligible, pod.spec.host_network);
+      auto node = scheduler.pick(eligible, pod.spec.host_network, owner_of(pod));
       if (!node)
         fail_at(pod.where, "",
                 fmt::format(
@@ -380,17 +397,14 @@ class Planner {
   // containers. `node_veths` holds the veth names already on its node.
   void add_pod(const Pod& pod, Ipv4 ip, std::set<std::string>& node_veths) {
     const auto& node = node_named(pod.node);
-    PodPlan pp{pod.name,
-               pod.namespace_,
-               pod.node,
-               pod.deployment,
-               ip,
-               {},
-               node.netns,
-               pod.spec.host_network,
-               pod.spec.labels,
-               fmt::format("{}/pods/{}_{}", p_.run_dir, pod.namespace_, pod.name),
-               {}};
+    PodPlan pp;
+    pp.name = pod.name, pp.namespace_ = pod.namespace_, pp.node = pod.node;
+    pp.deployment = pod.deployment, pp.ip = ip, pp.node_netns = node.netns;
+    pp.host_network = pod.spec.host_network, pp.labels = pod.spec.labels;
+    // A deployment's pods with a subdomain are named as a StatefulSet's.
+    pp.hostname = pod.spec.hostname.empty() ? pod.name : pod.spec.hostname;
+    pp.subdomain = pod.spec.subdomain;
+    pp.dir = fmt::format("{}/pods/{}_{}", p_.run_dir, pod.namespace_, pod.name);
     if (pod.spec.host_network) {
       pp.netns = node.netns;
     } else {
@@ -414,15 +428,23 @@ class Planner {
       p_.addresses.push_back({pp.netns, "eth0", pp.ip, node.pod_cidr.prefix});
       p_.routes.push_back({pp.netns, Ipv4Net{}, node.pod_cidr.at(1), "eth0", false});
     }
-    p_.files.push_back({pp.dir + "/resolv.conf", resolv_conf(pod.namespace_)});
-    p_.files.push_back(
-        {pp.dir + "/hosts",
-         fmt::format("# Kubernetes-managed hosts file (knetlab).\n127.0.0.1\tlocalhost\n"
-                     "::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
-                     pp.ip.str(), pod.name)});
-    p_.files.push_back({pp.dir + "/hostname", pod.name + "\n"});
+    p_.files.push_back({pp.dir + "/resolv.conf", pod_resolv_conf(net(), pod.namespace_, pod.spec)});
+    p_.files.push_back({pp.dir + "/hosts", pod_hosts_file(net(), pp)});
+    p_.files.push_back({pp.dir + "/hostname", pp.hostname + "\n"});
     for (const auto& c : pod.spec.containers) pp.containers.push_back(container(pp, c));
     p_.pods.push_back(std::move(pp));
+  }
+
+  // The `kubernetes` service's endpoints: the control-plane nodes' 6443, as
+  // the API servers register themselves.
+  void api_server_endpoints() {
+    for (auto& s : p_.services) {
+      if (s.key() != "default/kubernetes" || s.ports.size() != 1) continue;
+      s.fixed_endpoints.assign(1, {});
+      for (const auto& n : p_.nodes)
+        if (n.role == NodeRole::control_plane)
+          s.fixed_endpoints[0].push_back({n.ip, s.ports[0].target_port, n.name, ""});
+    }
   }
 
   // The emulated cloud's load balancer: a namespace on the LAN that outside

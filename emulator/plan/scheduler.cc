@@ -19,12 +19,13 @@ size_t pod_room(const Ipv4Net& cidr) {
 }  // namespace
 
 Scheduler::Scheduler(const std::vector<NodePlan>& nodes) {
-  for (const auto& n : nodes) nodes_.push_back({n.name, 0, 0, pod_room(n.pod_cidr)});
+  for (const auto& n : nodes) nodes_.push_back({n.name, 0, 0, pod_room(n.pod_cidr), {}});
 }
 
 Scheduler Scheduler::of(const Plan& plan) {
   Scheduler s(plan.nodes);
-  for (const auto& p : plan.pods) s.place(p.node, p.host_network);
+  for (const auto& p : plan.pods)
+    s.place(p.node, p.host_network, p.deployment.empty() ? "" : p.namespace_ + "/" + p.deployment);
   return s;
 }
 
@@ -34,34 +35,33 @@ Scheduler::Load* Scheduler::find(const std::string& node) {
   return it == nodes_.end() ? nullptr : &*it;
 }
 
-bool Scheduler::place(const std::string& node, bool host_network) {
+bool Scheduler::place(const std::string& node, bool host_network, const std::string& owner) {
   auto* load = find(node);
   if (!load || (!host_network && load->addressed >= load->room)) return false;
   ++load->pods;
   if (!host_network) ++load->addressed;
+  if (!owner.empty()) ++load->owners[owner];
   return true;
 }
 
 std::optional<std::string> Scheduler::pick(const std::vector<std::string>& eligible,
-                                           bool host_network) {
+                                           bool host_network, const std::string& owner) {
   Load* best = nullptr;
+  auto mine = [&](const Load& l) {
+    auto it = l.owners.find(owner);
+    return owner.empty() || it == l.owners.end() ? size_t{0} : it->second;
+  };
   for (auto& load : nodes_) {
     if (!eligible.empty() &&
         std::find(eligible.begin(), eligible.end(), load.name) == eligible.end())
       continue;
     if (!host_network && load.addressed >= load.room) continue;
-    if (!best || load.pods < best->pods) best = &load;
+    if (!best || load.pods < best->pods || (load.pods == best->pods && mine(load) < mine(*best)))
+      best = &load;
   }
   if (!best) return std::nullopt;
-  place(best->name, host_network);
+  place(best->name, host_network, owner);
   return best->name;
-}
-
-void Scheduler::remove(const std::string& node, bool host_network) {
-  auto* load = find(node);
-  if (!load || load->pods == 0) return;
-  --load->pods;
-  if (!host_network && load->addressed > 0) --load->addressed;
 }
 
 size_t Scheduler::room(const std::string& node) const {

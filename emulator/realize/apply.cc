@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "knetlab/plan/apply_diff.h"
+#include "knetlab/plan/dns.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/executor.h"
 #include "knetlab/realize/routing.h"
@@ -18,6 +19,7 @@ ApplyResult Controller::apply(const std::string& file) {
   auto start = Clock::now();
   auto topology = parse_topology_file(file);
   check_buildable(topology);
+  add_cluster_objects(topology);
   if (topology.name != lab_.plan.lab)
     throw UserError(
         fmt::format("{} describes lab \"{}\", not \"{}\"", file, topology.name, lab_.plan.lab));

@@ -40,6 +40,7 @@ Controller::Controller(LabState lab, Kernel& kernel, Runtime& runtime, Programs&
   reconcilers_.push_back(std::move(daemons));
   reconcilers_.push_back(std::make_unique<EndpointsReconciler>());
   reconcilers_.push_back(std::make_unique<KubeProxyReconciler>(effects_));
+  reconcilers_.push_back(std::make_unique<DnsReconciler>(effects_));
   reconcilers_.push_back(std::make_unique<CloudLoadBalancerReconciler>(effects_));
   reconcilers_.push_back(std::move(announcements));
 }

@@ -184,8 +184,12 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
   r.name = plan.lab;
   r.file = absolute(plan.file);
   r.phase = phase;
-  r.network = {plan.network.cni, plan.network.kube_proxy_mode, plan.network.pod_subnet,
-               plan.network.service_subnet, plan.network.load_balancer_mode};
+  r.network = {plan.network.cni,
+               plan.network.kube_proxy_mode,
+               plan.network.pod_subnet,
+               plan.network.service_subnet,
+               plan.network.load_balancer_mode,
+               plan.network.dns_domain};
   r.lan_netns = plan.lan_netns;
   r.lan_gateway = plan.lan_gateway;
   auto frr_of = [&](const std::string& target) -> std::optional<FrrRecord> {
@@ -200,7 +204,7 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
   for (const auto& n : plan.nodes)
     r.nodes.push_back(
         {n.name, n.role, n.ip, n.pod_cidr, n.netns, n.vtep_mac, n.rack, frr_of("node/" + n.name)});
-  for (const auto& h : plan.hosts) r.hosts.push_back({h.name, h.ip, h.netns, h.rack});
+  for (const auto& h : plan.hosts) r.hosts.push_back({h.name, h.ip, h.netns, h.rack, h.dns_names});
   for (const auto& router : plan.routers)
     r.routers.push_back(
         {router.name, router.netns, router.ip,
@@ -271,7 +275,11 @@ void to_json(json& j, const LabRecord& r) {
                      {"rack", n.rack},
                      {"frr", optional_json(n.frr, frr_json)}});
   for (const auto& h : r.hosts)
-    hosts.push_back({{"name", h.name}, {"ip", h.ip.str()}, {"netns", h.netns}, {"rack", h.rack}});
+    hosts.push_back({{"name", h.name},
+                     {"ip", h.ip.str()},
+                     {"netns", h.netns},
+                     {"rack", h.rack},
+                     {"dnsNames", h.dns_names}});
   for (const auto& router : r.routers)
     routers.push_back(
         {{"name", router.name},
@@ -290,7 +298,8 @@ void to_json(json& j, const LabRecord& r) {
          {"kubeProxyMode", enum_name(r.network.kube_proxy_mode)},
          {"podSubnet", r.network.pod_subnet.str()},
          {"serviceSubnet", r.network.service_subnet.str()},
-         {"loadBalancerMode", enum_name(r.network.load_balancer_mode)}}},
+         {"loadBalancerMode", enum_name(r.network.load_balancer_mode)},
+         {"dnsDomain", r.network.dns_domain}}},
        {"lan", {{"netns", r.lan_netns}, {"gateway", r.lan_gateway.str()}}},
        {"nodes", std::move(nodes)},
        {"hosts", std::move(hosts)},
@@ -305,9 +314,12 @@ void from_json(const json& j, LabRecord& r) {
   r.name = j.at("name"), r.file = j.at("file");
   r.phase = enum_at<LabPhase>(j, "phase");
   const auto& n = j.at("network");
-  r.network = {enum_at<Cni>(n, "cni"), enum_at<ProxyMode>(n, "kubeProxyMode"),
-               net_of(n.at("podSubnet")), net_of(n.at("serviceSubnet")),
-               enum_at<LoadBalancerMode>(n, "loadBalancerMode")};
+  r.network = {enum_at<Cni>(n, "cni"),
+               enum_at<ProxyMode>(n, "kubeProxyMode"),
+               net_of(n.at("podSubnet")),
+               net_of(n.at("serviceSubnet")),
+               enum_at<LoadBalancerMode>(n, "loadBalancerMode"),
+               n.at("dnsDomain")};
   r.lan_netns = j.at("lan").at("netns");
   r.lan_gateway = ip_at(j.at("lan"), "gateway");
   for (const auto& x : j.at("nodes"))
@@ -315,7 +327,8 @@ void from_json(const json& j, LabRecord& r) {
                        net_of(x.at("podCIDR")), x.at("netns"), x.at("vtepMAC"), x.at("rack"),
                        frr_at(x)});
   for (const auto& x : j.at("hosts"))
-    r.hosts.push_back({x.at("name"), ip_at(x, "ip"), x.at("netns"), x.at("rack")});
+    r.hosts.push_back({x.at("name"), ip_at(x, "ip"), x.at("netns"), x.at("rack"),
+                       x.at("dnsNames").get<std::vector<std::string>>()});
   for (const auto& x : j.at("routers")) {
     RouterRecord router{x.at("name"), x.at("netns"), ip_at(x, "ip"), {}, {}, frr_at(x)};
     if (!x.at("subnet").is_null()) router.subnet = net_of(x["subnet"]);

@@ -59,7 +59,7 @@ const Deployment& Controller::find_deployment(const std::string& name) const {
 std::string Controller::add_replica(const Deployment& d) {
   auto& plan = lab_.plan;
   auto scheduler = Scheduler::of(plan);
-  auto node = scheduler.pick(d.nodes, d.spec.host_network);
+  auto node = scheduler.pick(d.nodes, d.spec.host_network, d.namespace_ + "/" + d.name);
   if (!node)
     throw SystemError(
         fmt::format("no node has room for another pod of deployment {}/{}", d.namespace_, d.name),

@@ -9,7 +9,9 @@
 
 #include <fmt/format.h>
 
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -285,15 +287,18 @@ class ProcessRuntime final : public Runtime {
           for (const auto& c : pod->containers) {
             for (bool first = true;; first = false) {
               if ((!first || !none_exited) && !process_alive(running.at(c.name)))
-                throw SystemError(fmt::format("pod {} container {} exited (its log: {})",
-                                              pod->key(), c.name, c.log_path),
-                                  ESRCH);
+                throw SystemError(
+                    fmt::format("pod {} container {} ({}) exited; the end of its "
+                                "log:{}",
+                                pod->key(), c.name, c.argv.front(), log_tail(c.log_path)),
+                    ESRCH);
               if (container_ready(*pod, c)) break;
               if (std::chrono::steady_clock::now() > deadline)
-                throw SystemError(fmt::format("pod {} container {} is not ready: its ports do not "
-                                              "answer (its log: {})",
-                                              pod->key(), c.name, c.log_path),
-                                  ETIMEDOUT);
+                throw SystemError(
+                    fmt::format("pod {} container {} ({}) is not ready: its ports do "
+                                "not answer; the end of its log:{}",
+                                pod->key(), c.name, c.argv.front(), log_tail(c.log_path)),
+                    ETIMEDOUT);
               std::this_thread::sleep_for(std::chrono::milliseconds(5));
             }
           }
@@ -311,6 +316,20 @@ class ProcessRuntime final : public Runtime {
   }
 
  private:
+  // The last lines of a container's log, each on a line of its own: a failed
+  // deploy removes the log with the pod.
+  static std::string log_tail(const std::string& path) {
+    std::ifstream in(path);
+    std::deque<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+      lines.push_back(line);
+      if (lines.size() > 5) lines.pop_front();
+    }
+    std::string out;
+    for (const auto& line : lines) out += "\n  " + line;
+    return out.empty() ? " (empty)" : out;
+  }
+
   static bool container_ready(const PodPlan& pod, const ContainerPlan& c) {
     for (int port : c.tcp_ports)
       if (!tcp_connects(pod.ip, port)) return false;

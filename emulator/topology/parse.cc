@@ -19,6 +19,16 @@ bool is_dns_label(const std::string& name, size_t max_length) {
   return name.front() != '-' && name.back() != '-';
 }
 
+bool is_domain_name(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (size_t start = 0;;) {
+    auto dot = name.find('.', start);
+    if (!is_dns_label(name.substr(start, dot - start), 63)) return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
 namespace parsing {
 
 std::string name_of(const TableReader& t, size_t max_length) {
@@ -137,14 +147,10 @@ void Parser::network() {
   load_balancer_pool(*t);
   n.mtu = static_cast<int>(t->integer("mtu", 1500, 1280, 9000));
   n.dns_domain = t->string("dnsDomain", "cluster.local");
-  for (auto part = n.dns_domain.begin(); part != n.dns_domain.end();) {
-    auto dot = std::find(part, n.dns_domain.end(), '.');
-    if (!is_dns_label(std::string(part, dot), 63))
-      t->fail("dnsDomain", fmt::format("dnsDomain \"{}\" is not a domain name such as "
-                                       "\"cluster.local\"",
-                                       n.dns_domain));
-    part = dot == n.dns_domain.end() ? dot : dot + 1;
-  }
+  if (!is_domain_name(n.dns_domain))
+    t->fail("dnsDomain",
+            fmt::format("dnsDomain \"{}\" is not a domain name such as \"cluster.local\"",
+                        n.dns_domain));
   n.ip_family = t->choice("ipFamily", IpFamily::ipv4);
   n.where_ip_family = t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
   if (auto b = t->table("bgp")) {
@@ -265,10 +271,27 @@ void Parser::nodes() {
 }
 
 void Parser::hosts() {
+  std::map<std::string, std::string> owners;  // a DNS name -> the host that has it
   for (const auto& t : root_.tables("hosts")) {
-    t.allow_only({"name", "rack"});
-    Host h{name_of(t), rack_of(t), t.where()};
+    t.allow_only({"name", "rack", "dnsNames"});
+    Host h{name_of(t), rack_of(t), t.strings("dnsNames"), t.where()};
     machine_names_.add(t, h.name);
+    for (const auto& name : h.dns_names) {
+      if (!is_domain_name(name))
+        t.fail("dnsNames", fmt::format("\"{}\" is not a domain name such as \"db.example.com\" "
+                                       "(lower-case labels of a-z, 0-9 and '-', joined by dots)",
+                                       name));
+      const auto& zone = topo_.network.dns_domain;
+      if (name == zone ||
+          (name.size() > zone.size() &&
+           name.compare(name.size() - zone.size() - 1, std::string::npos, "." + zone) == 0))
+        t.fail("dnsNames", fmt::format("\"{}\" is in the cluster's domain {}; a host's names are "
+                                       "the outside world's",
+                                       name, zone));
+      auto [it, fresh] = owners.emplace(name, h.name);
+      if (!fresh)
+        t.fail("dnsNames", fmt::format("\"{}\" is host \"{}\"'s name already", name, it->second));
+    }
     topo_.hosts.push_back(h);
   }
 }

@@ -50,13 +50,74 @@ Container Parser::container(const TableReader& t, UniqueNames& names) {
 }
 
 PodTemplate Parser::pod_template(const TableReader& t) {
-  PodTemplate spec{t.labels("labels"), t.boolean("hostNetwork", false), {}};
+  PodTemplate spec;
+  spec.labels = t.labels("labels");
+  spec.host_network = t.boolean("hostNetwork", false);
+  for (const auto* key : {"hostname", "subdomain"}) {
+    auto value = t.string(key, "");
+    if (!value.empty() && !is_dns_label(value, 63))
+      t.fail(key, fmt::format("{} \"{}\" must be 1..63 characters of a-z, 0-9 and '-', starting "
+                              "and ending with a letter or digit",
+                              key, value));
+    (std::string(key) == "hostname" ? spec.hostname : spec.subdomain) = value;
+  }
+  spec.dns_policy = t.choice("dnsPolicy", DnsPolicy::cluster_first);
+  if (auto c = t.table("dnsConfig")) spec.dns_config = dns_config(*c);
+  if (spec.dns_policy == DnsPolicy::none &&
+      (!spec.dns_config || spec.dns_config->nameservers.empty()))
+    t.fail("dnsPolicy",
+           "dnsPolicy = \"None\" needs dnsConfig with at least one nameserver, e.g. "
+           "dnsConfig = { nameservers = [\"10.96.0.10\"] }");
   UniqueNames names("container");
   for (const auto& c : t.tables("containers")) spec.containers.push_back(container(c, names));
   if (spec.containers.empty())
     t.fail("name", fmt::format("{} needs at least one container: add a [[{}.containers]] table",
                                t.context(), t.context().substr(2, t.context().size() - 4)));
   return spec;
+}
+
+// A dnsConfig as Kubernetes validates it: at most 3 nameservers, at most 32
+// search domains, options `name` or `name:value` (or tables of them).
+DnsConfig Parser::dns_config(const TableReader& t) {
+  t.allow_only({"nameservers", "searches", "options"});
+  DnsConfig config;
+  auto servers = t.strings("nameservers");
+  if (servers.size() > 3)
+    t.fail("nameservers", "dnsConfig has at most 3 nameservers, as a resolv.conf does");
+  for (const auto& text : servers) {
+    auto ip = Ipv4::parse(text);
+    if (!ip) t.fail("nameservers", fmt::format("nameserver \"{}\" is not an IPv4 address", text));
+    config.nameservers.push_back(*ip);
+  }
+  config.searches = t.strings("searches");
+  if (config.searches.size() > 32) t.fail("searches", "dnsConfig has at most 32 search domains");
+  for (const auto& domain : config.searches)
+    if (!is_domain_name(domain))
+      t.fail("searches", fmt::format("search domain \"{}\" is not a domain name", domain));
+  if (const auto* options = t.find("options"); options && options->is_array()) {
+    for (const auto& o : options->as_array()) {
+      DnsOption option;
+      if (o.is_string()) {
+        const auto& text = o.as_string().str;
+        auto colon = text.find(':');
+        option.name = text.substr(0, colon);
+        if (colon != std::string::npos) option.value = text.substr(colon + 1);
+      } else if (o.is_table()) {
+        TableReader ot(o, "dnsConfig.options");
+        ot.allow_only({"name", "value"});
+        option.name = ot.required_string("name");
+        if (ot.has("value")) option.value = ot.string("value", "");
+      }
+      if (option.name.empty() || option.name.find_first_of(" \t\n:") != std::string::npos)
+        fail_at(o,
+                "a resolver option is \"name\" or \"name:value\" (e.g. \"ndots:2\"), or "
+                "{ name = \"ndots\", value = \"2\" }");
+      config.options.push_back(option);
+    }
+  } else if (options) {
+    t.fail("options", "options is a list, e.g. [\"ndots:2\", \"edns0\"]");
+  }
+  return config;
 }
 
 // Names `namespace/name` as a pod's, refusing it when a bare pod or a
@@ -71,18 +132,25 @@ void Parser::claim_pod_name(const TableReader& t, const std::string& ns, const s
 void Parser::workloads() {
   UniqueNames deployment_names("deployment");
   for (const auto& t : root_.tables("deployments")) {
-    t.allow_only({"name", "namespace", "replicas", "labels", "nodes", "containers", "hostNetwork"});
+    t.allow_only({"name", "namespace", "replicas", "labels", "nodes", "containers", "hostNetwork",
+                  "subdomain", "dnsPolicy", "dnsConfig"});
     Deployment d{
         name_of(t, 30),     namespace_of(t), static_cast<int>(t.integer("replicas", 1, 0, 5000)),
-        t.strings("nodes"), pod_template(t), t.where()};
+        t.strings("nodes"), pod_template(t), false,
+        t.where()};
     deployment_names.add(t, d.namespace_ + "/" + d.name);
+    if (d.namespace_ == "kube-system" && d.name == "coredns")
+      t.fail("name",
+             "deployment kube-system/coredns is the cluster DNS every lab runs; name "
+             "yours otherwise");
     for (const auto& n : d.nodes) require_known(t, "nodes", n, node_names_, "node");
     for (int i = 0; i < d.replicas; ++i)
       claim_pod_name(t, d.namespace_, fmt::format("{}-{}", d.name, i));
     topo_.deployments.push_back(std::move(d));
   }
   for (const auto& t : root_.tables("pods")) {
-    t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers"});
+    t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers", "hostname",
+                  "subdomain", "dnsPolicy", "dnsConfig"});
     Pod p{name_of(t), namespace_of(t), t.string("node", ""), pod_template(t), "", t.where()};
     if (!p.node.empty()) require_known(t, "node", p.node, node_names_, "node");
     claim_pod_name(t, p.namespace_, p.name);
@@ -102,6 +170,10 @@ void Parser::services() {
     Service s;
     s.name = name_of(t), s.namespace_ = namespace_of(t), s.where = t.where();
     names.add(t, s.namespace_ + "/" + s.name);
+    if (s.key() == "kube-system/kube-dns" || s.key() == "default/kubernetes")
+      t.fail("name", fmt::format("service {} is one every lab has (cluster DNS, the API "
+                                 "server); name yours otherwise",
+                                 s.key()));
     s.type = t.choice("type", ServiceType::cluster_ip);
     s.selector = t.labels("selector");
     s.cluster_ip = t.string("clusterIP", "");
@@ -111,6 +183,10 @@ void Parser::services() {
         t.fail("clusterIP", fmt::format("clusterIP \"{}\" must be \"None\" or an address in "
                                         "serviceSubnet {}",
                                         s.cluster_ip, net.service_subnet.str()));
+      if (*ip == net.service_subnet.at(1) || *ip == net.service_subnet.at(10))
+        t.fail("clusterIP",
+               fmt::format("clusterIP {} is the {} service's; pick another", ip->str(),
+                           *ip == net.service_subnet.at(1) ? "kubernetes" : "kube-dns"));
       auto [it, fresh] = cluster_ips.emplace(s.cluster_ip, s.name);
       if (!fresh)
         t.fail("clusterIP",

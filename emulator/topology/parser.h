@@ -52,6 +52,7 @@ class Parser {
   std::string namespace_of(const TableReader& t);
   Container container(const TableReader& t, UniqueNames& names);
   PodTemplate pod_template(const TableReader& t);
+  DnsConfig dns_config(const TableReader& t);
   // Names `namespace/name` as a pod's, refusing it when a bare pod or a
   // deployment's replica (`DEPLOYMENT-INDEX`, as the plan names them) has it.
   void claim_pod_name(const TableReader& t, const std::string& ns, const std::string& name);

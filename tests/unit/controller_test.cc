@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "fakes.h"
+#include "knetlab/plan/dns.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/executor.h"
 #include "knetlab/topology/parse.h"
@@ -84,8 +85,10 @@ struct Lab {
 
   explicit Lab(const std::string& text, const std::string& file = "lab.toml") {
     auto topology = parse_topology(text, file);
+    add_cluster_objects(topology);
     PlanContext context;
-    context.images = {{"netexec", {"netexec", "/bin/netexec", {}}}};
+    context.images = {{"netexec", {"netexec", "/bin/netexec", {}}},
+                      {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}}};
     auto plan = make_plan(topology, context);
     auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
     ControllerOptions options;
@@ -155,11 +158,13 @@ TEST(Controller, ScaleUpPlacesPodsOnTheEmptiestNodesAndSyncsOnlyTheirService) {
   size_t before = lab.nft_count("a");
   auto r = lab.controller->request(ScaleRequest{"web", 5}).get<ScaleResult>();
   EXPECT_EQ(r.added, (std::vector<std::string>{"default/web-3", "default/web-4"}));
-  // a, b and c held web-0, web-1 + pinned-0, web-2: web-3 goes to a (tie with
-  // c, node order), web-4 to c.
+  // a, b and c held web-0, web-1 + pinned-0, web-2, and the cluster DNS's
+  // two pods went to a and c: web-3 goes to a (a tie, node order), web-4 to b.
+  EXPECT_EQ(lab.node_of("coredns-0"), "a");
+  EXPECT_EQ(lab.node_of("coredns-1"), "c");
   EXPECT_EQ(lab.node_of("web-3"), "a");
-  EXPECT_EQ(lab.node_of("web-4"), "c");
-  EXPECT_EQ(lab.ip_of("web-3"), "10.244.0.3");  // a's next address
+  EXPECT_EQ(lab.node_of("web-4"), "b");
+  EXPECT_EQ(lab.ip_of("web-3"), "10.244.0.4");  // a's next address, after coredns-0's
   EXPECT_EQ(lab.endpoints("web").size(), 5u);
   for (const auto* node : {"a", "b", "c"}) {
     auto added = lab.nft_after(node, before);

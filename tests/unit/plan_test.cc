@@ -162,6 +162,25 @@ image = "shell"
   EXPECT_EQ(node_of["free"], "n2");
 }
 
+TEST(Scheduler, BreaksATieByTheFewestPodsOfTheSameDeployment) {
+  std::vector<NodePlan> nodes(3);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    nodes[i].name = "n" + std::to_string(i);
+    nodes[i].pod_cidr = *Ipv4Net::parse("10.244." + std::to_string(i) + ".0/24");
+  }
+  Scheduler s(nodes);
+  s.place("n0", false, "");
+  s.place("n1", false, "");
+  s.place("n2", false, "");
+  s.place("n1", false, "");
+  s.place("n2", false, "");
+  EXPECT_EQ(s.pick({}, false, "kube-system/coredns"), "n0");
+  // All three hold two pods now: node order would say n0, where a coredns is.
+  EXPECT_EQ(s.pick({}, false, "kube-system/coredns"), "n1");
+  // n0 and n2 hold two pods, n1 three: another deployment's pod goes to n0.
+  EXPECT_EQ(s.pick({}, false, "default/web"), "n0");
+}
+
 TEST(Scheduler, KeepsADeploymentToItsNodesAndRefusesWhenTheyAreFull) {
   auto p = plan_of(with_nodes(3, R"(
 [[deployments]]

@@ -9,6 +9,8 @@ namespace knl::cli {
 struct ListOptions {
   std::string lab;
   std::string format = "table";  // table | json | wide
+  std::string namespace_;        // -n: only this namespace's pods and services
+  bool all_namespaces = false;   // -A: the cluster's own (kube-system) too
 };
 
 int validate(const std::string& file);

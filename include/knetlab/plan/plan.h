@@ -56,6 +56,7 @@ struct PlanContext {
 
 struct ContainerPlan {
   std::string name;
+  std::string image;              // the image folder's name; empty with `command`
   std::vector<std::string> argv;  // argv[0] is an absolute path or a PATH name
   std::string log_path;
   std::vector<int> tcp_ports;  // declared TCP container ports: ready once they accept
@@ -70,9 +71,13 @@ struct PodPlan {
   std::string node_netns;  // where the kubelet's probes come from
   bool host_network = false;
   Labels labels;
-  std::string dir;  // resolv.conf, hosts, hostname and the container logs
+  std::string hostname;   // its UTS name: the spec's hostname, or the pod's name
+  std::string subdomain;  // with a headless service of that name, HOSTNAME.SUBDOMAIN.NS.svc.ZONE
+  std::string dir;        // resolv.conf, hosts, hostname and the container logs
   std::vector<ContainerPlan> containers;
   std::string key() const { return namespace_ + "/" + name; }
+  /// Runs the `dns` image: a replica of the cluster DNS.
+  bool serves_dns() const;
 };
 
 struct NodePlan {
@@ -88,6 +93,7 @@ struct HostPlan {
   std::string name, netns;
   Ipv4 ip;
   std::string rack;
+  std::vector<std::string> dns_names;  // in the outside world's DNS
 };
 
 /// A router namespace: a rack's top-of-rack router (its LAN's bridge and

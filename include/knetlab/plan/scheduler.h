@@ -14,9 +14,11 @@
 namespace knl {
 
 /// kube-scheduler's spreading, as far as a lab needs it: a new pod goes to
-/// the eligible node with the fewest pods, ties broken by node order. A node
-/// is eligible when it is in the pod's list (any node when the list is
-/// empty) and, for a pod with an address of its own, its pod CIDR has one free.
+/// the eligible node with the fewest pods; among those, to the one with the
+/// fewest pods of its own deployment (replicas spread, as the default
+/// topology spread does), then by node order. A node is eligible when it is
+/// in the pod's list (any node when the list is empty) and, for a pod with an
+/// address of its own, its pod CIDR has one free.
 class Scheduler {
  public:
   /// `nodes` in node order, with no pod yet.
@@ -24,14 +26,14 @@ class Scheduler {
   /// The scheduler with the pods of a running lab counted.
   static Scheduler of(const Plan& plan);
 
-  /// Counts a pod already on `node`; false (nothing counted) when its pod
-  /// CIDR is full and the pod needs an address.
-  bool place(const std::string& node, bool host_network);
-  /// Picks a node for a new pod among `eligible` and counts the pod there;
-  /// std::nullopt when no eligible node has room.
-  std::optional<std::string> pick(const std::vector<std::string>& eligible, bool host_network);
-  /// Forgets a pod that left `node`.
-  void remove(const std::string& node, bool host_network);
+  /// Counts a pod of `owner` (its deployment, "namespace/name", or "" for a
+  /// bare pod) already on `node`; false (nothing counted) when its pod CIDR
+  /// is full and the pod needs an address.
+  bool place(const std::string& node, bool host_network, const std::string& owner);
+  /// Picks a node for a new pod of `owner` among `eligible` and counts the
+  /// pod there; std::nullopt when no eligible node has room.
+  std::optional<std::string> pick(const std::vector<std::string>& eligible, bool host_network,
+                                  const std::string& owner);
   /// How many pods with an address of their own `node` can hold.
   size_t room(const std::string& node) const;
 
@@ -41,6 +43,7 @@ class Scheduler {
     size_t pods = 0;       // every pod, hostNetwork ones too
     size_t addressed = 0;  // pods with an address from the pod CIDR
     size_t room = 0;
+    std::map<std::string, size_t> owners;  // pods per deployment
   };
   Load* find(const std::string& node);
   std::vector<Load> nodes_;

@@ -23,6 +23,18 @@ struct ServicePortPlan {
   bool operator==(const ServicePortPlan&) const = default;
 };
 
+/// One ready pod behind one service port.
+struct Endpoint {
+  Ipv4 ip;
+  int port = 0;
+  std::string node, pod;  // pod as "namespace/name"
+  std::string str() const { return ip.str() + ":" + std::to_string(port); }
+  auto operator<=>(const Endpoint&) const = default;
+};
+
+/// Endpoints of one service: one list per entry of ServicePlan::ports.
+using ServiceEndpoints = std::vector<std::vector<Endpoint>>;
+
 struct ServicePlan {
   std::string name, namespace_;
   ServiceType type = ServiceType::cluster_ip;
@@ -36,6 +48,9 @@ struct ServicePlan {
   std::vector<Ipv4Net> source_ranges;
   std::string external_name;
   std::vector<ServicePortPlan> ports;
+  /// Endpoints that no selector chooses, one list per port: the
+  /// `kubernetes` service's control-plane nodes, as the API server writes them.
+  ServiceEndpoints fixed_endpoints;
 
   std::string key() const { return namespace_ + "/" + name; }
   /// kube-proxy writes rules for it (not headless, not ExternalName).
@@ -46,17 +61,6 @@ struct ServicePlan {
   bool operator==(const ServicePlan&) const = default;
 };
 
-/// One ready pod behind one service port.
-struct Endpoint {
-  Ipv4 ip;
-  int port = 0;
-  std::string node, pod;  // pod as "namespace/name"
-  std::string str() const { return ip.str() + ":" + std::to_string(port); }
-  auto operator<=>(const Endpoint&) const = default;
-};
-
-/// Endpoints of one service: one list per entry of ServicePlan::ports.
-using ServiceEndpoints = std::vector<std::vector<Endpoint>>;
 /// Every service's endpoints, by ServicePlan::key().
 using EndpointMap = std::map<std::string, ServiceEndpoints>;
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "knetlab/plan/dns.h"
 #include "knetlab/plan/endpoints.h"
 #include "knetlab/plan/kubeproxy.h"
 #include "knetlab/realize/lab_state.h"
@@ -99,6 +100,30 @@ class KubeProxyReconciler final : public Reconciler {
   void clear_conntrack(const LabState& lab, const Changes& changes);
   Effects& effects_;
   std::vector<std::unique_ptr<NodeProxy>> nodes_;  // in node order
+};
+
+/// The cluster DNS: the zone of every replica (Knot DNS in a
+/// kube-system/coredns pod) follows the lab's records (plan/dns.h) with one
+/// knotc transaction per replica and pass, which the server applies at once,
+/// so no query sees half a change. A replica first seen after the deploy (a
+/// new or re-created pod) gets its whole zone written and reloaded. Only the
+/// records of the services and pods a pass changed are recomputed. A replica
+/// that refused is tried again in the pass after the next tick.
+class DnsReconciler final : public Reconciler {
+ public:
+  explicit DnsReconciler(Effects& effects) : effects_(effects) {}
+  std::string_view name() const override { return "dns"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+  void tick(LabState& lab, Changes& changes) override;
+
+ private:
+  /// Brings replica `pod` from `applied` to desired_; false when refused.
+  bool update(const PodPlan& pod, DnsRecordSets& applied, std::string& failure);
+  bool reload(const LabState& lab, const PodPlan& pod, std::string& failure);
+  Effects& effects_;
+  DnsRecordSets desired_;
+  std::map<std::string, DnsRecordSets> applied_;  // by DNS pod key
+  bool started_ = false, pending_ = false;
 };
 
 /// The emulated cloud's load balancer: a route per LoadBalancer IP in its

@@ -60,6 +60,7 @@ struct HostRecord {
   std::string name;
   Ipv4 ip;
   std::string netns, rack;
+  std::vector<std::string> dns_names;
   bool operator==(const HostRecord&) const = default;
 };
 
@@ -135,6 +136,7 @@ struct NetworkRecord {
   ProxyMode kube_proxy_mode = ProxyMode::nftables;
   Ipv4Net pod_subnet, service_subnet;
   LoadBalancerMode load_balancer_mode = LoadBalancerMode::cloud;
+  std::string dns_domain;
   bool operator==(const NetworkRecord&) const = default;
 };
 

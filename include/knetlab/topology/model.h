@@ -31,6 +31,7 @@ enum class NodeRole { control_plane, worker };
 enum class ServiceType { cluster_ip, node_port, load_balancer, external_name };
 enum class Protocol { tcp, udp, sctp };
 enum class SessionAffinity { none, client_ip };
+enum class DnsPolicy { cluster_first, cluster_first_with_host_net, default_, none };
 enum class TrafficPolicy { cluster, local };
 
 template <>
@@ -91,6 +92,15 @@ struct EnumNames<SessionAffinity> {
   static constexpr std::array table{
       std::pair{SessionAffinity::none, std::string_view("None")},
       std::pair{SessionAffinity::client_ip, std::string_view("ClientIP")}};
+};
+template <>
+struct EnumNames<DnsPolicy> {
+  static constexpr std::array table{
+      std::pair{DnsPolicy::cluster_first, std::string_view("ClusterFirst")},
+      std::pair{DnsPolicy::cluster_first_with_host_net,
+                std::string_view("ClusterFirstWithHostNet")},
+      std::pair{DnsPolicy::default_, std::string_view("Default")},
+      std::pair{DnsPolicy::none, std::string_view("None")}};
 };
 template <>
 struct EnumNames<TrafficPolicy> {
@@ -164,6 +174,8 @@ struct Node {
 struct Host {
   std::string name;
   std::string rack;
+  /// Its names in the outside world's DNS, which the lab's DNS answers.
+  std::vector<std::string> dns_names;
   Where where;
 };
 
@@ -194,9 +206,28 @@ struct Container {
   Where where, where_image;
 };
 
+/// A resolver option of resolv.conf: `name` or `name:value`.
+struct DnsOption {
+  std::string name;
+  std::optional<std::string> value;
+  bool operator==(const DnsOption&) const = default;
+};
+
+/// A pod's dnsConfig, merged into what its dnsPolicy gives (None: all of it).
+struct DnsConfig {
+  std::vector<Ipv4> nameservers;
+  std::vector<std::string> searches;
+  std::vector<DnsOption> options;
+  bool operator==(const DnsConfig&) const = default;
+};
+
 struct PodTemplate {
   Labels labels;
   bool host_network = false;
+  std::string hostname;   // a pod's; a deployment's pods take their own names with a subdomain
+  std::string subdomain;  // with a headless service of that name: HOSTNAME.SUBDOMAIN.NS.svc.ZONE
+  DnsPolicy dns_policy = DnsPolicy::cluster_first;
+  std::optional<DnsConfig> dns_config;
   std::vector<Container> containers;
 };
 
@@ -215,6 +246,7 @@ struct Deployment {
   int replicas = 1;
   std::vector<std::string> nodes;  // the nodes its pods may go to; empty: every node
   PodTemplate spec;
+  bool system = false;  // one of the cluster's own (plan/dns.h): its pods are placed last
   Where where;
 };
 
@@ -239,7 +271,9 @@ struct Service {
   std::string external_name;
   std::vector<Ipv4Net> load_balancer_source_ranges;
   std::vector<ServicePort> ports;
+  bool system = false;  // one of the cluster's own (plan/dns.h), not the file's
   Where where;
+  std::string key() const { return namespace_ + "/" + name; }
 };
 
 /// Ingresses, Gateway API objects and network policies are validated for shape

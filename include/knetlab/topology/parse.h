@@ -21,5 +21,8 @@ void check_buildable(const Topology& topology);
 
 /// Kernel and shell-safe object name: [a-z0-9-], starts and ends alphanumeric.
 bool is_dns_label(const std::string& name, size_t max_length);
+/// Labels of is_dns_label (at most 63 characters) joined by dots, at most 253
+/// characters in all, with no final dot: "db.example.com".
+bool is_domain_name(const std::string& name);
 
 }  // namespace knl
