@@ -236,7 +236,8 @@ class ROOT_Racks : public ::testing::Test {
     KNL_REQUIRE_ROOT();
     ASSERT_TRUE(lab_->ok()) << lab_->deployed().err;
     auto state = lab_->inspect();
-    for (const auto& s : state["services"]) lb_ip_[s["name"]] = s["loadBalancerIP"];
+    for (const auto& s : state["services"])
+      if (s["loadBalancerIP"].is_string()) lb_ip_[s["name"]] = s["loadBalancerIP"];
     for (const auto& h : state["hosts"]) host_ip_[h["name"]] = h["ip"];
   }
   static Lab* lab_;
