@@ -183,8 +183,13 @@ std::map<std::string, PodProcesses> Executor::build(
       auto p = runtime_.start_daemon(daemon, mount_template);
       journal_.record({JournalEntry::Kind::process, "daemon:" + daemon.name, p});
     }
+    // The cluster DNS's pods first: their server takes longest to answer,
+    // and gets ready while the others start.
     std::vector<const PodPlan*> pods;
-    for (const auto& pod : plan.pods) pods.push_back(&pod);
+    for (const auto& pod : plan.pods)
+      if (pod.serves_dns()) pods.push_back(&pod);
+    for (const auto& pod : plan.pods)
+      if (!pod.serves_dns()) pods.push_back(&pod);
     done = 0;
     runtime_.start_pods(
         pods, mount_template,
