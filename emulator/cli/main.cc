@@ -1,5 +1,6 @@
 // knetlab: a Kubernetes cluster network emulator on Linux namespaces.
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbosity, "more logs (-vv: all)");
   app.add_flag("-q,--quiet", quiet, "only errors");
   raise_fd_limit();
+  // A program the lab runs that stops reading its input (iptables-restore
+  // refusing a ruleset) makes the write fail with EPIPE, not kill knetlab.
+  ::signal(SIGPIPE, SIG_IGN);
 
   std::string file, lab, kind, name, target, container, output;
   bool all = false;

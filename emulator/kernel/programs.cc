@@ -7,10 +7,57 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <exception>
+#include <thread>
+
 #include "knetlab/kernel/netns.h"
 #include "knetlab/util/error.h"
 
+extern char** environ;
+
 namespace knl {
+
+namespace {
+
+// A program's child, made by clone(CLONE_VM | CLONE_VFORK): it shares our
+// memory until it execs, and we wait meanwhile. It makes system calls only,
+// with every string prepared before the clone.
+struct ProgramChild {
+  int netns_fd = -1, in_fd = -1, out_fd = -1;
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+};
+
+int program_child(void* arg) {
+  auto* c = static_cast<ProgramChild*>(arg);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);  // knetlab ignores it; the program should not
+  if (::setns(c->netns_fd, CLONE_NEWNET) != 0) ::_exit(126);
+  ::dup2(c->in_fd, 0), ::dup2(c->out_fd, 1), ::dup2(c->out_fd, 2);
+  ::execve(c->path, c->argv, c->envp);
+  ::_exit(127);
+}
+
+// `program` looked up in PATH as execvp would; itself when it has a '/' or
+// is nowhere (execve then fails with 127).
+std::string on_path(const std::string& program) {
+  if (program.find('/') != std::string::npos) return program;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (size_t start = 0; start <= dirs.size();) {
+    auto end = std::min(dirs.find(':', start), dirs.size());
+    auto candidate = dirs.substr(start, end - start) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return program;
+}
+
+}  // namespace
 
 ProgramResult run_program(const std::string& netns, const std::vector<std::string>& argv,
                           const std::string& input) {
@@ -22,17 +69,16 @@ ProgramResult run_program(const std::string& netns, const std::vector<std::strin
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) throw errno_error("fork", argv[0], netns, errno);
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::setns(ns.get(), CLONE_NEWNET) != 0) ::_exit(126);
-    ::dup2(in_read.get(), 0), ::dup2(out_write.get(), 1), ::dup2(out_write.get(), 2);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
+  const auto path = on_path(argv[0]);
+  ProgramChild child{ns.get(), in_read.get(), out_write.get(), path.c_str(), args.data(), environ};
+  // A child of a large process (the supervisor of a big lab) made by fork()
+  // would copy its page tables first.
+  constexpr size_t kStack = 64 * 1024;
+  thread_local std::vector<char> stack(kStack);
+  auto top = reinterpret_cast<uintptr_t>(stack.data() + kStack) & ~uintptr_t{15};
+  pid_t pid = ::clone(program_child, reinterpret_cast<void*>(top), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                      &child);
+  if (pid < 0) throw errno_error("clone", argv[0], netns, errno);
   in_read.reset(), out_write.reset();
   std::string output;
   size_t written = 0;
@@ -42,6 +88,7 @@ ProgramResult run_program(const std::string& netns, const std::vector<std::strin
     fds[1].fd = in_write ? in_write.get() : -1;
     if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[1].revents & (POLLOUT | POLLERR | POLLHUP)) {
+      // A program that stopped reading: EPIPE (knetlab ignores SIGPIPE).
       auto n = ::write(in_write.get(), input.data() + written, input.size() - written);
       if (n > 0) written += static_cast<size_t>(n);
       if (n < 0 || written == input.size()) in_write.reset();
@@ -65,6 +112,24 @@ class MachinePrograms final : public Programs {
  public:
   ProgramResult run(const ProgramCall& call) override {
     return run_program(call.netns, call.argv, call.input);
+  }
+  std::vector<ProgramResult> run_all(const std::vector<ProgramCall>& calls) override {
+    std::vector<ProgramResult> results(calls.size());
+    std::vector<std::exception_ptr> failures(calls.size());
+    {
+      std::vector<std::jthread> threads;
+      for (size_t i = 0; i < calls.size(); ++i)
+        threads.emplace_back([&, i] {
+          try {
+            results[i] = run(calls[i]);
+          } catch (...) {
+            failures[i] = std::current_exception();
+          }
+        });
+    }
+    for (const auto& f : failures)
+      if (f) std::rethrow_exception(f);
+    return results;
   }
 };
 

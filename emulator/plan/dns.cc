@@ -112,6 +112,8 @@ void add_cluster_objects(Topology& t) {
   Container server;
   server.name = "coredns", server.image = kDnsImage, server.where = server.where_image = where;
   server.ports = {{"dns", 53, Protocol::udp}, {"dns-tcp", 53, Protocol::tcp}};
+  // Ready once it answers from its zone, as CoreDNS's ready plugin tells.
+  server.readiness = Readiness{"", 53, "ns.dns." + t.network.dns_domain};
   dns.spec.containers.push_back(server);
   dns.system = true, dns.where = where;
   t.deployments.push_back(std::move(dns));

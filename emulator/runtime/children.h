@@ -75,8 +75,10 @@ ProcessRecord clone_child(int (*child)(void*), ChildArgs& args, int flags, const
                           const std::string& netns, Fd* pidfd = nullptr);
 
 /// Readiness probes, from the calling thread's network namespace: a TCP
-/// connection accepted, or an HTTP GET answered with 2xx or 3xx.
+/// connection accepted, an HTTP GET answered with 2xx or 3xx, a DNS query.
 bool tcp_connects(Ipv4 ip, int port);
 bool http_ok(Ipv4 ip, int port, const std::string& path);
+/// A DNS query for `name` (A) over UDP answered with NOERROR and an answer.
+bool dns_answers(Ipv4 ip, int port, const std::string& name);
 
 }  // namespace knl

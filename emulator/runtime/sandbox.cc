@@ -339,6 +339,8 @@ class ProcessRuntime final : public Runtime {
   // The container's readiness probe, from the calling thread's namespace.
   static bool readiness_passes(const PodPlan& pod, const ContainerPlan& c) {
     if (!c.readiness) return true;
+    if (!c.readiness->dns_name.empty())
+      return dns_answers(pod.ip, c.readiness->port, c.readiness->dns_name);
     return c.readiness->http_get.empty()
                ? tcp_connects(pod.ip, c.readiness->port)
                : http_ok(pod.ip, c.readiness->port, c.readiness->http_get);

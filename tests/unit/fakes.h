@@ -229,6 +229,12 @@ class FakePrograms final : public Programs {
     calls.push_back(call);
     return answer ? answer(call) : ProgramResult{};
   }
+  /// One after the other, each recorded as by run().
+  std::vector<ProgramResult> run_all(const std::vector<ProgramCall>& list) override {
+    std::vector<ProgramResult> out;
+    for (const auto& c : list) out.push_back(run(c));
+    return out;
+  }
   /// The argv of every run of `program`, joined by spaces.
   std::vector<std::string> runs_of(const std::string& program) const {
     std::vector<std::string> out;

@@ -30,6 +30,9 @@ class Programs {
   /// could be made (the namespace is missing, fork failed); a program that
   /// fails returns its status.
   virtual ProgramResult run(const ProgramCall& call) = 0;
+  /// Runs every call at once and waits for all; the results in the calls'
+  /// order. Throws as run() does, once all have ended.
+  virtual std::vector<ProgramResult> run_all(const std::vector<ProgramCall>& calls) = 0;
 };
 
 /// The real programs of the machine.

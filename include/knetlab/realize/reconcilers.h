@@ -104,11 +104,12 @@ class KubeProxyReconciler final : public Reconciler {
 
 /// The cluster DNS: the zone of every replica (Knot DNS in a
 /// kube-system/coredns pod) follows the lab's records (plan/dns.h) with one
-/// knotc transaction per replica and pass, which the server applies at once,
-/// so no query sees half a change. A replica first seen after the deploy (a
-/// new or re-created pod) gets its whole zone written and reloaded. Only the
-/// records of the services and pods a pass changed are recomputed. A replica
-/// that refused is tried again in the pass after the next tick.
+/// knotc transaction per replica and pass (the replicas' at once), which
+/// the server applies atomically, so no query sees half a change. A replica
+/// first seen after the deploy (a new or re-created pod) gets its whole zone
+/// written and reloaded. Only the records of the services and pods a pass
+/// changed are recomputed. A replica that refused is tried again in the pass
+/// after the next tick.
 class DnsReconciler final : public Reconciler {
  public:
   explicit DnsReconciler(Effects& effects) : effects_(effects) {}
@@ -117,9 +118,6 @@ class DnsReconciler final : public Reconciler {
   void tick(LabState& lab, Changes& changes) override;
 
  private:
-  /// Brings replica `pod` from `applied` to desired_; false when refused.
-  bool update(const PodPlan& pod, DnsRecordSets& applied, std::string& failure);
-  bool reload(const LabState& lab, const PodPlan& pod, std::string& failure);
   Effects& effects_;
   DnsRecordSets desired_;
   std::map<std::string, DnsRecordSets> applied_;  // by DNS pod key

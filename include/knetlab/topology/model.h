@@ -192,8 +192,11 @@ struct ContainerPort {
 };
 
 struct Readiness {
-  std::string http_get;  // a path; empty means a TCP connect to `port`
+  std::string http_get;  // a path; empty (and no dns_name) means a TCP connect to `port`
   int port = 0;
+  /// A name that must be answered over UDP on `port`: the cluster DNS's own
+  /// probe (a file cannot ask for it).
+  std::string dns_name;
 };
 
 struct Container {
