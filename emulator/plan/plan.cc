@@ -499,4 +499,49 @@ Plan plan_added_pod(const Topology& topology, const PlanContext& context, const 
   return Planner(topology, context).one_pod(existing, pod, ip);
 }
 
+namespace {
+
+template <typename T>
+void append(std::vector<T>& to, std::vector<T>&& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+template <typename T, typename Pred>
+void drop_if(std::vector<T>& list, Pred pred) {
+  list.erase(std::remove_if(list.begin(), list.end(), pred), list.end());
+}
+
+}  // namespace
+
+void adopt_fragment(Plan& plan, Plan&& fragment) {
+  append(plan.pods, std::move(fragment.pods));
+  append(plan.namespaces, std::move(fragment.namespaces));
+  append(plan.links, std::move(fragment.links));
+  append(plan.addresses, std::move(fragment.addresses));
+  append(plan.routes, std::move(fragment.routes));
+  append(plan.neighbours, std::move(fragment.neighbours));
+  append(plan.fdb, std::move(fragment.fdb));
+  append(plan.sysctls, std::move(fragment.sysctls));
+  append(plan.files, std::move(fragment.files));
+}
+
+void forget_pod(Plan& plan, const std::string& key) {
+  auto it = std::find_if(plan.pods.begin(), plan.pods.end(),
+                         [&](const PodPlan& p) { return p.key() == key; });
+  if (it == plan.pods.end()) return;
+  const auto pod = *it;
+  plan.pods.erase(it);
+  const auto dir = pod.dir + "/";
+  drop_if(plan.files, [&](const FileSpec& f) { return f.path.rfind(dir, 0) == 0; });
+  if (pod.host_network) return;
+  const auto& ns = pod.netns;
+  drop_if(plan.namespaces, [&](const NetnsSpec& n) { return n.name == ns; });
+  drop_if(plan.links, [&](const LinkSpec& l) { return l.netns == ns || l.peer_netns == ns; });
+  drop_if(plan.addresses, [&](const AddressSpec& a) { return a.netns == ns; });
+  drop_if(plan.routes, [&](const RouteSpec& r) { return r.netns == ns; });
+  drop_if(plan.neighbours, [&](const NeighbourSpec& n) { return n.netns == ns; });
+  drop_if(plan.fdb, [&](const FdbSpec& f) { return f.netns == ns; });
+  drop_if(plan.sysctls, [&](const SysctlSpec& s) { return s.netns == ns; });
+}
+
 }  // namespace knl

@@ -77,7 +77,7 @@ std::string Controller::add_replica(const Deployment& d) {
   ++index;
   plan.cursors.last_pod_ip = addresses.last();
   adopt(started);
-  for (auto& p : fragment.pods) plan.pods.push_back(std::move(p));
+  adopt_fragment(plan, std::move(fragment));
   effects_.event(fmt::format("pod {}/{} created on node {} with IP {}", pod.namespace_, pod.name,
                              *node, ip.str()));
   return pod.namespace_ + "/" + pod.name;
@@ -93,7 +93,7 @@ void Controller::delete_pod(const std::string& key) {
       .remove_pod(*it, lab_.processes[key]);
   lab_.processes.erase(key);
   lab_.health.erase(key);
-  lab_.plan.pods.erase(it);
+  forget_pod(lab_.plan, key);
   effects_.event(fmt::format("pod {} deleted", key));
 }
 

@@ -295,6 +295,36 @@ TEST(Controller, ApplyAddsANodeThatGetsEveryServicesRules) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Controller, ApplyAfterScaleMakesOnlyWhatIsMissing) {
+  auto dir = std::filesystem::temp_directory_path() / "knetlab-controller-scale-test";
+  std::filesystem::create_directories(dir);
+  auto file = (dir / "lab.toml").string();
+  Lab lab(lab_text(), file);
+  lab.controller->request(ScaleRequest{"web", 4});
+  auto with_replicas = [&](int n) {
+    auto text = lab_text();
+    text.replace(text.find("replicas = 3"), 12, fmt::format("replicas = {}", n));
+    std::ofstream(file) << text;
+  };
+  // The scaled pods are the file's now: nothing to make.
+  with_replicas(4);
+  auto before = lab.injector.calls_of("create_netns").size();
+  auto r = lab.controller->request(ApplyRequest{file}).get<ApplyResult>();
+  EXPECT_TRUE(r.pods.empty());
+  EXPECT_EQ(lab.injector.calls_of("create_netns").size(), before);
+  // Pods deleted by scale are made again, with their namespaces.
+  lab.controller->request(ScaleRequest{"web", 1});
+  with_replicas(3);
+  r = lab.controller->request(ApplyRequest{file}).get<ApplyResult>();
+  EXPECT_EQ(r.pods, (std::vector<std::string>{"default/web-1", "default/web-2"}));
+  auto made = lab.injector.calls_of("create_netns");
+  EXPECT_EQ(
+      std::vector<std::string>(made.begin() + static_cast<std::ptrdiff_t>(before), made.end()),
+      (std::vector<std::string>{"create_netns knl-ctl-p-default-web-1",
+                                "create_netns knl-ctl-p-default-web-2"}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Controller, ANodeWhoseTransactionIsRefusedKeepsItsRulesAndIsSyncedOnTheNextTick) {
   Lab lab(lab_text());
   size_t a = lab.nft_count("a"), b = lab.nft_count("b"), c = lab.nft_count("c");

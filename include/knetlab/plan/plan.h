@@ -194,6 +194,14 @@ std::string pod_veth_name(const std::string& ns, const std::string& pod);
 /// such as an image that does not exist.
 Plan make_plan(const Topology& topology, const PlanContext& context);
 
+/// Takes a running lab's added pod into its plan: the fragment's pods and
+/// kernel objects join `plan`, so that a later `apply` finds them made.
+void adopt_fragment(Plan& plan, Plan&& fragment);
+/// Takes a deleted pod out of its lab's plan: the pod and every object of
+/// its own network namespace and folder (a hostNetwork pod's namespace is its
+/// node's and stays).
+void forget_pod(Plan& plan, const std::string& key);
+
 /// The objects of one more pod of a running lab (scale, re-creation): `pod`
 /// at `ip` on its node, next to what `existing` already holds.
 Plan plan_added_pod(const Topology& topology, const PlanContext& context, const Plan& existing,
