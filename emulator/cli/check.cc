@@ -1,6 +1,6 @@
 // check: real packets from pods and nodes to a pod on every node, and to
 // every service from pods, nodes and outside hosts, each answer compared with
-// what Kubernetes would give.
+// what Kubernetes would give, network policies included.
 
 #include <fmt/format.h>
 
@@ -11,10 +11,13 @@
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
-#include "knetlab/kernel/programs.h"
 #include "knetlab/util/error.h"
+#include "policies.h"
+#include "probes.h"
 
 namespace knl::cli {
+
+using nlohmann::json;
 
 namespace {
 
@@ -25,6 +28,7 @@ struct Probe {
   std::set<std::string> expected_pods;  // empty: no answer expected; DNS: the answer's lines
   std::string expected_failure;         // "refused" or "timeout" when no pod is expected
   std::string server;                   // DNS: the server asked
+  bool may_time_out = false;            // a policy drops it toward some of the expected pods
 };
 
 // The lines of dig's short answer, sorted and joined by ','; "none" for none.
@@ -32,48 +36,43 @@ std::string dns_answer(const std::set<std::string>& lines) {
   return lines.empty() ? "none" : fmt::format("{}", fmt::join(lines, ","));
 }
 
-// What answered: "pod NAME", "refused", "timeout" or the error; for DNS the
-// answer (dns_answer).
-std::string probe(const Install& install, const Probe& p) {
-  if (p.protocol == "DNS") {
-    auto r = run_program(p.netns,
-                         {"dig", "+short", "+time=2", "+tries=2", "@" + p.server, p.address, "A"});
-    if (r.status != 0)
-      return r.status == 127 ? "dig is missing" : fmt::format("dig exit {}", r.status);
-    std::set<std::string> lines;
-    std::istringstream in(r.output);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) lines.insert(line);
-    return dns_answer(lines);
-  }
-  std::vector<std::string> argv{install.bin_dir + "/netexec"};
-  if (p.protocol == "UDP")
-    argv.insert(argv.end(), {"udp", p.address, "hostname", "--timeout=1"});
-  else
-    argv.insert(argv.end(), {"get", "http://" + p.address + "/hostname", "--timeout=1"});
-  auto result = run_program(p.netns, argv);
-  auto text = result.output;
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (result.status == 0) return "pod " + text;
-  if (text.find("refused") != std::string::npos || text.find("unreachable") != std::string::npos)
-    return "refused";
-  if (text.find("timed out") != std::string::npos) return "timeout";
-  return text.empty() ? fmt::format("exit {}", result.status) : text;
+ProgramCall probe_call(const Install& install, const Probe& p) {
+  if (p.protocol == "DNS")
+    return {p.netns, {"dig", "+short", "+time=2", "+tries=2", "@" + p.server, p.address, "A"}, ""};
+  return hostname_call(install, p.netns, p.protocol == "UDP" ? Protocol::udp : Protocol::tcp,
+                       p.address);
 }
 
-// The port on which a pod answers GET /hostname: its netexec container's
-// --http-port (8080 unless given); none for other pods.
-std::optional<int> hostname_port(const PodRecord& pod) {
-  for (const auto& c : pod.containers) {
-    if (c.argv.empty()) continue;
-    const auto& program = c.argv[0];
-    if (program.substr(program.rfind('/') + 1) != "netexec") continue;
-    int port = 8080;
-    for (const auto& arg : c.argv)
-      if (arg.rfind("--http-port=", 0) == 0) port = std::stoi(arg.substr(12));
-    return port;
-  }
-  return std::nullopt;
+// What answered: "pod NAME", "refused", "timeout" or the error; for DNS the
+// answer (dns_answer) or "timeout".
+std::string probe_answer(const Probe& p, const ProgramResult& r) {
+  if (p.protocol != "DNS") return hostname_answer(r);
+  if (r.status == 9) return "timeout";  // dig: no server answered
+  if (r.status != 0)
+    return r.status == 127 ? "dig is missing" : fmt::format("dig exit {}", r.status);
+  std::set<std::string> lines;
+  std::istringstream in(r.output);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.insert(line);
+  return dns_answer(lines);
+}
+
+bool answered_as_expected(const Probe& p, const std::string& got) {
+  if (p.may_time_out && got == "timeout") return true;
+  if (p.protocol == "DNS")
+    return got == (p.expected_failure.empty() ? dns_answer(p.expected_pods) : p.expected_failure);
+  if (p.expected_pods.empty()) return got == p.expected_failure;
+  return got.rfind("pod ", 0) == 0 && p.expected_pods.count(got.substr(4));
+}
+
+std::string expected_text(const Probe& p) {
+  std::vector<std::string> pods(p.expected_pods.begin(), p.expected_pods.end());
+  std::string text = p.protocol == "DNS" ? dns_answer(p.expected_pods)
+                     : pods.empty()      ? p.expected_failure
+                     : pods.size() == 1  ? pods.front()
+                                         : fmt::format("one of {}", fmt::join(pods, ","));
+  if (p.protocol == "DNS" && !p.expected_failure.empty()) text = p.expected_failure;
+  return p.may_time_out ? text + " or timeout (policy)" : text;
 }
 
 // True when every endpoint of `service` is a pod that answers GET /hostname
@@ -83,43 +82,100 @@ bool answers_hostname(const LabRecord& state, const ServiceRecord& service) {
   for (const auto& e : service.endpoints) {
     auto pod = std::find_if(state.pods.begin(), state.pods.end(),
                             [&](const PodRecord& p) { return p.key() == e.pod; });
-    if (pod == state.pods.end() || !hostname_port(*pod)) return false;
+    if (pod == state.pods.end() || served_ports(*pod).empty()) return false;
   }
   return true;
 }
 
+// As `knetlab exec` names the pod: pod/NAME in default, pod/NS/NAME elsewhere.
+std::string pod_target(const PodRecord& pod) {
+  return pod.namespace_ == "default" ? "pod/" + pod.name : "pod/" + pod.key();
+}
+
+// The address a node's own packets to a pod on another node, and the
+// packets it masquerades toward one, leave with: flannel.1's (its pod CIDR's
+// network address) with VXLAN, its own otherwise.
+Ipv4 node_source(const LabRecord& state, const NodeRecord& node) {
+  return state.network.cni == Cni::vxlan ? node.pod_cidr.network : node.ip;
+}
+
+// Narrows `p`'s expected pods to those `allowed` lets the connection reach:
+// none left means a timeout, some left that it may time out.
+void apply_policies(Probe& p, const std::function<bool(const std::string& pod)>& allowed) {
+  std::set<std::string> kept;
+  for (const auto& pod : p.expected_pods)
+    if (allowed(pod)) kept.insert(pod);
+  if (kept.size() == p.expected_pods.size()) return;
+  if (kept.empty() && p.protocol != "DNS") {
+    p.expected_pods.clear();
+    p.expected_failure = "timeout";
+  } else if (p.protocol != "DNS") {
+    p.expected_pods = std::move(kept);
+    p.may_time_out = true;
+  } else {
+    // A DNS answer names no pod: any server dropped makes a timeout possible.
+    if (kept.empty()) p.expected_pods.clear(), p.expected_failure = "timeout";
+    p.may_time_out = !kept.empty();
+  }
+}
+
 }  // namespace
 
-int check(const std::string& lab_name) {
+int check(const CheckOptions& options) {
+  if (options.policies) return check_policies(options);
   auto install = locate_install();
-  auto state = read_state(pick_lab(lab_name));
+  auto state = read_state(pick_lab(options.lab));
+  const auto world = record_world(state);
+  std::map<std::string, const PolicyPod*> pod_of;
+  for (const auto& p : world.pods) pod_of[p.key()] = &p;
+  std::map<std::string, const NodeRecord*> node_of;
+  for (const auto& n : state.nodes) node_of[n.name] = &n;
+  auto allowed = [&](const PolicyEnd& from, const std::string& pod_key, Protocol protocol, int port,
+                     bool through_service = false) {
+    auto it = pod_of.find(pod_key);
+    return it == pod_of.end() ||
+           policy_verdict(world, from, policy_end(*it->second), protocol, port, through_service)
+               .allowed;
+  };
   // Clients: one pod per node (not hostNetwork), every node, every host.
   struct Client {
     std::string name, netns, node;
+    PolicyEnd end;
   };
   std::vector<Client> clients;
   std::set<std::string> nodes_with_client;
   for (const auto& p : state.pods)
     if (!p.host_network && nodes_with_client.insert(p.node).second)
-      clients.push_back({"pod/" + p.name, p.netns, p.node});
-  for (const auto& n : state.nodes) clients.push_back({"node/" + n.name, n.netns, n.name});
+      clients.push_back({pod_target(p), p.netns, p.node, policy_end(*pod_of.at(p.key()))});
+  for (const auto& n : state.nodes)
+    clients.push_back(
+        {"node/" + n.name, n.netns, n.name, {nullptr, node_source(state, n), n.name}});
 
   std::vector<Probe> probes;
   // Pod to pod and node to pod: one answering pod per node, reached from a
   // pod on every node and from every node, with no NAT in between.
   std::set<std::string> nodes_with_target;
   for (const auto& p : state.pods) {
-    auto port = hostname_port(p);
-    if (!port || p.host_network || !nodes_with_target.insert(p.node).second) continue;
-    auto address = fmt::format("{}:{}", p.ip.str(), *port);
-    for (const auto& c : clients)
-      if (c.name != "pod/" + p.name)
-        probes.push_back(
-            {c.name, c.netns, "pod/" + p.name + " " + address, "TCP", address, {p.name}, ""});
+    auto ports = served_ports(p);
+    if (ports.empty() || p.host_network || !nodes_with_target.insert(p.node).second) continue;
+    int port = ports.front().second;
+    auto address = fmt::format("{}:{}", p.ip.str(), port);
+    for (const auto& c : clients) {
+      if (c.name == pod_target(p)) continue;
+      Probe probe{c.name, c.netns, pod_target(p) + " " + address, "TCP", address, {p.name}, ""};
+      apply_policies(
+          probe, [&](const std::string&) { return allowed(c.end, p.key(), Protocol::tcp, port); });
+      probes.push_back(std::move(probe));
+    }
   }
   // Each service's name, from a pod on every node, through the cluster DNS.
   const auto& zone = state.network.dns_domain;
   const auto dns_server = state.network.service_subnet.at(10);
+  std::vector<const EndpointRecord*> dns_endpoints;
+  for (const auto& s : state.services)
+    if (s.cluster_ip && *s.cluster_ip == dns_server)
+      for (const auto& e : s.endpoints)
+        if (e.protocol == Protocol::udp) dns_endpoints.push_back(&e);
   std::map<std::string, Ipv4> host_of_name;
   for (const auto& h : state.hosts)
     for (const auto& n : h.dns_names) host_of_name.emplace(n, h.ip);
@@ -134,10 +190,18 @@ int check(const std::string& lab_name) {
         answer.insert(it->second.str());
     }
     auto name = fmt::format("{}.{}.svc.{}", s.name, s.namespace_, zone);
-    for (const auto& c : clients)
-      if (c.name.rfind("pod/", 0) == 0)
-        probes.push_back(
-            {c.name, c.netns, s.key() + " DNS", "DNS", name, answer, "", dns_server.str()});
+    for (const auto& c : clients) {
+      if (c.name.rfind("pod/", 0) != 0) continue;
+      Probe probe{c.name, c.netns, s.key() + " DNS", "DNS", name, answer, "", dns_server.str()};
+      size_t reachable = 0;
+      for (const auto* e : dns_endpoints)
+        reachable += allowed(c.end, e->pod, Protocol::udp, e->port, true) ? 1 : 0;
+      if (reachable < dns_endpoints.size()) {
+        probe.may_time_out = reachable > 0;
+        if (reachable == 0) probe.expected_pods.clear(), probe.expected_failure = "timeout";
+      }
+      probes.push_back(std::move(probe));
+    }
   }
   for (const auto& s : state.services) {
     if (!s.cluster_ip || !answers_hostname(state, s)) continue;
@@ -148,30 +212,55 @@ int check(const std::string& lab_name) {
       std::string proto(enum_name(port.protocol));
       std::set<std::string> all;
       std::map<std::string, std::set<std::string>> by_node;
+      std::map<std::string, const EndpointRecord*> endpoint_of;  // by pod name
       for (const auto& e : s.endpoints)
         if (e.port_name == port.name) {
           auto name = e.pod.substr(e.pod.find('/') + 1);
           all.insert(name);
           by_node[e.node].insert(name);
+          endpoint_of[name] = &e;
         }
       auto failure = [&](const std::set<std::string>& pods) {
         return pods.empty() ? (all.empty() ? "refused" : "timeout") : "";
       };
+      // From `source` (an address that is no pod's, or a client's end) to
+      // the endpoint pod `name`.
+      auto reaches = [&](const PolicyEnd& source, const std::string& name) {
+        const auto* e = endpoint_of.at(name);
+        return allowed(source, e->pod, port.protocol, e->port, true);
+      };
       auto cluster_ip = fmt::format("{}:{}", s.cluster_ip->str(), port.port);
       for (const auto& c : clients) {
         auto expected = int_local ? by_node[c.node] : all;
-        probes.push_back({c.name, c.netns, s.key() + " " + cluster_ip, proto, cluster_ip, expected,
-                          failure(expected)});
+        Probe probe{c.name,     c.netns,  s.key() + " " + cluster_ip, proto,
+                    cluster_ip, expected, failure(expected)};
+        apply_policies(probe, [&](const std::string& name) { return reaches(c.end, name); });
+        // Without endpoints the packet keeps the ClusterIP: a policy that
+        // denies the client egress there drops it before it can be refused.
+        if (all.empty() &&
+            !policy_verdict(world, c.end, {nullptr, *s.cluster_ip, ""}, port.protocol, port.port)
+                 .allowed)
+          probe.expected_failure = "timeout";
+        probes.push_back(std::move(probe));
       }
       if (state.hosts.empty()) continue;
       const auto& host = state.hosts.front();
       auto host_name = "host/" + host.name;
+      // The source a policy sees of the host's packet through `node`: the
+      // host's own, unless the node masqueraded it toward another node.
+      auto through = [&](const NodeRecord& node, const std::string& name) {
+        const auto* e = endpoint_of.at(name);
+        bool masqueraded = !ext_local && e->node != node.name;
+        return reaches({nullptr, masqueraded ? node_source(state, node) : host.ip, ""}, name);
+      };
       if (port.node_port)
         for (const auto& n : state.nodes) {
           auto expected = ext_local ? by_node[n.name] : all;
           auto address = fmt::format("{}:{}", n.ip.str(), *port.node_port);
-          probes.push_back({host_name, host.netns, s.key() + " NodePort " + address, proto, address,
-                            expected, failure(expected)});
+          Probe probe{host_name, host.netns,       s.key() + " NodePort " + address, proto, address,
+                      expected,  failure(expected)};
+          apply_policies(probe, [&](const std::string& name) { return through(n, name); });
+          probes.push_back(std::move(probe));
         }
       if (s.load_balancer_ip) {
         auto address = fmt::format("{}:{}", s.load_balancer_ip->str(), port.port);
@@ -181,32 +270,51 @@ int check(const std::string& lab_name) {
             ranges.empty() || std::any_of(ranges.begin(), ranges.end(),
                                           [&](const Ipv4Net& r) { return r.contains(host.ip); });
         if (!admitted) expected.clear();
-        probes.push_back(
-            {host_name, host.netns, s.key() + " LoadBalancer " + address, proto, address, expected,
-             expected.empty() ? (all.empty() && admitted ? "refused" : "timeout") : ""});
+        Probe probe{host_name,
+                    host.netns,
+                    s.key() + " LoadBalancer " + address,
+                    proto,
+                    address,
+                    expected,
+                    expected.empty() ? (all.empty() && admitted ? "refused" : "timeout") : ""};
+        // The balancer picks a node (one with an endpoint, for Local).
+        apply_policies(probe, [&](const std::string& name) {
+          bool denied_somewhere = false;
+          for (const auto& n : state.nodes)
+            if (!ext_local || by_node[n.name].count(name)) denied_somewhere |= !through(n, name);
+          return !denied_somewhere;
+        });
+        probes.push_back(std::move(probe));
       }
     }
   }
+  std::vector<ProgramCall> calls;
+  for (const auto& p : probes) calls.push_back(probe_call(install, p));
+  auto results = run_probes(calls, 16);
   std::vector<std::vector<std::string>> rows{{"FROM", "TO", "PROTO", "EXPECTED", "GOT", ""}};
+  json items = json::array();
   int differences = 0;
-  for (const auto& p : probes) {
-    auto got = probe(install, p);
-    std::vector<std::string> expected(p.expected_pods.begin(), p.expected_pods.end());
-    bool ok = p.protocol == "DNS" ? got == dns_answer(p.expected_pods)
-              : p.expected_pods.empty()
-                  ? got == p.expected_failure
-                  : got.rfind("pod ", 0) == 0 && p.expected_pods.count(got.substr(4));
-    rows.push_back({p.from, p.to, p.protocol,
-                    p.protocol == "DNS"    ? dns_answer(p.expected_pods)
-                    : expected.empty()     ? p.expected_failure
-                    : expected.size() == 1 ? expected.front()
-                                           : fmt::format("one of {}", fmt::join(expected, ",")),
-                    got, ok ? "ok" : "DIFFERS"});
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const auto& p = probes[i];
+    auto got = probe_answer(p, results[i]);
+    bool ok = answered_as_expected(p, got);
+    rows.push_back({p.from, p.to, p.protocol, expected_text(p), got, ok ? "ok" : "DIFFERS"});
+    items.push_back({{"from", p.from},
+                     {"to", p.to},
+                     {"protocol", p.protocol},
+                     {"expected", expected_text(p)},
+                     {"got", got},
+                     {"ok", ok}});
     differences += ok ? 0 : 1;
   }
-  print_table(rows);
-  fmt::print("\n{} probes, {} differ from what Kubernetes would give\n", probes.size(),
-             differences);
+  if (options.format == "json") {
+    fmt::print("{}\n",
+               json{{"lab", state.name}, {"probes", items}, {"differences", differences}}.dump(2));
+  } else {
+    print_table(rows);
+    fmt::print("\n{} probes, {} differ from what Kubernetes would give\n", probes.size(),
+               differences);
+  }
   return differences ? 1 : 0;
 }
 

@@ -23,6 +23,7 @@
 #include "knetlab/kernel/programs.h"
 #include "knetlab/plan/dns.h"
 #include "knetlab/realize/controller.h"
+#include "knetlab/realize/requirements.h"
 #include "knetlab/realize/routing.h"
 #include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
@@ -236,18 +237,7 @@ int plan_and_deploy(const std::string& file, bool quiet,
   auto install = locate_install();
   auto lab = plan_lab(file, install);
   const Plan& plan = lab.plan;
-  if (!plan.daemons.empty() && !std::filesystem::exists(plan.daemons.front().argv.front()))
-    throw UserError(fmt::format(
-        "{}: this lab runs FRRouting ({}), but {} is missing: install it with `apt-get install "
-        "frr` (scripts/setup does)",
-        file, plan.daemons.front().name, plan.daemons.front().argv.front()));
-  for (const auto& pod : plan.pods)
-    for (const auto& c : pod.containers)
-      if (c.image == kDnsImage && !std::filesystem::exists(c.argv.front()))
-        throw UserError(fmt::format(
-            "{}: every lab runs the cluster DNS (Knot DNS, pod {}), but {} is missing: install "
-            "it with `apt-get install knot` (scripts/setup does)",
-            file, pod.key(), c.argv.front()));
+  require_machine_support(plan, file);
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {
     // A deploy that died before its "deploying" record left none.
@@ -267,11 +257,16 @@ int plan_and_deploy(const std::string& file, bool quiet,
            {std::pair{"node", &result.nodes}, std::pair{"host", &result.hosts},
             std::pair{"router", &result.routers}, std::pair{"pod", &result.pods}})
         for (const auto& name : *names) added.push_back(fmt::format("{}/{}", kind, name));
-      if (added.empty())
+      std::vector<std::string> changes;
+      if (!added.empty()) changes.push_back(fmt::format("added {}", fmt::join(added, ", ")));
+      if (!result.relabelled.empty())
+        changes.push_back(fmt::format("relabelled pod/{}", fmt::join(result.relabelled, ", pod/")));
+      if (result.policies) changes.push_back("network policies changed");
+      if (changes.empty())
         spdlog::info("lab \"{}\" already matches {}; nothing to do", plan.lab, file);
       else
-        spdlog::info("lab \"{}\" reconciled to {} in {:.3f} s: added {}", plan.lab, file,
-                     result.seconds, fmt::join(added, ", "));
+        spdlog::info("lab \"{}\" reconciled to {} in {:.3f} s: {}", plan.lab, file, result.seconds,
+                     fmt::join(changes, "; "));
       return 0;
     }
     spdlog::warn("lab \"{}\" has leftovers of an interrupted deploy; removing them first",

@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
       "deploy", "build the lab described by FILE (a running lab: add what FILE adds)");
   deploy->add_option("FILE", file, "topology file")->required();
   auto* apply = app.add_subcommand(
-      "apply", "reconcile a running lab to FILE: add the nodes, hosts, racks and pods it adds");
+      "apply",
+      "reconcile a running lab to FILE: add the nodes, hosts, racks and pods it adds, relabel "
+      "pods, change network policies");
   apply->add_option("FILE", file, "topology file")->required();
 
   auto* destroy = app.add_subcommand("destroy", "remove everything a lab created");
@@ -76,15 +78,26 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "nodes, pods and hosts of a lab");
   add_listing(inspect);
 
-  auto* get =
-      app.add_subcommand("get", "kubectl-like listing: nodes, pods, services, endpoints, hosts");
-  get->add_option("KIND", kind, "nodes | pods | services | endpoints | hosts")->required();
+  auto* get = app.add_subcommand(
+      "get", "kubectl-like listing: nodes, pods, services, endpoints, networkpolicies, hosts");
+  get->add_option("KIND", kind,
+                  "nodes | pods | services | endpoints | networkpolicies | hosts | routers")
+      ->required();
   get->add_option("NAME", name, "one object");
   add_listing(get);
   get->add_option("-o,--output", output, "wide or json")->check(CLI::IsMember({"wide", "json"}));
-  get->add_option("-n,--namespace", list.namespace_, "only this namespace's pods and services");
+  get->add_option("-n,--namespace", list.namespace_,
+                  "only this namespace's pods, services and policies");
   get->add_flag("-A,--all-namespaces", list.all_namespaces,
                 "every namespace, the cluster's own (kube-system) too");
+
+  auto* describe = app.add_subcommand("describe", "one pod, service or network policy in detail");
+  describe
+      ->add_option("TARGET", target,
+                   "pod/NAME, service/NAME or networkpolicy/NAME (KIND/NAMESPACE/NAME too)")
+      ->required();
+  describe->add_option("--lab", list.lab, "lab name (may be left out when one lab runs)");
+  describe->add_option("-n,--namespace", list.namespace_, "the object's namespace");
 
   auto* exec = app.add_subcommand("exec", "run a command inside a node, pod, host or router");
   exec->add_option("TARGET", target,
@@ -108,9 +121,15 @@ int main(int argc, char** argv) {
   auto* remove = app.add_subcommand("delete", "delete a pod (its deployment re-creates it)");
   remove->add_option("TARGET", target, "pod/NAME or pod/NAMESPACE/NAME")->required();
   remove->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  knl::cli::CheckOptions check_options;
   auto* check = app.add_subcommand(
       "check", "probe services with real packets and compare with what Kubernetes would give");
-  check->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  check->add_option("--lab", check_options.lab, "lab name (may be left out when one lab runs)");
+  check->add_flag("--policies", check_options.policies,
+                  "every pod pair on every port the policies name: the network-policy truth "
+                  "tables");
+  check->add_option("--format", check_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -135,7 +154,8 @@ int main(int argc, char** argv) {
     if (*vtysh) return knl::cli::vtysh(lab, target, vtysh_commands);
     if (*scale) return knl::cli::scale(lab, target, replicas);
     if (*remove) return knl::cli::remove(lab, target);
-    if (*check) return knl::cli::check(lab);
+    if (*check) return knl::cli::check(check_options);
+    if (*describe) return knl::cli::describe(target, list);
   } catch (const knl::UserError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

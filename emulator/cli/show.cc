@@ -8,6 +8,7 @@
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
 #include "knetlab/util/error.h"
+#include "policies.h"
 
 namespace knl::cli {
 
@@ -183,6 +184,7 @@ json inspect_json(const LabRecord& state) {
   for (const auto& r : state.routers) out["routers"].push_back(router_view(r));
   for (const auto& p : state.pods) out["pods"].push_back(pod_view(p));
   for (const auto& s : state.services) out["services"].push_back(service_view(s));
+  out["networkPolicies"] = state.network_policies;
   return out;
 }
 
@@ -255,12 +257,16 @@ int inspect(const ListOptions& options) {
     fmt::print("\nENDPOINTS\n");
     print_endpoints(state, true, "");
   }
+  if (!state.network_policies.empty()) {
+    fmt::print("\nNETWORK POLICIES\n");
+    print_network_policies(state, true, "");
+  }
   return 0;
 }
 
 namespace {
 
-enum class Kind { nodes, pods, hosts, routers, services, endpoints };
+enum class Kind { nodes, pods, hosts, routers, services, endpoints, network_policies };
 
 // The names of one kind, for "no such object" messages.
 std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
@@ -285,6 +291,9 @@ std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
     case Kind::endpoints:
       add(state.services);
       break;
+    case Kind::network_policies:
+      add(state.network_policies);
+      break;
   }
   return out;
 }
@@ -303,6 +312,8 @@ const char* singular(Kind kind) {
       return "service";
     case Kind::endpoints:
       return "endpoint";
+    case Kind::network_policies:
+      return "network policy";
   }
   return "object";
 }
@@ -310,25 +321,38 @@ const char* singular(Kind kind) {
 }  // namespace
 
 int get(const std::string& kind_word, const std::string& name, const ListOptions& options) {
-  static const std::map<std::string, Kind> kinds = {
-      {"nodes", Kind::nodes},       {"node", Kind::nodes},
-      {"no", Kind::nodes},          {"pods", Kind::pods},
-      {"pod", Kind::pods},          {"po", Kind::pods},
-      {"hosts", Kind::hosts},       {"host", Kind::hosts},
-      {"routers", Kind::routers},   {"router", Kind::routers},
-      {"services", Kind::services}, {"service", Kind::services},
-      {"svc", Kind::services},      {"endpoints", Kind::endpoints},
-      {"ep", Kind::endpoints},      {"endpointslices", Kind::endpoints}};
-  static const std::vector<std::string> later = {"ingresses", "networkpolicies"};
+  static const std::map<std::string, Kind> kinds = {{"nodes", Kind::nodes},
+                                                    {"node", Kind::nodes},
+                                                    {"no", Kind::nodes},
+                                                    {"pods", Kind::pods},
+                                                    {"pod", Kind::pods},
+                                                    {"po", Kind::pods},
+                                                    {"hosts", Kind::hosts},
+                                                    {"host", Kind::hosts},
+                                                    {"routers", Kind::routers},
+                                                    {"router", Kind::routers},
+                                                    {"services", Kind::services},
+                                                    {"service", Kind::services},
+                                                    {"svc", Kind::services},
+                                                    {"endpoints", Kind::endpoints},
+                                                    {"ep", Kind::endpoints},
+                                                    {"endpointslices", Kind::endpoints},
+                                                    {"networkpolicies", Kind::network_policies},
+                                                    {"networkpolicy", Kind::network_policies},
+                                                    {"netpol", Kind::network_policies}};
+  static const std::vector<std::string> later = {"ingresses", "ing", "gateways", "gtw",
+                                                 "httproutes"};
   auto it = kinds.find(kind_word);
   if (it == kinds.end()) {
     if (std::find(later.begin(), later.end(), kind_word) != later.end())
-      throw UserError(
-          fmt::format("\"{}\" come with ingresses and policies, which this version does not "
-                      "build yet; try nodes, pods, services, endpoints, hosts or routers",
-                      kind_word));
-    throw UserError(fmt::format(
-        "unknown kind \"{}\"; try nodes, pods, services, endpoints, hosts or routers", kind_word));
+      throw UserError(fmt::format(
+          "\"{}\" come with ingresses and gateways, which this version does not build yet; try "
+          "nodes, pods, services, endpoints, networkpolicies, hosts or routers",
+          kind_word));
+    throw UserError(
+        fmt::format("unknown kind \"{}\"; try nodes, pods, services, endpoints, "
+                    "networkpolicies, hosts or routers",
+                    kind_word));
   }
   const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
@@ -339,6 +363,8 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
   };
   std::erase_if(state.pods, [&](const PodRecord& p) { return !shown(p.namespace_); });
   std::erase_if(state.services, [&](const ServiceRecord& s) { return !shown(s.namespace_); });
+  std::erase_if(state.network_policies,
+                [&](const NetworkPolicy& p) { return !shown(p.namespace_); });
   if (!name.empty()) {
     auto names = names_of(state, kind);
     if (std::find(names.begin(), names.end(), name) == names.end())
@@ -380,6 +406,9 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
           return json{{"name", s.name}, {"namespace", s.namespace_}, {"endpoints", eps}};
         });
         break;
+      case Kind::network_policies:
+        add(state.network_policies, [](const NetworkPolicy& p) { return json(p); });
+        break;
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
     return 0;
@@ -403,6 +432,9 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
       break;
     case Kind::endpoints:
       print_endpoints(state, wide, name);
+      break;
+    case Kind::network_policies:
+      print_network_policies(state, wide, name);
       break;
   }
   return 0;

@@ -59,8 +59,7 @@ std::vector<std::string> refusals(const Plan& before, const Plan& after) {
       why.push_back("pod " + p.key() + " is not in the file (also when `knetlab scale` added it)");
       continue;
     }
-    bool same = m->node == p.node && m->ip == p.ip && m->labels == p.labels &&
-                m->containers.size() == p.containers.size();
+    bool same = m->node == p.node && m->ip == p.ip && m->containers.size() == p.containers.size();
     for (size_t i = 0; same && i < p.containers.size(); ++i)
       same = m->containers[i].argv == p.containers[i].argv;
     if (!same) why.push_back("pod " + p.key() + " is changed");
@@ -123,11 +122,17 @@ ApplyDiff diff_for_apply(const Plan& running, const Plan& next) {
     FrrAdditions more{&frr, added(was->networks, frr.networks), added(was->peers, frr.peers)};
     if (!more.networks.empty() || !more.peers.empty()) d.frr.push_back(std::move(more));
   }
-  for (const auto& p : next.pods)
-    if (!find_by(running.pods, p.key(), [](const PodPlan& x) { return x.key(); })) {
+  for (const auto& p : next.pods) {
+    const auto* was = find_by(running.pods, p.key(), [](const PodPlan& x) { return x.key(); });
+    if (!was) {
       f.pods.push_back(p);
       d.pods.push_back(p.key());
+    } else if (was->labels != p.labels) {
+      d.relabelled.push_back(p.key());
     }
+  }
+  d.policies = running.network_policies != next.network_policies ||
+               running.namespace_labels != next.namespace_labels;
   for (const auto& n : next.nodes)
     if (!find_by(running.nodes, n.name, [](const NodePlan& x) { return x.name; }))
       d.nodes.push_back(n.name);

@@ -37,9 +37,9 @@ int shard_of(const ProxyNode& node, const ServicePlan& s) {
 
 // --- nftables ----------------------------------------------------------------
 
-NftService nft_service(const ProxyNode& node, const ServicePlan& s,
-                       const ServiceEndpoints& endpoints) {
-  NftService out;
+NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
+                     const ServiceEndpoints& endpoints) {
+  NftPiece out;
   if (!s.proxied()) return out;
   out.table = nft_table(shard_of(node, s));
   const auto cip = s.cluster_ip->str();
@@ -263,76 +263,13 @@ std::string nft_base(const ProxyNode& node) {
   return out;
 }
 
-void NftTransaction::change(const NftService& from, const NftService& to) {
-  const std::string t = !to.table.empty() ? to.table : !from.table.empty() ? from.table : kTable;
-  auto table_of = [&](const std::string& name) { return in_first_table(name) ? kTable : t; };
-  for (const auto& [key, value] : from.elements) {
-    auto it = to.elements.find(key);
-    if (it == to.elements.end() || it->second != value)
-      delete_elements_ += fmt::format("delete element {} {} {{ {} }}\n", table_of(key.first),
-                                      key.first, key.second);
-  }
-  for (const auto& [key, value] : to.elements) {
-    auto it = from.elements.find(key);
-    if (it == from.elements.end() || it->second != value)
-      add_elements_ += fmt::format("add element {} {} {{ {}{} }}\n", table_of(key.first), key.first,
-                                   key.second, value);
-  }
-  for (const auto& [name, decl] : to.sets)
-    if (!from.sets.count(name)) {
-      add_objects_ += fmt::format("add set {} {} {}\n", t, name, decl);
-      created_.push_back(t + " " + name);
-    }
-  for (const auto& [name, rules] : to.chains) {
-    auto it = from.chains.find(name);
-    if (it != from.chains.end() && it->second == rules) continue;
-    const auto table = table_of(name);
-    if (it == from.chains.end()) {
-      add_objects_ += fmt::format("add chain {} {}\n", table, name);
-      created_.push_back(table + " " + name);
-    } else {
-      rules_ += fmt::format("flush chain {} {}\n", table, name);
-    }
-    // A block's rules cannot name a set (affinity): libnftables would need
-    // the set cache that the block form skips.
-    bool names_set = std::any_of(rules.begin(), rules.end(), [](const std::string& r) {
-      return r.find('@') != std::string::npos;
-    });
-    if (!blocks_ || names_set)
-      for (const auto& rule : rules)
-        rules_ += fmt::format("add rule {} {} {}\n", table, name, rule);
-    else if (!rules.empty())
-      rules_ += fmt::format("add chain {} {} {{ {} ; }}\n", table, name, fmt::join(rules, " ; "));
-  }
-  for (const auto& [name, rules] : from.chains)
-    if (!to.chains.count(name)) {
-      rules_ += fmt::format("flush chain {} {}\n", table_of(name), name);
-      stale_chains_.push_back(table_of(name) + " " + name);
-    }
-  for (const auto& [name, decl] : from.sets)
-    if (!to.sets.count(name)) stale_sets_.push_back(t + " " + name);
-}
-
-bool NftTransaction::empty() const {
-  return delete_elements_.empty() && add_objects_.empty() && rules_.empty() &&
-         add_elements_.empty();
-}
-
-std::string NftTransaction::str() const {
-  return delete_elements_ + add_objects_ + rules_ + add_elements_;
-}
-
-std::string nft_delete(const std::vector<std::string>& chains,
-                       const std::vector<std::string>& sets) {
-  std::string out;
-  for (const auto& c : chains) out += fmt::format("delete chain {}\n", c);
-  for (const auto& s : sets) out += fmt::format("delete set {}\n", s);
-  return out;
+std::string nft_table_of(const std::string& name, const std::string& table) {
+  return in_first_table(name) ? kTable : table;
 }
 
 std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
                      const EndpointMap& endpoints) {
-  NftTransaction tx(false);
+  NftTransaction tx(false, nft_table_of);
   for (const auto& s : services) {
     auto it = endpoints.find(s.key());
     tx.change({}, nft_service(node, s, it == endpoints.end() ? ServiceEndpoints{} : it->second));
@@ -340,21 +277,20 @@ std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& serv
   return nft_base(node) + tx.str();
 }
 
-std::vector<NftStep> nft_sync(const ProxyNode& node,
-                              const std::map<std::string, NftService>& applied,
+std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first) {
   std::vector<NftStep> steps;
   const size_t chunk = first ? kFirstLoadServices : std::max<size_t>(changed.size(), 1);
   for (size_t at = 0; at == 0 || at < changed.size(); at += chunk) {
-    NftTransaction tx(!first);
+    NftTransaction tx(!first, nft_table_of);
     NftStep step;
     for (size_t i = at; i < std::min(at + chunk, changed.size()); ++i) {
       const auto& s = *changed[i];
       auto eps = endpoints.find(s.key());
       auto next = nft_service(node, s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
       auto was = applied.find(s.key());
-      tx.change(was == applied.end() ? NftService{} : was->second, next);
+      tx.change(was == applied.end() ? NftPiece{} : was->second, next);
       step.services.emplace_back(s.key(), std::move(next));
     }
     if (!first && tx.empty()) continue;

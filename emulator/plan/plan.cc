@@ -6,6 +6,7 @@
 #include <set>
 
 #include "knetlab/plan/dns.h"
+#include "knetlab/plan/policy.h"
 #include "knetlab/plan/scheduler.h"
 #include "knetlab/topology/schema.h"
 #include "knetlab/util/error.h"
@@ -79,6 +80,8 @@ class Planner {
     overlay();
     pods();
     p_.services = plan_services(t_);
+    p_.namespace_labels = namespace_labels(t_.namespaces);
+    p_.network_policies = t_.network_policies;
     api_server_endpoints();
     for (const auto& pod : p_.pods)
       if (pod.serves_dns())
@@ -226,6 +229,10 @@ class Planner {
           {.kind = LinkKind::bridge, .netns = node.netns, .name = "cni0", .mtu = pod_mtu});
       p_.addresses.push_back({node.netns, "cni0", node.pod_cidr.at(1), node.pod_cidr.prefix});
       p_.sysctls.push_back({node.netns, "net/ipv4/ip_forward", "1"});
+      // Pods of one node meet on its bridge: their packets pass the node's
+      // network policies only through br_netfilter.
+      if (!t_.network_policies.empty())
+        p_.sysctls.push_back({node.netns, "net/bridge/bridge-nf-call-iptables", "1"});
       // Links made in the node from here on, the node's end of each pod's
       // veth, get no IPv6 link-local address, as the pod's end gets none:
       // each would send neighbour discovery, router solicitations and MLD

@@ -1,7 +1,8 @@
 // apply: reconciles a running lab to a topology file that adds nodes, hosts,
-// racks or pods. The difference is the plan's (plan/apply_diff.h); this
-// builds it, tells running FRR instances their new peers in place, and runs
-// a pass so that the new nodes get every service's rules.
+// racks or pods, relabels pods, or changes network policies. The difference
+// is the plan's (plan/apply_diff.h); this builds it, tells running FRR
+// instances their new peers in place, and runs a pass so that the new nodes
+// get every service's rules and every node the policies' rules.
 
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include "knetlab/plan/dns.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/executor.h"
+#include "knetlab/realize/requirements.h"
 #include "knetlab/realize/routing.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
@@ -29,15 +31,19 @@ ApplyResult Controller::apply(const std::string& file) {
   auto diff = diff_for_apply(lab_.plan, next);
   if (!diff.refused.empty())
     throw UserError(fmt::format(
-        "{}: apply adds nodes, hosts, racks and pods to a running lab; this file also changes "
+        "{}: apply adds nodes, hosts, racks and pods to a running lab, relabels its pods and "
+        "changes its network policies; this file also changes "
         "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
         file, fmt::join(diff.refused, "; "), lab_.plan.lab));
-  ApplyResult result{diff.nodes, diff.hosts, diff.routers, diff.pods, 0};
+  ApplyResult result{diff.nodes,    diff.hosts, diff.routers, diff.pods, diff.relabelled,
+                     diff.policies, 0};
   if (diff.empty()) return result;
+  if (!diff.nodes.empty() || !diff.routers.empty() || diff.policies)
+    require_machine_support(next, file);
 
-  auto started = Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
-                     .add_pods(diff.fragment, lab_.mount_template);
-  adopt(started);
+  if (diff.adds())
+    adopt(Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
+              .add_pods(diff.fragment, lab_.mount_template));
   // Running FRR instances learn their new networks and peers in place: no
   // session restarts.
   for (const auto& more : diff.frr) {
@@ -63,17 +69,19 @@ ApplyResult Controller::apply(const std::string& file) {
   lab_.plan = std::move(next);
   lab_.topology = std::move(topology);
   lab_.context = std::move(context);
-  // A pass over everything: the new pods join their services' endpoints,
-  // the new nodes' kube-proxy loads every service, the new daemons are
-  // taken from the journal.
+  // A pass over everything: the new and relabelled pods join their
+  // services' endpoints and their policies' sets, the new nodes' kube-proxy
+  // loads every service, the new daemons are taken from the journal.
   pass(Changes{.all = true});
   if (!lab_.plan.frr.empty()) wait_for_bgp(Clock::now() + std::chrono::seconds(30));
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  effects_.event(
-      fmt::format("apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}] in "
-                  "{:.3f} s",
-                  file, fmt::join(result.nodes, ", "), fmt::join(result.hosts, ", "),
-                  fmt::join(result.routers, ", "), fmt::join(result.pods, ", "), result.seconds));
+  effects_.event(fmt::format(
+      "apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}]; relabelled pods [{}]; "
+      "network policies {} in {:.3f} s",
+      file, fmt::join(result.nodes, ", "), fmt::join(result.hosts, ", "),
+      fmt::join(result.routers, ", "), fmt::join(result.pods, ", "),
+      fmt::join(result.relabelled, ", "), result.policies ? "changed" : "unchanged",
+      result.seconds));
   return result;
 }
 

@@ -38,6 +38,7 @@ Controller::Controller(LabState lab, Kernel& kernel, Runtime& runtime, Programs&
   lifecycle_ = lifecycle.get(), daemons_ = daemons.get(), announcements_ = announcements.get();
   reconcilers_.push_back(std::move(lifecycle));
   reconcilers_.push_back(std::move(daemons));
+  reconcilers_.push_back(std::make_unique<PolicyReconciler>(effects_));
   reconcilers_.push_back(std::make_unique<EndpointsReconciler>());
   reconcilers_.push_back(std::make_unique<KubeProxyReconciler>(effects_));
   reconcilers_.push_back(std::make_unique<DnsReconciler>(effects_));

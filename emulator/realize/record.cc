@@ -5,33 +5,16 @@
 #include <filesystem>
 
 #include "knetlab/util/error.h"
+#include "record_json.h"
 
 namespace knl {
 
 using nlohmann::json;
+using record_json::enum_at;
+using record_json::ip_at;
+using record_json::net_of;
 
 namespace {
-
-template <typename E>
-E enum_at(const json& j, const char* key) {
-  auto word = j.at(key).get<std::string>();
-  auto value = enum_from_name<E>(word);
-  if (!value) throw UserError(fmt::format("unknown {} \"{}\" in the record", key, word));
-  return *value;
-}
-
-Ipv4 ip_at(const json& j, const char* key) {
-  auto text = j.at(key).get<std::string>();
-  auto ip = Ipv4::parse(text);
-  if (!ip) throw UserError(fmt::format("\"{}\" is not an address: \"{}\"", key, text));
-  return *ip;
-}
-
-Ipv4Net net_of(const std::string& text) {
-  auto net = Ipv4Net::parse(text);
-  if (!net) throw UserError(fmt::format("\"{}\" is not a network", text));
-  return *net;
-}
 
 json process_json(const ProcessRecord& p) {
   return {{"pid", p.pid}, {"startTime", p.start_time}};
@@ -69,6 +52,12 @@ json pod_json(const PodRecord& p) {
     entry["name"] = c.name;
     entry["log"] = c.log;
     entry["argv"] = c.argv;
+    json ports = json::array();
+    for (const auto& port : c.ports)
+      ports.push_back({{"name", port.name},
+                       {"containerPort", port.container_port},
+                       {"protocol", enum_name(port.protocol)}});
+    entry["ports"] = std::move(ports);
     if (c.process) {
       entry["pid"] = c.process->pid;
       entry["startTime"] = c.process->start_time;
@@ -99,8 +88,11 @@ PodRecord pod_at(const json& j) {
   p.netns = j.at("netns"), p.host_network = j.at("hostNetwork");
   p.deployment = j.at("deployment"), p.dir = j.at("dir"), p.ready = j.at("ready");
   for (const auto& c : j.at("containers")) {
-    ContainerRecord r{c.at("name"), c.at("log"), c.at("argv"), std::nullopt};
+    ContainerRecord r{c.at("name"), c.at("log"), c.at("argv"), std::nullopt, {}};
     if (c.contains("pid")) r.process = process_at(c);
+    for (const auto& port : c.at("ports"))
+      r.ports.push_back(
+          {port.at("name"), port.at("containerPort"), enum_at<Protocol>(port, "protocol")});
     p.containers.push_back(std::move(r));
   }
   if (j.contains("sandbox")) p.sandbox = process_at(j["sandbox"]);
@@ -221,7 +213,7 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
     auto running = pods.find(p.key());
     for (const auto& c : p.containers) {
       ContainerRecord& cr = pod.containers.emplace_back();
-      cr.name = c.name, cr.log = c.log_path, cr.argv = c.argv;
+      cr.name = c.name, cr.log = c.log_path, cr.argv = c.argv, cr.ports = c.ports;
       if (running != pods.end()) cr.process = running->second.containers.at(c.name);
     }
     if (running != pods.end()) pod.sandbox = running->second.sandbox;
@@ -246,6 +238,8 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
       for (const auto& e : (*found)[i])
         sr.endpoints.push_back({e.ip, e.port, s.ports[i].name, s.ports[i].protocol, e.node, e.pod});
   }
+  r.namespaces = plan.namespace_labels;
+  r.network_policies = plan.network_policies;
   r.lb_netns = plan.lb_netns;
   r.lb_ip = plan.lb_ip;
   return r;
@@ -306,6 +300,8 @@ void to_json(json& j, const LabRecord& r) {
        {"routers", std::move(routers)},
        {"pods", std::move(pods)},
        {"services", std::move(services)},
+       {"namespaces", r.namespaces},
+       {"networkPolicies", r.network_policies},
        {"cloudLoadBalancer",
         r.lb_netns.empty() ? json(nullptr) : json{{"netns", r.lb_netns}, {"ip", r.lb_ip.str()}}}};
 }
@@ -337,6 +333,8 @@ void from_json(const json& j, LabRecord& r) {
   }
   for (const auto& x : j.at("pods")) r.pods.push_back(pod_at(x));
   for (const auto& x : j.at("services")) r.services.push_back(service_at(x));
+  r.namespaces = j.at("namespaces").get<std::map<std::string, Labels>>();
+  r.network_policies = j.at("networkPolicies").get<std::vector<NetworkPolicy>>();
   if (const auto& lb = j.at("cloudLoadBalancer"); !lb.is_null()) {
     r.lb_netns = lb.at("netns");
     r.lb_ip = ip_at(lb, "ip");
@@ -397,14 +395,13 @@ void from_json(const json& j, DeleteResult& r) {
 }
 
 void to_json(json& j, const ApplyResult& r) {
-  j = {{"nodes", r.nodes},
-       {"hosts", r.hosts},
-       {"routers", r.routers},
-       {"pods", r.pods},
+  j = {{"nodes", r.nodes},    {"hosts", r.hosts},           {"routers", r.routers},
+       {"pods", r.pods},      {"relabelled", r.relabelled}, {"policies", r.policies},
        {"seconds", r.seconds}};
 }
 void from_json(const json& j, ApplyResult& r) {
-  r = {j.at("nodes"), j.at("hosts"), j.at("routers"), j.at("pods"), j.at("seconds")};
+  r = {j.at("nodes"),      j.at("hosts"),    j.at("routers"), j.at("pods"),
+       j.at("relabelled"), j.at("policies"), j.at("seconds")};
 }
 
 void to_json(json& j, const SyncResult& r) {

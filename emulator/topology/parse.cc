@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -27,6 +28,30 @@ bool is_domain_name(const std::string& name) {
     if (dot == std::string::npos) return true;
     start = dot + 1;
   }
+}
+
+namespace {
+
+bool is_label_name(std::string_view name) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (name.empty() || name.size() > 63 || !alnum(name.front()) || !alnum(name.back())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+}  // namespace
+
+bool is_label_key(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return is_label_name(key);
+  return is_domain_name(key.substr(0, slash)) &&
+         is_label_name(std::string_view(key).substr(slash + 1));
+}
+
+bool is_label_value(const std::string& value) {
+  return value.empty() || is_label_name(value);
 }
 
 namespace parsing {
@@ -103,6 +128,7 @@ Topology Parser::run() {
   workloads();
   services();
   shapes();
+  network_policies();
   capacity();
   return std::move(topo_);
 }
@@ -441,7 +467,7 @@ void check_buildable(const Topology& t) {
                 "a LoadBalancer service with [[racks]] needs loadBalancerMode = \"bgp\": the "
                 "emulated cloud load balancer sits on a single LAN; in a routed fabric the "
                 "nodes announce the address to their rack's router instead");
-  for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes, &t.network_policies})
+  for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes})
     if (!list->empty())
       refuse(list->front().where,
              (list->front().kind == "ingress" ? "an " : "a ") + list->front().kind, later);

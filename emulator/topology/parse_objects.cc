@@ -1,5 +1,5 @@
-// The parser's objects whose layers come later: ingresses, Gateway API
-// objects and network policies, checked for shape and references.
+// The parser's objects whose layers come later: ingresses and Gateway API
+// objects, checked for shape and references.
 
 #include <fmt/format.h>
 
@@ -26,7 +26,7 @@ void Parser::shapes() {
           topo_.ingresses);
   for (const auto& t : root_.tables("ingresses")) {
     t.string("ingressClassName", "nginx");
-    t.labels("annotations");
+    t.annotations("annotations");
     for (const auto& tls : t.tables("tls")) {
       tls.allow_only({"hosts", "secretName"});
       tls.strings("hosts");
@@ -66,34 +66,6 @@ void Parser::shapes() {
         b.allow_only({"name", "port", "weight"});
         service_ref(b, "name", namespace_of(t));
         b.integer("weight", 1, 0, 1000000);
-      }
-    }
-  }
-  objects("networkPolicies", "networkPolicy",
-          {"name", "namespace", "podSelector", "policyTypes", "ingress", "egress"},
-          topo_.network_policies);
-  for (const auto& t : root_.tables("networkPolicies")) {
-    t.labels("podSelector");
-    for (const auto& type : t.strings("policyTypes"))
-      if (type != "Ingress" && type != "Egress")
-        t.fail("policyTypes",
-               fmt::format("policy type \"{}\" must be \"Ingress\" or \"Egress\"", type));
-    for (const auto& [dir, peers] : {std::pair{"ingress", "from"}, std::pair{"egress", "to"}}) {
-      for (const auto& rule : t.tables(dir)) {
-        rule.allow_only({peers, "ports"});
-        for (const auto& peer : rule.tables(peers)) {
-          peer.allow_only({"podSelector", "namespaceSelector", "ipBlock"});
-          peer.labels("podSelector");
-          peer.labels("namespaceSelector");
-          if (auto block = peer.table("ipBlock")) {
-            block->allow_only({"cidr", "except"});
-            block->cidr("cidr", "");
-          }
-        }
-        for (const auto& port : rule.tables("ports")) {
-          port.allow_only({"protocol", "port", "endPort"});
-          port.choice("protocol", Protocol::tcp);
-        }
       }
     }
   }

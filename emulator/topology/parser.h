@@ -1,8 +1,8 @@
 #pragma once
 // The topology parser's parts, shared by parse.cc (the lab, its network and
-// machines), parse_workloads.cc (pods, deployments, services) and
-// parse_objects.cc (ingresses, gateways, routes, policies). Private to
-// emulator/topology/.
+// machines), parse_workloads.cc (pods, deployments, services),
+// parse_objects.cc (ingresses, gateways, routes) and parse_policies.cc
+// (network policies). Private to emulator/topology/.
 
 #include <map>
 #include <string>
@@ -60,6 +60,7 @@ class Parser {
   void services();
   // Shapes of the objects whose layers come later: keys, names, references.
   void shapes();
+  void network_policies();
   void service_ref(const TableReader& t, const std::string& key, const std::string& ns);
   // Address space checks that need every node and host.
   void capacity();

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -74,6 +75,22 @@ const std::vector<size_t>& line_starts(const toml::detail::region& region) {
 }
 
 }  // namespace
+
+std::string excerpt(std::string_view text) {
+  constexpr size_t kMax = 40;
+  std::string out;
+  for (char c : text.substr(0, kMax)) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\')
+      out += fmt::format("\\{}", c);
+    else if (u < 0x20 || u == 0x7f)
+      out += fmt::format("\\x{:02x}", u);
+    else
+      out += c;
+  }
+  if (text.size() > kMax) out += "...";
+  return out;
+}
 
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
@@ -213,13 +230,32 @@ std::vector<std::string> TableReader::strings(const std::string& key) const {
 }
 
 Labels TableReader::labels(const std::string& key) const {
+  auto out = annotations(key);
+  for (const auto& [k, v] : out)
+    if (!is_label_value(v))
+      fail_at(expect(*this, key, toml::value_t::table).as_table().at(k),
+              fmt::format("label \"{}\" = \"{}\" is not a Kubernetes label value: empty, or at "
+                          "most 63 characters of letters, digits, '-', '_' and '.', starting "
+                          "and ending with a letter or digit",
+                          k, excerpt(v)),
+              k);
+  return out;
+}
+
+Labels TableReader::annotations(const std::string& key) const {
   Labels out;
   if (!has(key)) return out;
   for (const auto& [k, v] : expect(*this, key, toml::value_t::table).as_table()) {
+    if (!is_label_key(k))
+      fail_at(v,
+              fmt::format("key \"{}\" in \"{}\" is not a Kubernetes label key: at most 63 "
+                          "characters of letters, digits, '-', '_' and '.', starting and ending "
+                          "with a letter or digit, after an optional DNS prefix and '/'",
+                          excerpt(k), key),
+              k);
     if (!v.is_string())
       fail_at(v,
-              fmt::format("label \"{}\" in \"{}\" must be a string, not {}", k, key,
-                          type_name(v.type())),
+              fmt::format("\"{}\" in \"{}\" must be a string, not {}", k, key, type_name(v.type())),
               k);
     out[k] = v.as_string().str;
   }

@@ -238,7 +238,7 @@ TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
     const auto hashed = nft_hash_name("ns/" + name + "/tcp/p80");
     auto none = nft_service(node, s, {{}});
     tables.insert(none.table);
-    NftTransaction tx;
+    NftTransaction tx(true, nft_table_of);
     tx.change({}, none);
     auto text = tx.str();
     EXPECT_NE(text.find("add element ip kube-proxy cluster-ips { " + ip + " }"), std::string::npos)
@@ -248,7 +248,7 @@ TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
         << text;
     auto ready = nft_service(node, s, {{{net("10.180.0.0/24").at(i + 1), 80, "node2", "ns/a"}}});
     EXPECT_EQ(ready.table, none.table) << "a service keeps its table";
-    NftTransaction up;
+    NftTransaction up(true, nft_table_of);
     up.change(none, ready);
     text = up.str();
     EXPECT_NE(text.find("delete element ip kube-proxy no-endpoint-services { " + ip),

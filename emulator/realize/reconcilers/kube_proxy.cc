@@ -17,7 +17,7 @@ struct KubeProxyReconciler::NodeProxy {
   ProxyNode node;
   std::string netns;
   bool loaded = false;                             // the first load went through
-  std::map<std::string, NftService> applied;       // nftables: by service key
+  std::map<std::string, NftPiece> applied;         // nftables: by service key
   std::vector<std::string> iptables_chains;        // iptables: KUBE- chains of the last sync
   std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
   std::set<std::string> retry;                     // services whose sync was refused

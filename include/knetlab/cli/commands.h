@@ -18,9 +18,16 @@ int deploy(const std::string& file, bool quiet);
 int destroy(const std::string& file, const std::string& lab, bool all);
 int inspect(const ListOptions& options);
 int get(const std::string& kind, const std::string& name, const ListOptions& options);
+/// `target` is KIND/NAME or KIND/NAMESPACE/NAME: a pod, service or network policy.
+int describe(const std::string& target, const ListOptions& options);
 int scale(const std::string& lab, const std::string& target, int replicas);
 int remove(const std::string& lab, const std::string& target);
-int check(const std::string& lab);
+struct CheckOptions {
+  std::string lab;
+  bool policies = false;         // the network-policy truth tables instead
+  std::string format = "table";  // table | json
+};
+int check(const CheckOptions& options);
 /// FRR's shell of node/NAME or router/NAME; each of `commands` as vtysh -c.
 int vtysh(const std::string& lab, const std::string& target,
           const std::vector<std::string>& commands);

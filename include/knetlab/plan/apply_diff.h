@@ -1,7 +1,8 @@
 #pragma once
 // What `knetlab apply` does to a running lab, decided without touching it:
 // the objects a new plan adds to the running one, what running FRR
-// instances must learn, and why any other change is refused. Pure.
+// instances must learn, the pods it relabels, whether network policies
+// change, and why any other change is refused. Pure.
 
 #include <string>
 #include <utility>
@@ -31,10 +32,16 @@ struct ApplyDiff {
   /// Names of what is added, for the answer.
   std::vector<std::string> nodes, hosts, routers, pods;
   std::vector<FrrAdditions> frr;
-  bool empty() const {
-    return fragment.namespaces.empty() && fragment.links.empty() && fragment.files.empty() &&
-           fragment.pods.empty();
+  /// Running pods whose labels change (in place, as `kubectl label` does).
+  std::vector<std::string> relabelled;
+  /// The network policies or the namespaces' labels change.
+  bool policies = false;
+  /// Whether the fragment holds anything to create.
+  bool adds() const {
+    return !fragment.namespaces.empty() || !fragment.links.empty() || !fragment.files.empty() ||
+           !fragment.sysctls.empty() || !fragment.pods.empty();
   }
+  bool empty() const { return !adds() && relabelled.empty() && !policies; }
 };
 
 /// The difference between the `running` plan and `next`, made from the

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "knetlab/plan/nft.h"
 #include "knetlab/plan/plan.h"
 
 namespace knl {
@@ -58,19 +59,10 @@ std::string service_port_name(const ServicePlan& service, const ServicePortPlan&
 
 // --- nftables ----------------------------------------------------------------
 
-/// The rules one service contributes to a node's table.
-struct NftService {
-  std::string table;  // "ip kube-proxy" or another shard's (nft_table)
-  std::map<std::string, std::vector<std::string>> chains;  // chain -> rules, in order
-  std::map<std::string, std::string> sets;                 // affinity set -> its declaration
-  /// (map or set, key) -> value; the value is empty for a set element.
-  std::map<std::pair<std::string, std::string>, std::string> elements;
-};
-
 /// What `service` with `endpoints` needs on `node`; empty when kube-proxy
 /// writes nothing for it (headless, ExternalName).
-NftService nft_service(const ProxyNode& node, const ServicePlan& service,
-                       const ServiceEndpoints& endpoints);
+NftPiece nft_service(const ProxyNode& node, const ServicePlan& service,
+                     const ServiceEndpoints& endpoints);
 
 /// The tables with their base chains, maps and static rules (the first
 /// sync). The first table is kube-proxy's whole table; its filter maps
@@ -81,47 +73,18 @@ NftService nft_service(const ProxyNode& node, const ServicePlan& service,
 /// add their filter chains to every packet.
 std::string nft_base(const ProxyNode& node);
 
-/// One transaction, built from per-service changes: element removals first,
-/// then new chains and sets, every changed chain's rules, and element
-/// additions. A chain's rules are written as one `add chain NAME { … }`
-/// block, which libnftables applies without first fetching the whole table
-/// (an `add rule` makes it list every chain and set).
-/// Chains and sets that are no longer used are flushed here and deleted later
-/// (nft_delete), as kube-proxy does with its stale chains: a delete also
-/// makes libnftables fetch the table.
-class NftTransaction {
- public:
-  /// `blocks` false writes `add rule` lines instead: faster for a first,
-  /// full load, where the fetch happens once anyway.
-  explicit NftTransaction(bool blocks = true) : blocks_(blocks) {}
-  /// Adds what turns `from` into `to` (either may be empty).
-  void change(const NftService& from, const NftService& to);
-  bool empty() const;
-  std::string str() const;
-  /// Flushed, to be deleted by a later transaction; each as "TABLE NAME".
-  const std::vector<std::string>& stale_chains() const { return stale_chains_; }
-  const std::vector<std::string>& stale_sets() const { return stale_sets_; }
-  /// Chains and sets this transaction (re)creates: no longer stale.
-  const std::vector<std::string>& created() const { return created_; }
-
- private:
-  bool blocks_;
-  std::string delete_elements_, add_objects_, rules_, add_elements_;
-  std::vector<std::string> stale_chains_, stale_sets_, created_;
-};
-
-/// Deletes stale chains, then stale sets (nothing refers to them any more);
-/// each given as "TABLE NAME".
-std::string nft_delete(const std::vector<std::string>& chains,
-                       const std::vector<std::string>& sets);
+/// kube-proxy's NftTableOf: a service's filter maps and firewall chains
+/// (cluster-ips, no-endpoint-*, firewall-*) are in the first table whichever
+/// table holds its NAT chains.
+std::string nft_table_of(const std::string& name, const std::string& table);
 
 /// One transaction of a node's nftables sync, and the services it brings to
 /// their new state once the kernel has taken it.
 struct NftStep {
   std::string script;
-  std::vector<std::pair<std::string, NftService>> services;  // by service key
-  std::vector<std::string> stale_chains, stale_sets;         // flushed now, to delete later
-  std::vector<std::string> created;                          // no longer stale
+  std::vector<std::pair<std::string, NftPiece>> services;  // by service key
+  std::vector<std::string> stale_chains, stale_sets;       // flushed now, to delete later
+  std::vector<std::string> created;                        // no longer stale
 };
 
 /// Services per transaction of a node's first load: the kernel walks the
@@ -135,8 +98,7 @@ inline constexpr size_t kFirstLoadServices = 750;
 /// begins with the base tables (nft_base) and goes kFirstLoadServices at a
 /// time, as `add rule` lines; a later sync is one transaction of chain
 /// blocks, and none when nothing differs.
-std::vector<NftStep> nft_sync(const ProxyNode& node,
-                              const std::map<std::string, NftService>& applied,
+std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first);
 

@@ -157,6 +157,9 @@ struct Plan {
   std::vector<DaemonPlan> daemons;
   std::vector<PodPlan> pods;
   std::vector<ServicePlan> services;
+  /// Kubernetes namespaces by name, with the labels selectors see.
+  std::map<std::string, Labels> namespace_labels;
+  std::vector<NetworkPolicy> network_policies;
   std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
   Ipv4 lb_ip;
   Cursors cursors;

@@ -1,8 +1,9 @@
 #pragma once
 // The reconcilers of a lab's control loop, in the order a pass runs them:
-// the kubelet's part (container restarts, readiness), FRR's watchdog, the
-// endpoints controller, kube-proxy, the cloud load balancer and MetalLB's
-// announcements. Each lives in emulator/realize/reconcilers/, one file each.
+// the kubelet's part (container restarts, readiness), FRR's watchdog,
+// network policies, the endpoints controller, kube-proxy, the cluster DNS,
+// the cloud load balancer and MetalLB's announcements. Each lives in emulator/realize/reconcilers/,
+// one file each.
 
 #include <map>
 #include <memory>
@@ -100,6 +101,33 @@ class KubeProxyReconciler final : public Reconciler {
   void clear_conntrack(const LabState& lab, const Changes& changes);
   Effects& effects_;
   std::vector<std::unique_ptr<NodeProxy>> nodes_;  // in node order
+};
+
+/// NetworkPolicy on every node: the table of plan/policy.h follows the
+/// lab's policies and pods (added, removed, relabelled; every one on
+/// Changes::all) with one nftables transaction per node and pass, which the
+/// kernel applies atomically: an established connection is never dropped
+/// by a change that still allows it. A node that refused is tried again on
+/// the next tick; chains and sets that fell out of use are deleted on a
+/// tick. A lab that never had a policy gets no table.
+class PolicyReconciler final : public Reconciler {
+ public:
+  explicit PolicyReconciler(Effects& effects) : effects_(effects) {}
+  std::string_view name() const override { return "network policy"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+  void tick(LabState& lab, Changes& changes) override;
+
+ private:
+  struct NodeTable {
+    bool loaded = false, retry = false;
+    NftPiece applied, desired;
+    std::set<std::string> stale_chains, stale_sets;  // flushed, deleted on a tick
+  };
+  /// Takes `table` from what it applied to what it desires; false when the
+  /// kernel refused, the error kept in `failure`.
+  bool sync(const LabState& lab, const NodePlan& node, NodeTable& table, std::string& failure);
+  Effects& effects_;
+  std::map<std::string, NodeTable> tables_;  // by node name
 };
 
 /// The cluster DNS: the zone of every replica (Knot DNS in a

@@ -77,6 +77,7 @@ struct ContainerRecord {
   std::string name, log;
   std::vector<std::string> argv;
   std::optional<ProcessRecord> process;  // none before it runs
+  std::vector<ContainerPort> ports;
   bool operator==(const ContainerRecord&) const = default;
 };
 
@@ -152,6 +153,8 @@ struct LabRecord {
   std::vector<RouterRecord> routers;
   std::vector<PodRecord> pods;
   std::vector<ServiceRecord> services;
+  std::map<std::string, Labels> namespaces;  // with kubernetes.io/metadata.name
+  std::vector<NetworkPolicy> network_policies;
   std::string lb_netns;  // the cloud load balancer's, or empty
   Ipv4 lb_ip;
   bool operator==(const LabRecord&) const = default;
@@ -170,6 +173,9 @@ LabRecord desired_part(LabRecord record);
 
 void to_json(nlohmann::json& j, const LabRecord& r);
 void from_json(const nlohmann::json& j, LabRecord& r);
+/// A network policy as Kubernetes writes one's spec (record_policy.cc).
+void to_json(nlohmann::json& j, const NetworkPolicy& p);
+void from_json(const nlohmann::json& j, NetworkPolicy& p);
 
 // --- requests to the lab's supervisor, and their results ------------------------
 
@@ -209,6 +215,8 @@ struct DeleteResult {
 };
 struct ApplyResult {
   std::vector<std::string> nodes, hosts, routers, pods;  // what was added
+  std::vector<std::string> relabelled;                   // pod keys
+  bool policies = false;  // the network policies or namespace labels changed
   double seconds = 0;
 };
 struct SyncResult {

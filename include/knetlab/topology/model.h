@@ -33,6 +33,8 @@ enum class Protocol { tcp, udp, sctp };
 enum class SessionAffinity { none, client_ip };
 enum class DnsPolicy { cluster_first, cluster_first_with_host_net, default_, none };
 enum class TrafficPolicy { cluster, local };
+enum class SelectorOperator { in, not_in, exists, does_not_exist };
+enum class PolicyType { ingress, egress };
 
 template <>
 struct EnumNames<Cni> {
@@ -106,6 +108,20 @@ template <>
 struct EnumNames<TrafficPolicy> {
   static constexpr std::array table{std::pair{TrafficPolicy::cluster, std::string_view("Cluster")},
                                     std::pair{TrafficPolicy::local, std::string_view("Local")}};
+};
+
+template <>
+struct EnumNames<SelectorOperator> {
+  static constexpr std::array table{
+      std::pair{SelectorOperator::in, std::string_view("In")},
+      std::pair{SelectorOperator::not_in, std::string_view("NotIn")},
+      std::pair{SelectorOperator::exists, std::string_view("Exists")},
+      std::pair{SelectorOperator::does_not_exist, std::string_view("DoesNotExist")}};
+};
+template <>
+struct EnumNames<PolicyType> {
+  static constexpr std::array table{std::pair{PolicyType::ingress, std::string_view("Ingress")},
+                                    std::pair{PolicyType::egress, std::string_view("Egress")}};
 };
 
 /// "FILE:LINE:COLUMN" of a value in the topology file.
@@ -189,6 +205,7 @@ struct ContainerPort {
   std::string name;
   int container_port = 0;
   Protocol protocol = Protocol::tcp;
+  bool operator==(const ContainerPort&) const = default;
 };
 
 struct Readiness {
@@ -279,11 +296,83 @@ struct Service {
   std::string key() const { return namespace_ + "/" + name; }
 };
 
-/// Ingresses, Gateway API objects and network policies are validated for shape
-/// (keys, types, references by name) and kept with their location; the layers
-/// that build them come with their own issues.
+/// One requirement of a label selector's matchExpressions.
+struct SelectorRequirement {
+  std::string key;
+  SelectorOperator op = SelectorOperator::in;
+  std::vector<std::string> values;  // In, NotIn: at least one; Exists, DoesNotExist: none
+  bool operator==(const SelectorRequirement&) const = default;
+};
+
+/// A Kubernetes label selector: every matchLabels pair and every requirement
+/// must hold, so an empty one selects everything (plan/policy.h matches it).
+struct LabelSelector {
+  Labels match_labels;
+  std::vector<SelectorRequirement> match_expressions;
+  bool operator==(const LabelSelector&) const = default;
+};
+
+struct IpBlock {
+  Ipv4Net cidr;
+  std::vector<Ipv4Net> except;  // each inside cidr
+  bool operator==(const IpBlock&) const = default;
+};
+
+/// One entry of a rule's from/to: pods by selectors (a podSelector alone
+/// means the policy's namespace; both together mean both must match), or an
+/// ipBlock, never both.
+struct PolicyPeer {
+  std::optional<LabelSelector> pod_selector, namespace_selector;
+  std::optional<IpBlock> ip_block;
+  bool operator==(const PolicyPeer&) const = default;
+};
+
+/// One entry of a rule's ports: every port of `protocol` (port 0 and no
+/// name), one port, a range (`end_port`), or a container port by name,
+/// resolved on each destination pod.
+struct PolicyPort {
+  Protocol protocol = Protocol::tcp;
+  int port = 0;
+  std::string port_name;
+  int end_port = 0;  // 0: no range
+  bool operator==(const PolicyPort&) const = default;
+};
+
+/// A rule allows traffic from/to any of `peers` (all when empty) on any of
+/// `ports` (all when empty).
+struct PolicyRule {
+  std::vector<PolicyPeer> peers;
+  std::vector<PolicyPort> ports;
+  Where where;
+  bool operator==(const PolicyRule& o) const { return peers == o.peers && ports == o.ports; }
+};
+
+struct NetworkPolicy {
+  std::string name;
+  std::string namespace_ = "default";
+  LabelSelector pod_selector;
+  /// policyTypes as Kubernetes defaults them: Ingress always, Egress when
+  /// egress rules are written.
+  bool ingress = true, egress = false;
+  std::vector<PolicyRule> ingress_rules, egress_rules;
+  Where where;
+  std::string key() const { return namespace_ + "/" + name; }
+  bool affects(PolicyType type) const { return type == PolicyType::ingress ? ingress : egress; }
+  const std::vector<PolicyRule>& rules(PolicyType type) const {
+    return type == PolicyType::ingress ? ingress_rules : egress_rules;
+  }
+  bool operator==(const NetworkPolicy& o) const {
+    return name == o.name && namespace_ == o.namespace_ && pod_selector == o.pod_selector &&
+           ingress == o.ingress && egress == o.egress && ingress_rules == o.ingress_rules &&
+           egress_rules == o.egress_rules;
+  }
+};
+
+/// Ingresses and Gateway API objects are validated for shape (keys, types,
+/// references by name) and kept with their location; the layers that build
+/// them come with their own issues.
 struct NamedObject {
-  std::string kind;  // "ingress", "gateway", "httpRoute", "networkPolicy"
+  std::string kind;  // "ingress", "gateway", "httpRoute"
   std::string name;
   std::string namespace_ = "default";
   Where where;
@@ -300,7 +389,8 @@ struct Topology {
   std::vector<Deployment> deployments;
   std::vector<Pod> pods;  // bare pods: a deployment's are made and placed by the plan
   std::vector<Service> services;
-  std::vector<NamedObject> ingresses, gateways, http_routes, network_policies;
+  std::vector<NamedObject> ingresses, gateways, http_routes;
+  std::vector<NetworkPolicy> network_policies;
 };
 
 }  // namespace knl

@@ -24,5 +24,11 @@ bool is_dns_label(const std::string& name, size_t max_length);
 /// Labels of is_dns_label (at most 63 characters) joined by dots, at most 253
 /// characters in all, with no final dot: "db.example.com".
 bool is_domain_name(const std::string& name);
+/// Kubernetes' label key: an optional DNS subdomain and '/', then 1..63
+/// characters of letters, digits, '-', '_' and '.', starting and ending with
+/// a letter or digit ("app", "kubernetes.io/metadata.name").
+bool is_label_key(const std::string& key);
+/// Kubernetes' label value: empty, or as a label key's name part.
+bool is_label_value(const std::string& value);
 
 }  // namespace knl

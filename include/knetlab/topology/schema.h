@@ -52,7 +52,10 @@ class TableReader {
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) const;
   bool boolean(const std::string& key, bool fallback) const;
   std::vector<std::string> strings(const std::string& key) const;
+  /// A table of Kubernetes labels (is_label_key, is_label_value).
   Labels labels(const std::string& key) const;
+  /// A table of strings whose keys are label keys' syntax, values free.
+  Labels annotations(const std::string& key) const;
   Ipv4Net cidr(const std::string& key, const std::string& fallback) const;
   std::optional<TableReader> table(const std::string& key) const;
   /// An array of tables (`[[key]]` or `key = [{...}]`); empty when absent.
@@ -65,6 +68,10 @@ class TableReader {
   const TomlValue* value_;
   std::string context_;
 };
+
+/// `text` as a message may quote it: at most 40 characters, control
+/// characters and quotes escaped, "..." when it was cut.
+std::string excerpt(std::string_view text);
 
 /// The closest of `candidates` to `word`, or "" when none is close.
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates);

@@ -1,0 +1,66 @@
+#include "probes.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <thread>
+
+namespace knl::cli {
+
+std::vector<std::pair<Protocol, int>> served_ports(const PodRecord& pod) {
+  std::vector<std::pair<Protocol, int>> out;
+  for (const auto& c : pod.containers) {
+    if (c.argv.empty()) continue;
+    const auto& program = c.argv[0];
+    if (program.substr(program.rfind('/') + 1) != "netexec") continue;
+    int http = 8080, udp = 8081;
+    for (const auto& arg : c.argv) {
+      if (arg.rfind("--http-port=", 0) == 0) http = std::stoi(arg.substr(12));
+      if (arg.rfind("--udp-port=", 0) == 0) udp = std::stoi(arg.substr(11));
+    }
+    out.emplace_back(Protocol::tcp, http);
+    if (udp != 0) out.emplace_back(Protocol::udp, udp);
+  }
+  return out;
+}
+
+ProgramCall hostname_call(const Install& install, const std::string& netns, Protocol protocol,
+                          const std::string& address, double timeout) {
+  std::vector<std::string> argv{install.bin_dir + "/netexec"};
+  auto limit = fmt::format("--timeout={}", timeout);
+  if (protocol == Protocol::udp)
+    argv.insert(argv.end(), {"udp", address, "hostname", limit});
+  else
+    argv.insert(argv.end(), {"get", "http://" + address + "/hostname", limit});
+  return {netns, argv, ""};
+}
+
+std::string hostname_answer(const ProgramResult& result) {
+  auto text = result.output;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (result.status == 0) return "pod " + text;
+  if (text.find("refused") != std::string::npos || text.find("unreachable") != std::string::npos)
+    return "refused";
+  if (text.find("timed out") != std::string::npos) return "timeout";
+  return text.empty() ? fmt::format("exit {}", result.status) : text;
+}
+
+std::vector<ProgramResult> run_probes(const std::vector<ProgramCall>& calls, size_t at_once) {
+  std::vector<ProgramResult> results(calls.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::jthread> workers;
+  for (size_t w = 0; w < std::min(at_once, calls.size()); ++w)
+    workers.emplace_back([&] {
+      for (size_t i; (i = next++) < calls.size();) {
+        try {
+          results[i] = run_program(calls[i].netns, calls[i].argv, calls[i].input);
+        } catch (const std::exception& e) {
+          results[i] = {127, e.what()};
+        }
+      }
+    });
+  workers.clear();
+  return results;
+}
+
+}  // namespace knl::cli

@@ -1,0 +1,30 @@
+#pragma once
+// What check's probes share: which ports a pod answers "hostname" on, the
+// netexec call that asks, and how its outcome reads. Private to
+// emulator/cli/.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "knetlab/cli/lab.h"
+#include "knetlab/kernel/programs.h"
+
+namespace knl::cli {
+
+/// The TCP (HTTP GET /hostname) and UDP ("hostname") ports on which the
+/// pod's netexec containers answer with its name, from their arguments.
+std::vector<std::pair<Protocol, int>> served_ports(const PodRecord& pod);
+
+/// The call that asks `address` (IP:PORT) for its pod's name from `netns`,
+/// waiting at most `timeout` seconds.
+ProgramCall hostname_call(const Install& install, const std::string& netns, Protocol protocol,
+                          const std::string& address, double timeout = 1);
+
+/// What answered: "pod NAME", "refused", "timeout", or the error's text.
+std::string hostname_answer(const ProgramResult& result);
+
+/// Runs `calls`, at most `at_once` at a time; the results in their order.
+std::vector<ProgramResult> run_probes(const std::vector<ProgramCall>& calls, size_t at_once);
+
+}  // namespace knl::cli
