@@ -15,6 +15,7 @@
 #include <regex>
 #include <thread>
 
+#include "../netpol_lab.h"
 #include "harness.h"
 
 namespace knl::test {
@@ -36,20 +37,7 @@ std::string xyz_lab(const Setup& setup, const std::string& policies) {
                                                 : std::vector<const char*>{"n1", "n2", "n3"})
     text += fmt::format("[[nodes]]\nname = \"{}\"\n", node);
   text += "[[hosts]]\nname = \"outside\"\n";
-  for (const char* ns : {"x", "y", "z"})
-    text += fmt::format("[[namespaces]]\nname = \"{0}\"\nlabels = {{ ns = \"{0}\" }}\n", ns);
-  for (const char* ns : {"x", "y", "z"})
-    for (const char* pod : {"a", "b", "c"}) {
-      text += fmt::format(
-          "[[pods]]\nname = \"{1}\"\nnamespace = \"{0}\"\nlabels = {{ pod = \"{1}\" }}\n", ns, pod);
-      for (int port : {80, 81})
-        text += fmt::format(
-            "[[pods.containers]]\nname = \"c{0}\"\nimage = \"netexec\"\n"
-            "args = [\"--http-port={0}\", \"--udp-port={0}\"]\n"
-            "ports = [{{ name = \"serve-{0}-tcp\", containerPort = {0} }}, "
-            "{{ name = \"serve-{0}-udp\", containerPort = {0}, protocol = \"UDP\" }}]\n",
-            port);
-    }
+  text += netpol_xyz_objects();
   // x/a behind a Service, and a deployment of pods labelled pod=b in x.
   text += R"(
 [[deployments]]

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "../netpol_lab.h"
 #include "fakes.h"
 #include "knetlab/plan/dns.h"
 #include "knetlab/plan/policy.h"
@@ -25,26 +26,13 @@ PlanContext context() {
   return c;
 }
 
-// The upstream netpol e2e lab: namespaces x, y, z labelled ns=…, each with
-// pods a, b, c labelled pod=… serving TCP and UDP on 80 and 81 (named
-// serve-80-tcp …), on three nodes, then `policies`.
+// The upstream netpol e2e lab (../netpol_lab.h) on three nodes, then
+// `policies`.
 std::string xyz_lab(const std::string& policies, const std::string& mode = "nftables") {
   std::string text = "name = \"np\"\n[network]\ncni = \"vxlan\"\nkubeProxyMode = \"" + mode +
                      "\"\n[[nodes]]\nname = \"n1\"\n[[nodes]]\nname = \"n2\"\n"
                      "[[nodes]]\nname = \"n3\"\n";
-  for (const char* ns : {"x", "y", "z"})
-    text += fmt::format("[[namespaces]]\nname = \"{0}\"\nlabels = {{ ns = \"{0}\" }}\n", ns);
-  for (const char* ns : {"x", "y", "z"})
-    for (const char* pod : {"a", "b", "c"}) {
-      text += fmt::format(
-          "[[pods]]\nname = \"{1}\"\nnamespace = \"{0}\"\nlabels = {{ pod = \"{1}\" }}\n", ns, pod);
-      for (int port : {80, 81})
-        text += fmt::format(
-            "[[pods.containers]]\nname = \"c{0}\"\nimage = \"netexec\"\n"
-            "ports = [{{ name = \"serve-{0}-tcp\", containerPort = {0} }}, "
-            "{{ name = \"serve-{0}-udp\", containerPort = {0}, protocol = \"UDP\" }}]\n",
-            port);
-    }
+  text += netpol_xyz_objects();
   return text + policies;
 }
 
