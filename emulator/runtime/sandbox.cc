@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -247,6 +248,25 @@ class ProcessRuntime final : public Runtime {
   }
 
   bool alive(const ProcessRecord& process) override { return process_alive(process); }
+
+  bool signal(const ProcessRecord& process, int signal) override {
+    return process_alive(process) && ::kill(process.pid, signal) == 0;
+  }
+
+  size_t children(const ProcessRecord& process) override {
+    if (!process_alive(process)) return 0;
+    std::ifstream in(fmt::format("/proc/{0}/task/{0}/children", process.pid));
+    size_t n = 0;
+    for (int pid; in >> pid;) ++n;
+    return n;
+  }
+
+  bool http_answers(const PodPlan& pod, int port, const std::string& path) override {
+    auto fd = open_netns(pod.node_netns);
+    bool ok = false;
+    run_in_netns(fd.get(), [&] { ok = http_ok(pod.ip, port, path); });
+    return ok;
+  }
 
   void stop_namespace_members(const std::vector<std::string>& netns) override {
     std::set<std::pair<dev_t, ino_t>> targets;

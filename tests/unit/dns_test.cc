@@ -71,17 +71,10 @@ type = "ExternalName"
 externalName = "db.example.com"
 )";
 
-PlanContext context() {
-  PlanContext c;
-  c.images = {{"netexec", {"netexec", "/bin/netexec", {}}},
-              {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}}};
-  return c;
-}
-
 Plan plan_of(const std::string& text) {
   auto t = parse_topology(text, "lab.toml");
   add_cluster_objects(t);
-  return make_plan(t, context());
+  return make_plan(t, test_context());
 }
 
 std::vector<std::string> lines_of(const DnsRecordSets& sets) {
@@ -258,13 +251,13 @@ struct DnsLab {
   DnsLab() {
     auto topology = parse_topology(kLab, "lab.toml");
     add_cluster_objects(topology);
-    auto plan = make_plan(topology, context());
+    auto plan = make_plan(topology, test_context());
     auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
     ControllerOptions options;
     options.restart_backoff = std::chrono::milliseconds(0);
     controller = std::make_unique<Controller>(
-        LabState{std::move(topology), context(), plan, {}, pods, {}, {}}, kernel, runtime, programs,
-        journal, options);
+        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
+        programs, journal, options);
     controller->start();
   }
   std::vector<ProgramCall> knotc() const {

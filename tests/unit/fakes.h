@@ -5,6 +5,7 @@
 // would hold (namespaces and their links, routes, nftables scripts, files,
 // processes) and check that nothing is used before it exists.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -15,11 +16,22 @@
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/programs.h"
+#include "knetlab/plan/plan.h"
 #include "knetlab/realize/journal.h"
 #include "knetlab/runtime/runtime.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
+
+/// The images the unit tests' labs run: netexec and the cluster's own DNS
+/// server and ingress controller.
+inline PlanContext test_context() {
+  PlanContext c;
+  c.images = {{"netexec", {"netexec", "/bin/netexec", {}}},
+              {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}},
+              {"nginx", {"nginx", "/usr/sbin/nginx", {"-c", "{dir}/nginx.conf", "-e", "stderr"}}}};
+  return c;
+}
 
 /// Counts the calls of every fake and throws SystemError at the chosen one:
 /// the `fail_at`-th call of any kind, or the `fail_kind_at`-th call whose
@@ -189,6 +201,17 @@ class FakeRuntime final : public Runtime {
     for (const auto& p : processes) running.erase(p.pid);
   }
   bool alive(const ProcessRecord& p) override { return running.count(p.pid) > 0; }
+  bool signal(const ProcessRecord& p, int sig) override {
+    in_.call(fmt::format("signal {} {}", p.pid, sig));
+    return alive(p);
+  }
+  /// One worker: a reload's old worker is gone by the time it is asked.
+  size_t children(const ProcessRecord& p) override { return alive(p) ? 1 : 0; }
+  /// Answers a path of `answering`, or any path when `answering` is empty.
+  bool http_answers(const PodPlan& pod, int port, const std::string& path) override {
+    in_.call(fmt::format("http {}:{}{}", pod.ip.str(), port, path));
+    return answering.empty() || answering.count(path);
+  }
   void stop_namespace_members(const std::vector<std::string>&) override {}
   /// A probe passes unless `failing` holds "namespace/pod/container".
   bool probe_readiness(const PodPlan& pod, const ContainerPlan& c) override {
@@ -206,7 +229,8 @@ class FakeRuntime final : public Runtime {
   std::set<int> running;
   std::map<std::string, std::string> files;  // path -> content
   std::set<std::string> mounts;
-  std::set<std::string> failing;  // readiness probes that fail
+  std::set<std::string> failing;    // readiness probes that fail
+  std::set<std::string> answering;  // the paths http_answers answers; empty: all
 
  private:
   ProcessRecord start(const std::string& what) {

@@ -19,13 +19,6 @@
 namespace knl {
 namespace {
 
-PlanContext context() {
-  PlanContext c;
-  c.images = {{"netexec", {"netexec", "/bin/netexec", {}}},
-              {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}}};
-  return c;
-}
-
 // The upstream netpol e2e lab (../netpol_lab.h) on three nodes, then
 // `policies`.
 std::string xyz_lab(const std::string& policies, const std::string& mode = "nftables") {
@@ -39,7 +32,7 @@ std::string xyz_lab(const std::string& policies, const std::string& mode = "nfta
 Plan plan_of(const std::string& text) {
   auto t = parse_topology(text, "lab.toml");
   add_cluster_objects(t);
-  return make_plan(t, context());
+  return make_plan(t, test_context());
 }
 
 // The truth table for `protocol`/`port`: one row per source pod "x/a",
@@ -364,13 +357,13 @@ struct Lab {
   explicit Lab(const std::string& text) {
     auto topology = parse_topology(text, "lab.toml");
     add_cluster_objects(topology);
-    auto plan = make_plan(topology, context());
+    auto plan = make_plan(topology, test_context());
     auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
     ControllerOptions options;
     options.event = [this](const std::string& e) { events.push_back(e); };
     controller = std::make_unique<Controller>(
-        LabState{std::move(topology), context(), plan, {}, pods, {}, {}}, kernel, runtime, programs,
-        journal, options);
+        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
+        programs, journal, options);
     controller->start();
   }
   // node's nft transactions that touch the policy table.

@@ -71,6 +71,13 @@ class Runtime {
   virtual void stop(const std::vector<ProcessRecord>& processes) = 0;
   /// True while the process runs (not exited, not a zombie, pid not reused).
   virtual bool alive(const ProcessRecord& process) = 0;
+  /// Sends `signal` to `process`; false when it no longer runs.
+  virtual bool signal(const ProcessRecord& process, int signal) = 0;
+  /// How many child processes `process` has; 0 when it no longer runs.
+  virtual size_t children(const ProcessRecord& process) = 0;
+  /// Whether GET http://POD_IP:PORT/PATH, sent from the pod's node, answers
+  /// with a 2xx or 3xx status within half a second.
+  virtual bool http_answers(const PodPlan& pod, int port, const std::string& path) = 0;
   /// Kills every process whose network namespace is one of `netns` (those a
   /// crash kept out of the journal, and those a user started with exec).
   virtual void stop_namespace_members(const std::vector<std::string>& netns) = 0;
