@@ -11,6 +11,7 @@
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
+#include "knetlab/plan/ingress.h"
 #include "knetlab/util/error.h"
 #include "policies.h"
 #include "probes.h"
@@ -29,6 +30,8 @@ struct Probe {
   std::string expected_failure;         // "refused" or "timeout" when no pod is expected
   std::string server;                   // DNS: the server asked
   bool may_time_out = false;            // a policy drops it toward some of the expected pods
+  std::vector<std::string> argv;        // HTTP and HTTPS: the curl command
+  std::string or_else;                  // another right answer ("HTTP 403": a source range)
 };
 
 // The lines of dig's short answer, sorted and joined by ','; "none" for none.
@@ -37,6 +40,7 @@ std::string dns_answer(const std::set<std::string>& lines) {
 }
 
 ProgramCall probe_call(const Install& install, const Probe& p) {
+  if (!p.argv.empty()) return {p.netns, p.argv, ""};
   if (p.protocol == "DNS")
     return {p.netns, {"dig", "+short", "+time=2", "+tries=2", "@" + p.server, p.address, "A"}, ""};
   return hostname_call(install, p.netns, p.protocol == "UDP" ? Protocol::udp : Protocol::tcp,
@@ -59,6 +63,7 @@ std::string probe_answer(const Probe& p, const ProgramResult& r) {
 
 bool answered_as_expected(const Probe& p, const std::string& got) {
   if (p.may_time_out && got == "timeout") return true;
+  if (!p.or_else.empty() && got == p.or_else) return true;
   if (p.protocol == "DNS")
     return got == (p.expected_failure.empty() ? dns_answer(p.expected_pods) : p.expected_failure);
   if (p.expected_pods.empty()) return got == p.expected_failure;
@@ -72,6 +77,7 @@ std::string expected_text(const Probe& p) {
                      : pods.size() == 1  ? pods.front()
                                          : fmt::format("one of {}", fmt::join(pods, ","));
   if (p.protocol == "DNS" && !p.expected_failure.empty()) text = p.expected_failure;
+  if (!p.or_else.empty()) text += " or " + p.or_else;
   return p.may_time_out ? text + " or timeout (policy)" : text;
 }
 
@@ -117,6 +123,136 @@ void apply_policies(Probe& p, const std::function<bool(const std::string& pod)>&
     if (kept.empty()) p.expected_pods.clear(), p.expected_failure = "timeout";
     p.may_time_out = !kept.empty();
   }
+}
+
+// The pods a request served by `backend` of an ingress in `ns` may reach:
+// the service port's ready endpoints.
+std::set<std::string> backend_pods(const LabRecord& state, const std::string& ns,
+                                   const IngressBackend& backend) {
+  std::set<std::string> out;
+  for (const auto& s : state.services) {
+    if (s.namespace_ != ns || s.name != backend.service) continue;
+    for (const auto& port : s.ports) {
+      if (port.protocol != Protocol::tcp ||
+          (backend.port_name.empty() ? port.port != backend.port : port.name != backend.port_name))
+        continue;
+      for (const auto& e : s.endpoints)
+        if (e.port_name == port.name && e.protocol == Protocol::tcp)
+          out.insert(e.pod.substr(e.pod.find('/') + 1));
+    }
+  }
+  return out;
+}
+
+// An outside host's requests to the ingress controller: every path of every
+// rule of a served ingress (but regular expressions), over HTTPS too for TLS
+// hosts, and a host no rule names, each expected to reach the pods Kubernetes'
+// ingress semantics pick (route_ingress_request) or the controller's own 404,
+// 503 or 308.
+std::vector<Probe> ingress_probes(const LabRecord& state) {
+  std::vector<Probe> probes;
+  const ServiceRecord* controller = nullptr;
+  for (const auto& s : state.services)
+    if (s.namespace_ == kIngressNamespace && s.name == kIngressController) controller = &s;
+  if (!controller || state.hosts.empty() || state.nodes.empty()) return probes;
+  const auto& client = state.hosts.front();
+  const auto address = controller->load_balancer_ip ? controller->load_balancer_ip->str()
+                                                    : state.nodes.front().ip.str();
+  const int http_port = controller->load_balancer_ip ? 80 : kIngressHttpNodePort;
+  const int https_port = controller->load_balancer_ip ? 443 : kIngressHttpsNodePort;
+  const auto ca = lab_dir(state.name) + "/ca.crt";
+  auto probe = [&](const std::string& host, const std::string& path, bool https) {
+    auto name = host.empty() ? address : host;
+    auto url = fmt::format("{}://{}:{}{}", https ? "https" : "http", name,
+                           https ? https_port : http_port, path);
+    std::vector<std::string> argv = {
+        "curl", "-s",
+        "-o",   "/dev/null",
+        "-m",   "2",
+        "-w",   fmt::format("%{{http_code}} %header{{{}}}", kIngressUpstreamHeader),
+        "-H",   std::string(kIngressProbeHeader) + ": 1"};
+    if (https) argv.insert(argv.end(), {"--cacert", ca});
+    argv.insert(
+        argv.end(),
+        {"--resolve", fmt::format("{}:{}:{}", name, https ? https_port : http_port, address), url});
+    Probe p{"host/" + client.name,
+            client.netns,
+            "ingress " + url,
+            https ? "HTTPS" : "HTTP",
+            url,
+            {},
+            ""};
+    p.argv = std::move(argv);
+    auto route = route_ingress_request(state.ingresses, host, path);
+    if (!route.ingress) {
+      p.expected_failure = "HTTP 404";
+    } else {
+      const auto& o = route.ingress->options;
+      bool tls = !host.empty() && ingress_tls_host(state.ingresses, host);
+      if (!https && ((tls && o.ssl_redirect) || o.force_ssl_redirect)) {
+        p.expected_failure = "HTTP 308";
+      } else {
+        p.expected_pods = backend_pods(state, route.ingress->namespace_, route.backend);
+        if (route.canary && route.canary->options.canary_weight > 0)
+          for (auto& pod : backend_pods(state, route.canary->namespace_, route.canary_backend))
+            p.expected_pods.insert(pod);
+        if (p.expected_pods.empty()) p.expected_failure = "HTTP 503";
+        // The controller sees the host's address, or a node's when one masqueraded it.
+        if (!o.whitelist.empty()) p.or_else = "HTTP 403";
+      }
+    }
+    probes.push_back(std::move(p));
+  };
+  std::set<std::pair<std::string, std::string>> asked;
+  for (const auto& in : state.ingresses) {
+    if (!in.served()) continue;
+    for (const auto& rule : in.rules) {
+      // A wildcard host is asked for with a first label of its own.
+      auto host = rule.host.rfind("*.", 0) == 0 ? "probe" + rule.host.substr(1) : rule.host;
+      for (const auto& path : rule.paths) {
+        if (path.type == PathType::implementation_specific && in.options.use_regex) continue;
+        if (!asked.insert({host, path.path}).second) continue;
+        probe(host, path.path, false);
+        // A prefix matches by path element: one letter more is another path.
+        auto beside = path.path.size() > 1 && path.path.back() == '/'
+                          ? path.path.substr(0, path.path.size() - 1) + "x"
+                          : path.path + "x";
+        if (path.type != PathType::exact && path.path != "/" && asked.insert({host, beside}).second)
+          probe(host, beside, false);
+        if (!host.empty() && ingress_tls_host(state.ingresses, rule.host))
+          probe(host, path.path, true);
+      }
+    }
+  }
+  probe("no-rule-names-this.example", "/", false);
+  return probes;
+}
+
+// What answered an ingress probe: "pod NAME" when nginx proxied it to a pod,
+// "HTTP CODE" when the controller answered itself, or curl's failure.
+std::string http_answer(const LabRecord& state, const ProgramResult& r) {
+  switch (r.status) {
+    case 0:
+      break;
+    case 7:
+      return "refused";
+    case 28:
+      return "timeout";
+    case 60:
+      return "certificate not trusted";
+    default:
+      return fmt::format("curl exit {}", r.status);
+  }
+  auto space = r.output.find(' ');
+  auto code = r.output.substr(0, space);
+  // After retries nginx lists every address it tried; the last one answered.
+  auto upstream = space == std::string::npos ? "" : r.output.substr(space + 1);
+  if (auto comma = upstream.rfind(", "); comma != std::string::npos)
+    upstream = upstream.substr(comma + 2);
+  auto ip = upstream.substr(0, upstream.find(':'));
+  for (const auto& pod : state.pods)
+    if (!ip.empty() && pod.ip.str() == ip) return "pod " + pod.name;
+  return "HTTP " + code;
 }
 
 }  // namespace
@@ -288,6 +424,7 @@ int check(const CheckOptions& options) {
       }
     }
   }
+  for (auto& p : ingress_probes(state)) probes.push_back(std::move(p));
   std::vector<ProgramCall> calls;
   for (const auto& p : probes) calls.push_back(probe_call(install, p));
   auto results = run_probes(calls, 16);
@@ -296,7 +433,7 @@ int check(const CheckOptions& options) {
   int differences = 0;
   for (size_t i = 0; i < probes.size(); ++i) {
     const auto& p = probes[i];
-    auto got = probe_answer(p, results[i]);
+    auto got = p.argv.empty() ? probe_answer(p, results[i]) : http_answer(state, results[i]);
     bool ok = answered_as_expected(p, got);
     rows.push_back({p.from, p.to, p.protocol, expected_text(p), got, ok ? "ok" : "DIFFERS"});
     items.push_back({{"from", p.from},

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <set>
 
+#include "knetlab/plan/dns.h"
 #include "knetlab/util/error.h"
 #include "policies.h"
 #include "probes.h"
@@ -84,7 +85,7 @@ int check_policies(const CheckOptions& options) {
   // The tables' pods: every pod with a network of its own, but the cluster's.
   std::vector<const PodRecord*> pods;
   for (const auto& p : state.pods)
-    if (!p.host_network && p.namespace_ != "kube-system") pods.push_back(&p);
+    if (!p.host_network && !is_cluster_namespace(p.namespace_)) pods.push_back(&p);
   std::sort(pods.begin(), pods.end(),
             [](const auto* a, const auto* b) { return a->key() < b->key(); });
   if (pods.empty()) throw UserError(fmt::format("lab \"{}\" has no pods to probe", state.name));

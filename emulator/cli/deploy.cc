@@ -22,6 +22,7 @@
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/programs.h"
 #include "knetlab/plan/dns.h"
+#include "knetlab/realize/certificates.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/requirements.h"
 #include "knetlab/realize/routing.h"
@@ -154,6 +155,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
     std::map<std::string, PodProcesses> pods;
     {
       InterruptGuard guard;
+      make_certificates(*programs, plan);
       pods = Executor(*kernel, *runtime, *journal, options).deploy(plan);
       ControllerOptions copts;
       const auto lab_name = plan.lab;
@@ -262,6 +264,7 @@ int plan_and_deploy(const std::string& file, bool quiet,
       if (!result.relabelled.empty())
         changes.push_back(fmt::format("relabelled pod/{}", fmt::join(result.relabelled, ", pod/")));
       if (result.policies) changes.push_back("network policies changed");
+      if (result.ingresses) changes.push_back("ingresses changed");
       if (changes.empty())
         spdlog::info("lab \"{}\" already matches {}; nothing to do", plan.lab, file);
       else

@@ -57,6 +57,8 @@ std::string state_path(const std::string& lab) {
 PlannedLab plan_lab(const std::string& file, const Install& install) {
   auto topology = parse_topology_file(file);
   check_buildable(topology);
+  for (const auto& w : topology.warnings)
+    fmt::print(stderr, "{}: warning: {}\n", w.where.str(), w.message);
   add_cluster_objects(topology);
   PlanContext context{kRunRoot, install.bin_dir,
                       load_image_catalog(install.images_dir, install.bin_dir)};

@@ -1,12 +1,15 @@
 // inspect and get: what the state record and the running processes say.
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
+#include "knetlab/plan/dns.h"
+#include "knetlab/plan/ingress.h"
 #include "knetlab/util/error.h"
 #include "policies.h"
 
@@ -174,6 +177,53 @@ json network_view(const LabRecord& state) {
           {"dnsDomain", state.network.dns_domain}};
 }
 
+// The ingress controller's address: its LoadBalancer IP, "" without one.
+// The controller service's load-balancer address, or "" before it has one; read before
+// get filters the cluster's own namespaces away.
+std::string controller_address(const LabRecord& state) {
+  for (const auto& s : state.services)
+    if (s.namespace_ == kIngressNamespace && s.name == kIngressController && s.load_balancer_ip)
+      return s.load_balancer_ip->str();
+  return "";
+}
+
+json ingress_view(const Ingress& in, const std::string& controller) {
+  json out = in;
+  out["class"] = in.class_name;
+  out["address"] = in.served() ? controller : "";
+  return out;
+}
+
+// get ingresses: as kubectl lists them; wide adds each rule's paths.
+void print_ingresses(const LabRecord& state, bool wide, const std::string& name,
+                     const std::string& controller) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"});
+  if (wide) rows.back().push_back("RULES");
+  for (const auto& in : state.ingresses) {
+    if (!name.empty() && in.name != name) continue;
+    std::vector<std::string> hosts, rules;
+    for (const auto& r : in.rules) {
+      hosts.push_back(r.host.empty() ? "*" : r.host);
+      for (const auto& p : r.paths)
+        rules.push_back(fmt::format(
+            "{}{} ({}) -> {}:{}", r.host, p.path, enum_name(p.type), p.backend.service,
+            p.backend.port_name.empty() ? std::to_string(p.backend.port) : p.backend.port_name));
+    }
+    if (in.default_backend)
+      rules.push_back(fmt::format("default -> {}:{}", in.default_backend->service,
+                                  in.default_backend->port_name.empty()
+                                      ? std::to_string(in.default_backend->port)
+                                      : in.default_backend->port_name));
+    auto address = in.served() ? controller : "";
+    rows.push_back({in.namespace_, in.name, in.class_name,
+                    hosts.empty() ? "*" : fmt::format("{}", fmt::join(hosts, ",")),
+                    address.empty() ? "<none>" : address, in.tls.empty() ? "80" : "80, 443"});
+    if (wide) rows.back().push_back(fmt::format("{}", fmt::join(rules, "; ")));
+  }
+  print_table(rows);
+}
+
 json inspect_json(const LabRecord& state) {
   json out = {{"name", state.name},      {"network", network_view(state)},
               {"nodes", json::array()},  {"hosts", json::array()},
@@ -185,6 +235,9 @@ json inspect_json(const LabRecord& state) {
   for (const auto& p : state.pods) out["pods"].push_back(pod_view(p));
   for (const auto& s : state.services) out["services"].push_back(service_view(s));
   out["networkPolicies"] = state.network_policies;
+  out["ingresses"] = json::array();
+  for (const auto& in : state.ingresses)
+    out["ingresses"].push_back(ingress_view(in, controller_address(state)));
   return out;
 }
 
@@ -261,12 +314,16 @@ int inspect(const ListOptions& options) {
     fmt::print("\nNETWORK POLICIES\n");
     print_network_policies(state, true, "");
   }
+  if (!state.ingresses.empty()) {
+    fmt::print("\nINGRESSES\n");
+    print_ingresses(state, true, "", controller_address(state));
+  }
   return 0;
 }
 
 namespace {
 
-enum class Kind { nodes, pods, hosts, routers, services, endpoints, network_policies };
+enum class Kind { nodes, pods, hosts, routers, services, endpoints, network_policies, ingresses };
 
 // The names of one kind, for "no such object" messages.
 std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
@@ -294,6 +351,9 @@ std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
     case Kind::network_policies:
       add(state.network_policies);
       break;
+    case Kind::ingresses:
+      add(state.ingresses);
+      break;
   }
   return out;
 }
@@ -314,6 +374,8 @@ const char* singular(Kind kind) {
       return "endpoint";
     case Kind::network_policies:
       return "network policy";
+    case Kind::ingresses:
+      return "ingress";
   }
   return "object";
 }
@@ -339,32 +401,36 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
                                                     {"endpointslices", Kind::endpoints},
                                                     {"networkpolicies", Kind::network_policies},
                                                     {"networkpolicy", Kind::network_policies},
-                                                    {"netpol", Kind::network_policies}};
-  static const std::vector<std::string> later = {"ingresses", "ing", "gateways", "gtw",
-                                                 "httproutes"};
+                                                    {"netpol", Kind::network_policies},
+                                                    {"ingresses", Kind::ingresses},
+                                                    {"ingress", Kind::ingresses},
+                                                    {"ing", Kind::ingresses}};
+  static const std::vector<std::string> later = {"gateways", "gtw", "httproutes"};
   auto it = kinds.find(kind_word);
   if (it == kinds.end()) {
     if (std::find(later.begin(), later.end(), kind_word) != later.end())
       throw UserError(fmt::format(
-          "\"{}\" come with ingresses and gateways, which this version does not build yet; try "
-          "nodes, pods, services, endpoints, networkpolicies, hosts or routers",
+          "\"{}\" come with the Gateway API, which this version does not build yet; try "
+          "nodes, pods, services, endpoints, networkpolicies, ingresses, hosts or routers",
           kind_word));
     throw UserError(
         fmt::format("unknown kind \"{}\"; try nodes, pods, services, endpoints, "
-                    "networkpolicies, hosts or routers",
+                    "networkpolicies, ingresses, hosts or routers",
                     kind_word));
   }
   const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
+  const auto controller = controller_address(state);
   // As kubectl lists, without the cluster's own namespace unless asked.
   auto shown = [&](const std::string& ns) {
     return !options.namespace_.empty() ? ns == options.namespace_
-                                       : options.all_namespaces || ns != "kube-system";
+                                       : options.all_namespaces || !is_cluster_namespace(ns);
   };
   std::erase_if(state.pods, [&](const PodRecord& p) { return !shown(p.namespace_); });
   std::erase_if(state.services, [&](const ServiceRecord& s) { return !shown(s.namespace_); });
   std::erase_if(state.network_policies,
                 [&](const NetworkPolicy& p) { return !shown(p.namespace_); });
+  std::erase_if(state.ingresses, [&](const Ingress& in) { return !shown(in.namespace_); });
   if (!name.empty()) {
     auto names = names_of(state, kind);
     if (std::find(names.begin(), names.end(), name) == names.end())
@@ -409,6 +475,9 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
       case Kind::network_policies:
         add(state.network_policies, [](const NetworkPolicy& p) { return json(p); });
         break;
+      case Kind::ingresses:
+        add(state.ingresses, [&](const Ingress& in) { return ingress_view(in, controller); });
+        break;
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
     return 0;
@@ -435,6 +504,9 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
       break;
     case Kind::network_policies:
       print_network_policies(state, wide, name);
+      break;
+    case Kind::ingresses:
+      print_ingresses(state, wide, name, controller);
       break;
   }
   return 0;

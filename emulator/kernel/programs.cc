@@ -36,7 +36,7 @@ int program_child(void* arg) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);  // knetlab ignores it; the program should not
-  if (::setns(c->netns_fd, CLONE_NEWNET) != 0) ::_exit(126);
+  if (c->netns_fd >= 0 && ::setns(c->netns_fd, CLONE_NEWNET) != 0) ::_exit(126);
   ::dup2(c->in_fd, 0), ::dup2(c->out_fd, 1), ::dup2(c->out_fd, 2);
   ::execve(c->path, c->argv, c->envp);
   ::_exit(127);
@@ -61,7 +61,7 @@ std::string on_path(const std::string& program) {
 
 ProgramResult run_program(const std::string& netns, const std::vector<std::string>& argv,
                           const std::string& input) {
-  Fd ns = open_netns(netns);
+  Fd ns = netns.empty() ? Fd() : open_netns(netns);
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
     throw errno_error("create pipe", argv[0], netns, errno);

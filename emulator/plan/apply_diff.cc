@@ -64,7 +64,10 @@ std::vector<std::string> refusals(const Plan& before, const Plan& after) {
       same = m->containers[i].argv == p.containers[i].argv;
     if (!same) why.push_back("pod " + p.key() + " is changed");
   }
-  if (before.services != after.services) why.push_back("[[services]]");
+  if (before.services != after.services)
+    why.push_back(before.ingresses.empty() != after.ingresses.empty()
+                      ? "[[services]] (the ingress controller's comes and goes with the ingresses)"
+                      : "[[services]]");
   // A safety net: whatever else moves a running object (an inserted rack
   // renumbers the spine's links, say).
   auto gone = [&](const auto& b, const auto& a, const char* what) {
@@ -131,6 +134,7 @@ ApplyDiff diff_for_apply(const Plan& running, const Plan& next) {
       d.relabelled.push_back(p.key());
     }
   }
+  d.ingresses = running.ingresses != next.ingresses;
   d.policies = running.network_policies != next.network_policies ||
                running.namespace_labels != next.namespace_labels;
   for (const auto& n : next.nodes)

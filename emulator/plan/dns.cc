@@ -1,4 +1,5 @@
 #include "knetlab/plan/dns.h"
+#include "knetlab/plan/ingress.h"
 
 #include <fmt/format.h>
 
@@ -131,6 +132,11 @@ void add_cluster_objects(Topology& t) {
   kubernetes.ports = {{"https", 443, 6443, "", std::nullopt, Protocol::tcp}};
   kubernetes.system = true, kubernetes.where = where;
   t.services.insert(t.services.begin(), {std::move(kubernetes), std::move(kube_dns)});
+  add_ingress_objects(t);
+}
+
+bool is_cluster_namespace(const std::string& ns) {
+  return ns == kDnsNamespace || ns == kIngressNamespace;
 }
 
 std::string node_resolv_conf(const Network& network) {

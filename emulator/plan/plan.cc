@@ -6,6 +6,7 @@
 #include <set>
 
 #include "knetlab/plan/dns.h"
+#include "knetlab/plan/ingress.h"
 #include "knetlab/plan/policy.h"
 #include "knetlab/plan/scheduler.h"
 #include "knetlab/topology/schema.h"
@@ -82,10 +83,13 @@ class Planner {
     p_.services = plan_services(t_);
     p_.namespace_labels = namespace_labels(t_.namespaces);
     p_.network_policies = t_.network_policies;
+    p_.ingresses = t_.ingresses;
     api_server_endpoints();
     for (const auto& pod : p_.pods)
       if (pod.serves_dns())
         for (auto& f : dns_pod_files(p_, pod)) p_.files.push_back(std::move(f));
+      else if (pod.serves_ingress())
+        for (auto& f : ingress_pod_files(p_, pod)) p_.files.push_back(std::move(f));
     cloud_load_balancer();
     plan_bgp(t_, c_, p_);
     return std::move(p_);
@@ -100,10 +104,13 @@ class Planner {
       if (other.node == pod.node && !other.host_network)
         veths.insert(pod_veth_name(other.namespace_, other.name));
     add_pod(pod, ip, veths);
-    if (p_.pods.back().serves_dns()) {
+    if (p_.pods.back().serves_dns() || p_.pods.back().serves_ingress()) {
       auto with = existing;
       with.pods.push_back(p_.pods.back());
-      for (auto& f : dns_pod_files(with, p_.pods.back())) p_.files.push_back(std::move(f));
+      const auto& added = p_.pods.back();
+      for (auto& f :
+           added.serves_dns() ? dns_pod_files(with, added) : ingress_pod_files(with, added))
+        p_.files.push_back(std::move(f));
     }
     return std::move(p_);
   }

@@ -8,6 +8,7 @@
 
 #include "knetlab/plan/apply_diff.h"
 #include "knetlab/plan/dns.h"
+#include "knetlab/realize/certificates.h"
 #include "knetlab/realize/controller.h"
 #include "knetlab/realize/executor.h"
 #include "knetlab/realize/requirements.h"
@@ -30,17 +31,19 @@ ApplyResult Controller::apply(const std::string& file) {
   auto next = make_plan(topology, context);
   auto diff = diff_for_apply(lab_.plan, next);
   if (!diff.refused.empty())
-    throw UserError(fmt::format(
-        "{}: apply adds nodes, hosts, racks and pods to a running lab, relabels its pods and "
-        "changes its network policies; this file also changes "
-        "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
-        file, fmt::join(diff.refused, "; "), lab_.plan.lab));
-  ApplyResult result{diff.nodes,    diff.hosts, diff.routers, diff.pods, diff.relabelled,
-                     diff.policies, 0};
+    throw UserError(
+        fmt::format("{}: apply adds nodes, hosts, racks and pods to a running lab, relabels its "
+                    "pods, changes its "
+                    "ingresses and its network policies; this file also changes "
+                    "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
+                    file, fmt::join(diff.refused, "; "), lab_.plan.lab));
+  ApplyResult result{diff.nodes,    diff.hosts, diff.routers,  diff.pods, diff.relabelled,
+                     diff.policies, 0,          diff.ingresses};
   if (diff.empty()) return result;
-  if (!diff.nodes.empty() || !diff.routers.empty() || diff.policies)
+  if (!diff.nodes.empty() || !diff.routers.empty() || diff.policies || diff.ingresses)
     require_machine_support(next, file);
 
+  make_certificates(effects_.programs, next);
   if (diff.adds())
     adopt(Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
               .add_pods(diff.fragment, lab_.mount_template));
@@ -77,11 +80,11 @@ ApplyResult Controller::apply(const std::string& file) {
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   effects_.event(fmt::format(
       "apply {}: added nodes [{}], hosts [{}], racks [{}], pods [{}]; relabelled pods [{}]; "
-      "network policies {} in {:.3f} s",
+      "network policies {}; ingresses {} in {:.3f} s",
       file, fmt::join(result.nodes, ", "), fmt::join(result.hosts, ", "),
       fmt::join(result.routers, ", "), fmt::join(result.pods, ", "),
       fmt::join(result.relabelled, ", "), result.policies ? "changed" : "unchanged",
-      result.seconds));
+      result.ingresses ? "changed" : "unchanged", result.seconds));
   return result;
 }
 

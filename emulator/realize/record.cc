@@ -240,6 +240,7 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
   }
   r.namespaces = plan.namespace_labels;
   r.network_policies = plan.network_policies;
+  r.ingresses = plan.ingresses;
   r.lb_netns = plan.lb_netns;
   r.lb_ip = plan.lb_ip;
   return r;
@@ -302,6 +303,7 @@ void to_json(json& j, const LabRecord& r) {
        {"services", std::move(services)},
        {"namespaces", r.namespaces},
        {"networkPolicies", r.network_policies},
+       {"ingresses", r.ingresses},
        {"cloudLoadBalancer",
         r.lb_netns.empty() ? json(nullptr) : json{{"netns", r.lb_netns}, {"ip", r.lb_ip.str()}}}};
 }
@@ -335,6 +337,7 @@ void from_json(const json& j, LabRecord& r) {
   for (const auto& x : j.at("services")) r.services.push_back(service_at(x));
   r.namespaces = j.at("namespaces").get<std::map<std::string, Labels>>();
   r.network_policies = j.at("networkPolicies").get<std::vector<NetworkPolicy>>();
+  r.ingresses = j.at("ingresses").get<std::vector<Ingress>>();
   if (const auto& lb = j.at("cloudLoadBalancer"); !lb.is_null()) {
     r.lb_netns = lb.at("netns");
     r.lb_ip = ip_at(lb, "ip");
@@ -395,13 +398,13 @@ void from_json(const json& j, DeleteResult& r) {
 }
 
 void to_json(json& j, const ApplyResult& r) {
-  j = {{"nodes", r.nodes},    {"hosts", r.hosts},           {"routers", r.routers},
-       {"pods", r.pods},      {"relabelled", r.relabelled}, {"policies", r.policies},
-       {"seconds", r.seconds}};
+  j = {{"nodes", r.nodes},     {"hosts", r.hosts},           {"routers", r.routers},
+       {"pods", r.pods},       {"relabelled", r.relabelled}, {"policies", r.policies},
+       {"seconds", r.seconds}, {"ingresses", r.ingresses}};
 }
 void from_json(const json& j, ApplyResult& r) {
   r = {j.at("nodes"),      j.at("hosts"),    j.at("routers"), j.at("pods"),
-       j.at("relabelled"), j.at("policies"), j.at("seconds")};
+       j.at("relabelled"), j.at("policies"), j.at("seconds"), j.at("ingresses")};
 }
 
 void to_json(json& j, const SyncResult& r) {

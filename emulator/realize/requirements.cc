@@ -22,6 +22,12 @@ void require_machine_support(const Plan& plan, const std::string& file) {
             "{}: every lab runs the cluster DNS (Knot DNS, pod {}), but {} is missing: install "
             "it with `apt-get install knot` (scripts/setup does)",
             file, pod.key(), c.argv.front()));
+  for (const auto& pod : plan.pods)
+    if (pod.serves_ingress() && !std::filesystem::exists(pod.containers.front().argv.front()))
+      throw UserError(fmt::format(
+          "{}: this lab has ingresses, whose controller (pod {}) runs nginx, but {} is missing: "
+          "install it with `apt-get install nginx` (scripts/setup does)",
+          file, pod.key(), pod.containers.front().argv.front()));
   if (!plan.network_policies.empty() && !std::filesystem::exists("/proc/sys/net/bridge"))
     throw UserError(fmt::format(
         "{}: network policy {} needs the br_netfilter kernel module, so that traffic between "

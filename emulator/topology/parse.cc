@@ -467,7 +467,7 @@ void check_buildable(const Topology& t) {
                 "a LoadBalancer service with [[racks]] needs loadBalancerMode = \"bgp\": the "
                 "emulated cloud load balancer sits on a single LAN; in a routed fabric the "
                 "nodes announce the address to their rack's router instead");
-  for (const auto* list : {&t.ingresses, &t.gateways, &t.http_routes})
+  for (const auto* list : {&t.gateways, &t.http_routes})
     if (!list->empty())
       refuse(list->front().where,
              (list->front().kind == "ingress" ? "an " : "a ") + list->front().kind, later);

@@ -60,6 +60,12 @@ class Parser {
   void services();
   // Shapes of the objects whose layers come later: keys, names, references.
   void shapes();
+  // Ingresses: the annotations ingress-nginx serves (a warning for any
+  // other of its prefix), hosts, paths and the service ports they name.
+  IngressAnnotations ingress_annotations(const TableReader& t, const Labels& annotations);
+  void ingress_host(const TableReader& t, const std::string& key, const std::string& host);
+  void ingress_path(const TableReader& t, const IngressPath& path, bool use_regex);
+  IngressBackend ingress_backend(const TableReader& t, const std::string& ns);
   void network_policies();
   void service_ref(const TableReader& t, const std::string& key, const std::string& ns);
   // Address space checks that need every node and host.

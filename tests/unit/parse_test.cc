@@ -216,11 +216,11 @@ TEST(Parse, RejectsBridgeCniWithSeveralNodes) {
 
 TEST(Parse, RefusesWhatIsParsedButNotBuiltYet) {
   auto r = reject(std::string("name = \"demo\"\n") + kNodes + R"(
-[[ingresses]]
-name = "web"
+[[gateways]]
+name = "gw"
 )");
   EXPECT_EQ(r.line, 10u) << r.message;
-  EXPECT_NE(r.message.find("an ingress is understood but not built yet"), std::string::npos)
+  EXPECT_NE(r.message.find("a gateway is understood but not built yet"), std::string::npos)
       << r.message;
 }
 

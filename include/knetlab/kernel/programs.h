@@ -12,7 +12,7 @@ namespace knl {
 
 /// One run of a program.
 struct ProgramCall {
-  std::string netns;              // the network namespace it runs in (a name under /run/netns)
+  std::string netns;  // the network namespace it runs in (a name under /run/netns); empty: ours
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   std::string input;              // its standard input
 };

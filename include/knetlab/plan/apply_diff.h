@@ -36,12 +36,14 @@ struct ApplyDiff {
   std::vector<std::string> relabelled;
   /// The network policies or the namespaces' labels change.
   bool policies = false;
+  /// The ingresses change (the controller's configuration follows).
+  bool ingresses = false;
   /// Whether the fragment holds anything to create.
   bool adds() const {
     return !fragment.namespaces.empty() || !fragment.links.empty() || !fragment.files.empty() ||
            !fragment.sysctls.empty() || !fragment.pods.empty();
   }
-  bool empty() const { return !adds() && relabelled.empty() && !policies; }
+  bool empty() const { return !adds() && relabelled.empty() && !policies && !ingresses; }
 };
 
 /// The difference between the `running` plan and `next`, made from the

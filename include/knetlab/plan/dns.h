@@ -31,8 +31,13 @@ inline constexpr int kDnsTtl = 5;
 /// kube-system (when the file has none), the deployment kube-system/coredns
 /// (2 replicas, k8s-app=kube-dns, image `dns`), the services
 /// kube-system/kube-dns (.10; 53/UDP `dns`, 53/TCP `dns-tcp`) and
-/// default/kubernetes (.1; 443/TCP `https` to the control-plane nodes' 6443).
+/// default/kubernetes (.1; 443/TCP `https` to the control-plane nodes' 6443);
+/// and the ingress controller's (add_ingress_objects, plan/ingress.h).
 void add_cluster_objects(Topology& topology);
+
+/// Whether `ns` holds only the cluster's own objects (kube-system,
+/// ingress-nginx): listings and policy tables leave it out unless asked.
+bool is_cluster_namespace(const std::string& ns);
 
 /// The node's resolv.conf in a lab: the cluster DNS is the only resolver a
 /// lab has, named without a search path (dnsPolicy Default starts from it).

@@ -78,6 +78,8 @@ struct PodPlan {
   std::string key() const { return namespace_ + "/" + name; }
   /// Runs the `dns` image: a replica of the cluster DNS.
   bool serves_dns() const;
+  /// Runs the `nginx` image: a replica of the ingress controller.
+  bool serves_ingress() const;
 };
 
 struct NodePlan {
@@ -160,6 +162,7 @@ struct Plan {
   /// Kubernetes namespaces by name, with the labels selectors see.
   std::map<std::string, Labels> namespace_labels;
   std::vector<NetworkPolicy> network_policies;
+  std::vector<Ingress> ingresses;
   std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
   Ipv4 lb_ip;
   Cursors cursors;

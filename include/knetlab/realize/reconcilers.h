@@ -2,8 +2,8 @@
 // The reconcilers of a lab's control loop, in the order a pass runs them:
 // the kubelet's part (container restarts, readiness), FRR's watchdog,
 // network policies, the endpoints controller, kube-proxy, the cluster DNS,
-// the cloud load balancer and MetalLB's announcements. Each lives in emulator/realize/reconcilers/,
-// one file each.
+// the ingress controller, the cloud load balancer and MetalLB's announcements. Each lives in
+// emulator/realize/reconcilers/, one file each.
 
 #include <map>
 #include <memory>
@@ -14,6 +14,7 @@
 
 #include "knetlab/plan/dns.h"
 #include "knetlab/plan/endpoints.h"
+#include "knetlab/plan/ingress.h"
 #include "knetlab/plan/kubeproxy.h"
 #include "knetlab/realize/lab_state.h"
 
@@ -150,6 +151,30 @@ class DnsReconciler final : public Reconciler {
   DnsRecordSets desired_;
   std::map<std::string, DnsRecordSets> applied_;  // by DNS pod key
   bool started_ = false, pending_ = false;
+};
+
+/// The ingress controller: each controller pod's nginx configuration
+/// (plan/ingress.h) follows the ingresses and the ready endpoints of their
+/// services; a changed one is written and nginx reloaded gracefully (its
+/// old workers finish the requests in flight), all pods at once. A reload
+/// nginx refused is tried again in the pass after the next tick, the last
+/// good configuration serving meanwhile.
+class IngressReconciler final : public Reconciler {
+ public:
+  explicit IngressReconciler(Effects& effects) : effects_(effects) {}
+  std::string_view name() const override { return "ingress"; }
+  void reconcile(LabState& lab, Changes& changes) override;
+  void tick(LabState& lab, Changes& changes) override;
+
+ private:
+  /// Checks `config` with nginx -t, writes it and has the pod's nginx serve
+  /// it; returns once it does. Throws SystemError naming the pod when nginx
+  /// refuses it or does not serve it within 2 s.
+  void reload(LabState& lab, const PodPlan& pod, const NginxConfig& config);
+
+  Effects& effects_;
+  std::map<std::string, std::string> applied_;  // by controller pod key: its configuration
+  bool pending_ = false;
 };
 
 /// The emulated cloud's load balancer: a route per LoadBalancer IP in its

@@ -155,6 +155,7 @@ struct LabRecord {
   std::vector<ServiceRecord> services;
   std::map<std::string, Labels> namespaces;  // with kubernetes.io/metadata.name
   std::vector<NetworkPolicy> network_policies;
+  std::vector<Ingress> ingresses;
   std::string lb_netns;  // the cloud load balancer's, or empty
   Ipv4 lb_ip;
   bool operator==(const LabRecord&) const = default;
@@ -176,6 +177,10 @@ void from_json(const nlohmann::json& j, LabRecord& r);
 /// A network policy as Kubernetes writes one's spec (record_policy.cc).
 void to_json(nlohmann::json& j, const NetworkPolicy& p);
 void from_json(const nlohmann::json& j, NetworkPolicy& p);
+/// An ingress as Kubernetes writes one, with what its annotations ask of
+/// the controller (record_ingress.cc).
+void to_json(nlohmann::json& j, const Ingress& in);
+void from_json(const nlohmann::json& j, Ingress& in);
 
 // --- requests to the lab's supervisor, and their results ------------------------
 
@@ -218,6 +223,7 @@ struct ApplyResult {
   std::vector<std::string> relabelled;                   // pod keys
   bool policies = false;  // the network policies or namespace labels changed
   double seconds = 0;
+  bool ingresses = false;  // the ingresses changed
 };
 struct SyncResult {
   double sync_seconds = 0;

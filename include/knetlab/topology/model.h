@@ -35,6 +35,7 @@ enum class DnsPolicy { cluster_first, cluster_first_with_host_net, default_, non
 enum class TrafficPolicy { cluster, local };
 enum class SelectorOperator { in, not_in, exists, does_not_exist };
 enum class PolicyType { ingress, egress };
+enum class PathType { prefix, exact, implementation_specific };
 
 template <>
 struct EnumNames<Cni> {
@@ -122,6 +123,14 @@ template <>
 struct EnumNames<PolicyType> {
   static constexpr std::array table{std::pair{PolicyType::ingress, std::string_view("Ingress")},
                                     std::pair{PolicyType::egress, std::string_view("Egress")}};
+};
+
+template <>
+struct EnumNames<PathType> {
+  static constexpr std::array table{
+      std::pair{PathType::prefix, std::string_view("Prefix")},
+      std::pair{PathType::exact, std::string_view("Exact")},
+      std::pair{PathType::implementation_specific, std::string_view("ImplementationSpecific")}};
 };
 
 /// "FILE:LINE:COLUMN" of a value in the topology file.
@@ -368,9 +377,72 @@ struct NetworkPolicy {
   }
 };
 
-/// Ingresses and Gateway API objects are validated for shape (keys, types,
-/// references by name) and kept with their location; the layers that build
-/// them come with their own issues.
+/// A service port an ingress sends to: by number, or by the port's name.
+struct IngressBackend {
+  std::string service;
+  int port = 0;
+  std::string port_name;
+  bool operator==(const IngressBackend&) const = default;
+};
+
+struct IngressPath {
+  std::string path = "/";
+  PathType type = PathType::prefix;
+  IngressBackend backend;
+  bool operator==(const IngressPath&) const = default;
+};
+
+struct IngressRule {
+  std::string host;  // empty: every host; "*.example.com": one label
+  std::vector<IngressPath> paths;
+  bool operator==(const IngressRule&) const = default;
+};
+
+/// The nginx.ingress.kubernetes.io/ annotations the controller serves, read.
+struct IngressAnnotations {
+  std::string rewrite_target;  // with $1… of the path's regex
+  bool use_regex = false;
+  bool ssl_redirect = true;  // for TLS hosts
+  bool force_ssl_redirect = false;
+  bool canary = false;
+  int canary_weight = 0;  // percent
+  std::string canary_by_header, canary_by_header_value;
+  bool affinity_cookie = false;
+  std::string session_cookie_name = "INGRESSCOOKIE";
+  std::vector<Ipv4Net> whitelist;  // empty: everyone
+  bool operator==(const IngressAnnotations&) const = default;
+};
+
+/// An Ingress. The controller (plan/ingress.h) serves those of class
+/// "nginx"; others are kept and listed.
+struct Ingress {
+  std::string name, namespace_ = "default";
+  std::string class_name = "nginx";
+  Labels annotations;  // as written
+  IngressAnnotations options;
+  std::vector<std::vector<std::string>> tls;  // each entry's hosts
+  std::optional<IngressBackend> default_backend;
+  std::vector<IngressRule> rules;
+  Where where;
+  std::string key() const { return namespace_ + "/" + name; }
+  bool served() const { return class_name == "nginx"; }
+  bool operator==(const Ingress& o) const {
+    return name == o.name && namespace_ == o.namespace_ && class_name == o.class_name &&
+           annotations == o.annotations && options == o.options && tls == o.tls &&
+           default_backend == o.default_backend && rules == o.rules;
+  }
+};
+
+/// Something a file says that Kubernetes accepts but that does not do what
+/// it seems to: printed at its place by validate, deploy and apply.
+struct Warning {
+  Where where;
+  std::string message;
+};
+
+/// Gateway API objects are validated for shape (keys, types, references by
+/// name) and kept with their location; the layer that builds them comes
+/// with its own issue.
 struct NamedObject {
   std::string kind;  // "ingress", "gateway", "httpRoute"
   std::string name;
@@ -389,8 +461,10 @@ struct Topology {
   std::vector<Deployment> deployments;
   std::vector<Pod> pods;  // bare pods: a deployment's are made and placed by the plan
   std::vector<Service> services;
-  std::vector<NamedObject> ingresses, gateways, http_routes;
+  std::vector<Ingress> ingresses;
+  std::vector<NamedObject> gateways, http_routes;
   std::vector<NetworkPolicy> network_policies;
+  std::vector<Warning> warnings;
 };
 
 }  // namespace knl

@@ -1,0 +1,99 @@
+#include <csignal>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "knetlab/plan/ingress.h"
+#include "knetlab/realize/reconcilers.h"
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+
+// Whether a served ingress sends to `service` (its rules, or a defaultBackend).
+bool routed_to(const Plan& plan, const ServicePlan& service) {
+  for (const auto& in : plan.ingresses) {
+    if (!in.served() || in.namespace_ != service.namespace_) continue;
+    if (in.default_backend && in.default_backend->service == service.name) return true;
+    for (const auto& rule : in.rules)
+      for (const auto& p : rule.paths)
+        if (p.backend.service == service.name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void IngressReconciler::reconcile(LabState& lab, Changes& changes) {
+  const auto& plan = lab.plan;
+  bool relevant = changes.all || pending_;
+  for (const auto& [index, before] : changes.services)
+    relevant = relevant || routed_to(plan, plan.services[index]);
+  for (const auto& key : changes.pods)
+    relevant = relevant || applied_.count(key) ||
+               std::any_of(plan.pods.begin(), plan.pods.end(),
+                           [&](const PodPlan& p) { return p.key() == key && p.serves_ingress(); });
+  if (!relevant) return;
+  pending_ = false;
+  std::string first_failure;
+  std::set<std::string> controllers;
+  for (const auto& pod : plan.pods) {
+    auto health = lab.health.find(pod.key());
+    if (!pod.serves_ingress() || health == lab.health.end() || health->second.terminating) continue;
+    controllers.insert(pod.key());
+    // The executor wrote a controller's first configuration with every
+    // endpoint ready.
+    auto [applied, fresh] = applied_.try_emplace(pod.key());
+    if (fresh) applied->second = ingress_nginx_config(plan, pod, endpoints_all_ready(plan)).text;
+    auto config = ingress_nginx_config(plan, pod, lab.endpoints);
+    if (config.text == applied->second) continue;
+    try {
+      reload(lab, pod, config);
+      applied->second = std::move(config.text);
+    } catch (const SystemError& e) {
+      pending_ = true;
+      effects_.event(fmt::format("ingress: {}; tried again on the next tick", e.what()));
+      if (first_failure.empty()) first_failure = e.what();
+    }
+  }
+  std::erase_if(applied_, [&](const auto& a) { return !controllers.count(a.first); });
+  if (!first_failure.empty()) throw SystemError("ingress controller: " + first_failure, 0);
+}
+
+void IngressReconciler::reload(LabState& lab, const PodPlan& pod, const NginxConfig& config) {
+  auto start = Clock::now();
+  const auto path = nginx_config_path(pod);
+  effects_.runtime.write_file({path + ".next", config.text});
+  auto test = effects_.programs.run({"", nginx_test_argv(path + ".next"), ""});
+  if (test.status != 0)
+    throw SystemError(fmt::format("nginx refused the configuration of {} (exit status {}): {}",
+                                  pod.key(), test.status, test.output.substr(0, 2000)),
+                      0);
+  effects_.runtime.write_file({path, config.text});
+  // nginx's master is the container's process; on SIGHUP it starts workers
+  // with the new configuration, then lets the old ones finish their requests.
+  const auto& master = lab.processes.at(pod.key()).containers.at(pod.containers.front().name);
+  if (!effects_.runtime.signal(master, SIGHUP)) return;  // restarting: it reads the file
+  const auto deadline = start + std::chrono::seconds(2);
+  while (!effects_.runtime.http_answers(pod, kIngressHealthPort, config.served_path)) {
+    if (Clock::now() > deadline)
+      throw SystemError(
+          fmt::format("nginx of {} did not serve its new configuration within 2 s", pod.key()),
+          ETIMEDOUT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The old worker may still take a new connection until nginx tells it to
+  // stop; wait for that (not for its requests in flight) a little while.
+  while (effects_.runtime.children(master) > 1 && Clock::now() < deadline + std::chrono::seconds(1))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  effects_.event(
+      fmt::format("ingress: {} reloaded nginx in {:.1f} ms", pod.key(),
+                  std::chrono::duration<double, std::milli>(Clock::now() - start).count()));
+}
+
+void IngressReconciler::tick(LabState&, Changes& changes) {
+  if (pending_) changes.retry = true;
+}
+
+}  // namespace knl
