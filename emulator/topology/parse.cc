@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "knetlab/util/error.h"
 #include "parser.h"
 
@@ -18,6 +20,11 @@ bool is_dns_label(const std::string& name, size_t max_length) {
   for (char c : name)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
   return name.front() != '-' && name.back() != '-';
+}
+
+bool is_iana_svc_name(const std::string& name) {
+  return is_dns_label(name, 15) && name.find("--") == std::string::npos &&
+         std::any_of(name.begin(), name.end(), [](char c) { return c >= 'a' && c <= 'z'; });
 }
 
 bool is_domain_name(const std::string& name) {
@@ -59,11 +66,12 @@ namespace parsing {
 std::string name_of(const TableReader& t, size_t max_length) {
   auto name = t.required_string("name");
   if (!is_dns_label(name, max_length))
-    t.fail("name", fmt::format("name \"{}\"{} must be 1..{} characters of a-z, 0-9 and '-', "
-                               "starting and ending with a letter or digit (it becomes part of "
-                               "kernel and file names)",
-                               name, t.context().empty() ? " of the lab" : " of " + t.context(),
-                               max_length));
+    t.fail("name",
+           fmt::format("name \"{}\"{} must be 1..{} characters of a-z, 0-9 and '-', "
+                       "starting and ending with a letter or digit (it becomes part of "
+                       "kernel and file names)",
+                       excerpt(name), t.context().empty() ? " of the lab" : " of " + t.context(),
+                       max_length));
   return name;
 }
 
@@ -85,7 +93,7 @@ void require_known(const TableReader& t, const std::string& key, const std::stri
                    const UniqueNames& known, const std::string& what) {
   if (known.contains(value)) return;
   auto guess = nearest(value, known.names());
-  t.fail(key, fmt::format("unknown {} \"{}\"{}", what, value,
+  t.fail(key, fmt::format("unknown {} \"{}\"{}", what, excerpt(value),
                           guess.empty() ? fmt::format("; define it under [[{}s]]", what)
                                         : fmt::format("; did you mean \"{}\"?", guess)));
 }
@@ -105,7 +113,7 @@ std::pair<int64_t, int64_t> parse_range(const TableReader& t, const std::string&
   if (lo < 1 || hi > 65535 || lo > hi)
     t.fail(key, fmt::format("\"{}\" = \"{}\" is not a port range; write \"FIRST-LAST\" such as "
                             "\"30000-32767\"",
-                            key, text));
+                            key, excerpt(text)));
   return {lo, hi};
 }
 
@@ -176,7 +184,7 @@ void Parser::network() {
   if (!is_domain_name(n.dns_domain))
     t->fail("dnsDomain",
             fmt::format("dnsDomain \"{}\" is not a domain name such as \"cluster.local\"",
-                        n.dns_domain));
+                        excerpt(n.dns_domain)));
   n.ip_family = t->choice("ipFamily", IpFamily::ipv4);
   n.where_ip_family = t->has("ipFamily") ? where_of(*t->find("ipFamily"), "ipFamily") : t->where();
   if (auto b = t->table("bgp")) {
@@ -214,7 +222,7 @@ void Parser::load_balancer_pool(const TableReader& t) {
     t.fail("loadBalancerPool",
            fmt::format("\"loadBalancerPool\" = \"{}\" is not an address range; write "
                        "\"FIRST-LAST\" such as \"172.18.0.200-172.18.0.250\"",
-                       text));
+                       excerpt(text)));
   n.lb_pool_first = *first, n.lb_pool_last = *last;
   pool_where_ = t.has("loadBalancerPool")
                     ? where_of(*t.find("loadBalancerPool"), "loadBalancerPool")
@@ -306,7 +314,7 @@ void Parser::hosts() {
       if (!is_domain_name(name))
         t.fail("dnsNames", fmt::format("\"{}\" is not a domain name such as \"db.example.com\" "
                                        "(lower-case labels of a-z, 0-9 and '-', joined by dots)",
-                                       name));
+                                       excerpt(name)));
       const auto& zone = topo_.network.dns_domain;
       if (name == zone ||
           (name.size() > zone.size() &&
@@ -420,7 +428,108 @@ void Parser::routing() {
 
 }  // namespace parsing
 
+namespace {
+
+// Refuses what would make toml11 recurse past the stack (it parses nested
+// arrays and inline tables recursively) or take seconds: text longer than
+// kMaxTopologyBytes, or brackets and braces nested deeper than
+// kMaxTopologyNesting outside strings and comments, named at their line.
+void check_size_and_nesting(const std::string& text, const std::string& file) {
+  if (text.size() > kMaxTopologyBytes)
+    throw UserError(
+        fmt::format("{}: larger than a topology file may be ({} MiB); is it the "
+                    "right file?",
+                    file, kMaxTopologyBytes >> 20));
+  size_t depth = 0, line = 1, line_start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line, line_start = i + 1;
+    } else if (c == '#') {
+      i = std::min(text.find('\n', i), text.size()) - 1;
+    } else if (c == '"' || c == '\'') {
+      // A string, basic (with escapes) or literal, on one line or (tripled) many.
+      bool multi = text.compare(i, 3, std::string(3, c)) == 0;
+      size_t j = i + (multi ? 3 : 1);
+      for (; j < text.size(); ++j) {
+        if (c == '"' && text[j] == '\\') {
+          ++j;
+        } else if (text[j] == '\n') {
+          if (!multi) break;  // toml11 reports the unterminated string
+          ++line, line_start = j + 1;
+        } else if (text[j] == c && (!multi || text.compare(j, 3, std::string(3, c)) == 0)) {
+          j += multi ? 2 : 0;
+          break;
+        }
+      }
+      i = std::min(j, text.size());
+      if (i < text.size() && text[i] == '\n') --i;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxTopologyNesting)
+        fail_at(Where{file, static_cast<unsigned>(line), static_cast<unsigned>(i - line_start + 1)},
+                text.substr(line_start, std::min<size_t>(text.find('\n', line_start), text.size()) -
+                                            line_start),
+                fmt::format("arrays and tables nested more than {} deep: no topology needs that",
+                            kMaxTopologyNesting));
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
+// toml11's first line of an error (e.g. "toml::parse_key: an invalid key
+// appeared.") in the user's words; an unknown one without the function's name.
+std::string toml_message(std::string raw) {
+  auto quoted = [&] {
+    auto open = raw.find("(\""), close = raw.find("\")", open == std::string::npos ? 0 : open);
+    return open == std::string::npos || close == std::string::npos
+               ? std::string()
+               : excerpt(raw.substr(open + 2, close - open - 2));
+  };
+  static const std::vector<std::pair<const char*, const char*>> words = {
+      {"empty key is not allowed", "a key is missing before '='"},
+      {"invalid format for key",
+       "expected a key (letters, digits, '-' and '_', or a quoted "
+       "string) and '=', or a [table] header"},
+      {"invalid key",
+       "expected a key (letters, digits, '-' and '_', or a quoted string) and "
+       "'=', or a [table] header"},
+      {"newline required after", "nothing but a comment may follow a table header on its line"},
+      {"no `]`", "a [table] header closes with ']'"},
+      {"no `]]`", "an [[array of tables]] header closes with ']]'"},
+      {"missing curly brace",
+       "an inline table closes with '}' on the line it opens (a [table] "
+       "may span lines)"},
+      {"trailing comma is not allowed", "an inline table may not end with ','"},
+      {"missing table separator", "an inline table's entries are separated by ','"},
+      {"missing array separator", "an array's values are separated by ',' and it closes with ']'"},
+      {"missing value after", "a value is missing after '='"},
+      {"not a valid string",
+       "a string closes with '\"' on its line and knows only the escapes "
+       "\\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX"},
+      {"invalid line format", "expected key = value or a [table] header on this line"},
+      {"parse_date", "not a date, nor any value a topology takes"},
+      {"NaN value found", "nan is not a number a topology takes"},
+      {"inf value found", "inf is not a number a topology takes"},
+      {"integer", "not a number TOML knows (digits, with '_' only between two)"},
+      {"input is empty", "a value is missing"},
+  };
+  if (raw.find("insert_value: value") != std::string::npos)
+    return fmt::format("key \"{}\" is given twice", quoted());
+  if (raw.find("insert_value: table") != std::string::npos ||
+      raw.find("insert_value: array of table") != std::string::npos)
+    return fmt::format("\"{}\" is defined twice (as a table, an array of tables or a key)",
+                       quoted());
+  for (const auto& [part, said] : words)
+    if (raw.find(part) != std::string::npos) return said;
+  if (raw.rfind("toml::", 0) == 0) raw = raw.substr(std::min(raw.find(": "), raw.size() - 2) + 2);
+  return raw.empty() ? "this line is not TOML" : excerpt(raw);
+}
+
+}  // namespace
+
 Topology parse_topology(const std::string& text, const std::string& file) {
+  check_size_and_nesting(text, file);
   TomlValue root;
   try {
     std::istringstream in(text);
@@ -433,19 +542,32 @@ Topology parse_topology(const std::string& text, const std::string& file) {
     auto line = what.substr(start == std::string::npos ? 0 : start + 2);
     line = line.substr(0, line.find('\n'));
     fail_at(Where{file, loc.line(), loc.column()}, loc.line_str(),
-            fmt::format("not valid TOML: {}", line));
+            fmt::format("not valid TOML: {}", toml_message(line)));
   }
   return parsing::Parser(root, file).run();
 }
 
 Topology parse_topology_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw UserError(
+        fmt::format("{}: cannot read the topology file: {}", path, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode))
+    throw UserError(fmt::format("{}: is a directory, not a topology file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw UserError(
         fmt::format("{}: cannot read the topology file: {}", path, std::strerror(errno)));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_topology(buffer.str(), path);
+  // At most one byte more than a topology may hold: a pipe or a huge file is
+  // not read to its end to be refused.
+  std::string text;
+  char chunk[65536];
+  while (text.size() <= kMaxTopologyBytes && in.read(chunk, sizeof chunk).gcount() > 0)
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  if (in.bad())
+    throw UserError(
+        fmt::format("{}: cannot read the topology file: {}", path, std::strerror(errno)));
+  return parse_topology(text, path);
 }
 
 void check_buildable(const Topology& t) {

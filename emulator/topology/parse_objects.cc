@@ -251,8 +251,8 @@ void Parser::shapes() {
   for (const auto& t : root_.tables("httpRoutes")) {
     for (const auto& parent : t.strings("parentRefs"))
       if (!gateways.contains(namespace_of(t) + "/" + parent))
-        t.fail("parentRefs",
-               fmt::format("unknown gateway \"{}\"; define it under [[gateways]]", parent));
+        t.fail("parentRefs", fmt::format("unknown gateway \"{}\"; define it under [[gateways]]",
+                                         excerpt(parent)));
     t.strings("hostnames");
     for (const auto& rule : t.tables("rules")) {
       rule.allow_only({"matches", "backendRefs"});

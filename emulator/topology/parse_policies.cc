@@ -157,7 +157,7 @@ void Parser::network_policies() {
           t.fail("policyTypes", fmt::format("policy type \"{}\" must be \"Ingress\" or \"Egress\"",
                                             excerpt(type)));
         if (!types.insert(*parsed).second)
-          t.fail("policyTypes", fmt::format("policy type \"{}\" is written twice", type));
+          t.fail("policyTypes", fmt::format("policy type \"{}\" is written twice", excerpt(type)));
       }
       np.ingress = types.count(PolicyType::ingress) > 0;
       np.egress = types.count(PolicyType::egress) > 0;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "knetlab/util/error.h"
@@ -24,18 +26,18 @@ Container Parser::container(const TableReader& t, UniqueNames& names) {
     t.fail(c.image.empty() ? "name" : "command",
            "a container needs exactly one of \"image\" (a folder under images/) or \"command\"");
   if (!c.image.empty() && !is_dns_label(c.image, 40))
-    t.fail("image", fmt::format("image \"{}\" is not an image folder name", c.image));
+    t.fail("image", fmt::format("image \"{}\" is not an image folder name", excerpt(c.image)));
   std::set<std::string> port_names;
   for (const auto& p : t.tables("ports")) {
     p.allow_only({"name", "containerPort", "protocol"});
     ContainerPort port{p.string("name", ""), 0, p.choice("protocol", Protocol::tcp)};
     if (!p.has("containerPort")) p.fail("containerPort", "a port needs \"containerPort\"");
     port.container_port = static_cast<int>(p.integer("containerPort", 0, 1, 65535));
-    if (!port.name.empty() &&
-        (!is_dns_label(port.name, 15) || !port_names.insert(port.name).second))
-      p.fail("name", fmt::format("port name \"{}\" must be unique in the container and 1..15 "
-                                 "characters of a-z, 0-9 and '-'",
-                                 port.name));
+    if (!port.name.empty() && !is_iana_svc_name(port.name))
+      p.fail("name", fmt::format("port name \"{}\" is not a Kubernetes port name: {}",
+                                 excerpt(port.name), kIanaSvcNameRule));
+    if (!port.name.empty() && !port_names.insert(port.name).second)
+      p.fail("name", fmt::format("port name \"{}\" is used twice in the container", port.name));
     c.ports.push_back(port);
   }
   if (auto r = t.table("readiness")) {
@@ -58,7 +60,7 @@ PodTemplate Parser::pod_template(const TableReader& t) {
     if (!value.empty() && !is_dns_label(value, 63))
       t.fail(key, fmt::format("{} \"{}\" must be 1..63 characters of a-z, 0-9 and '-', starting "
                               "and ending with a letter or digit",
-                              key, value));
+                              key, excerpt(value)));
     (std::string(key) == "hostname" ? spec.hostname : spec.subdomain) = value;
   }
   spec.dns_policy = t.choice("dnsPolicy", DnsPolicy::cluster_first);
@@ -86,14 +88,15 @@ DnsConfig Parser::dns_config(const TableReader& t) {
     t.fail("nameservers", "dnsConfig has at most 3 nameservers, as a resolv.conf does");
   for (const auto& text : servers) {
     auto ip = Ipv4::parse(text);
-    if (!ip) t.fail("nameservers", fmt::format("nameserver \"{}\" is not an IPv4 address", text));
+    if (!ip)
+      t.fail("nameservers", fmt::format("nameserver \"{}\" is not an IPv4 address", excerpt(text)));
     config.nameservers.push_back(*ip);
   }
   config.searches = t.strings("searches");
   if (config.searches.size() > 32) t.fail("searches", "dnsConfig has at most 32 search domains");
   for (const auto& domain : config.searches)
     if (!is_domain_name(domain))
-      t.fail("searches", fmt::format("search domain \"{}\" is not a domain name", domain));
+      t.fail("searches", fmt::format("search domain \"{}\" is not a domain name", excerpt(domain)));
   if (const auto* options = t.find("options"); options && options->is_array()) {
     for (const auto& o : options->as_array()) {
       DnsOption option;
@@ -108,7 +111,15 @@ DnsConfig Parser::dns_config(const TableReader& t) {
         option.name = ot.required_string("name");
         if (ot.has("value")) option.value = ot.string("value", "");
       }
-      if (option.name.empty() || option.name.find_first_of(" \t\n:") != std::string::npos)
+      // Written into resolv.conf, where a blank would end the option and a
+      // newline start a line of its own: resolver options are words and numbers.
+      auto word = [](const std::string& text, bool may_be_empty) {
+        return (may_be_empty || !text.empty()) && text.size() <= 64 &&
+               std::all_of(text.begin(), text.end(), [](unsigned char c) {
+                 return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+               });
+      };
+      if (!word(option.name, false) || (option.value && !word(*option.value, true)))
         fail_at(o,
                 "a resolver option is \"name\" or \"name:value\" (e.g. \"ndots:2\"), or "
                 "{ name = \"ndots\", value = \"2\" }");
@@ -182,7 +193,7 @@ void Parser::services() {
       if (!ip || !net.service_subnet.contains(*ip))
         t.fail("clusterIP", fmt::format("clusterIP \"{}\" must be \"None\" or an address in "
                                         "serviceSubnet {}",
-                                        s.cluster_ip, net.service_subnet.str()));
+                                        excerpt(s.cluster_ip), net.service_subnet.str()));
       if (*ip == net.service_subnet.at(1) || *ip == net.service_subnet.at(10))
         t.fail("clusterIP",
                fmt::format("clusterIP {} is the {} service's; pick another", ip->str(),
@@ -203,7 +214,7 @@ void Parser::services() {
       auto range = Ipv4Net::parse(text);
       if (!range)
         t.fail("loadBalancerSourceRanges",
-               fmt::format("\"{}\" is not a network such as \"172.18.0.0/28\"", text));
+               fmt::format("\"{}\" is not a network such as \"172.18.0.0/28\"", excerpt(text)));
       s.load_balancer_source_ranges.push_back(*range);
     }
     std::set<std::string> port_names;
@@ -214,6 +225,9 @@ void Parser::services() {
       p.allow_only({"name", "port", "targetPort", "nodePort", "protocol"});
       ServicePort sp;
       sp.name = p.string("name", "");
+      if (!sp.name.empty() && !is_iana_svc_name(sp.name))
+        p.fail("name", fmt::format("port name \"{}\" is not a Kubernetes port name: {}",
+                                   excerpt(sp.name), kIanaSvcNameRule));
       if (ports.size() > 1 && sp.name.empty())
         p.fail("port", "a service with several ports needs a \"name\" on each");
       if (!port_names.insert(sp.name).second)
@@ -223,6 +237,11 @@ void Parser::services() {
       sp.protocol = p.choice("protocol", Protocol::tcp);
       if (const auto* target = p.find("targetPort"); target && target->is_string()) {
         sp.target_port_name = target->as_string().str;
+        if (!is_iana_svc_name(sp.target_port_name))
+          p.fail("targetPort",
+                 fmt::format("targetPort \"{}\" is neither a number nor a container port name: {}",
+                             excerpt(sp.target_port_name), kIanaSvcNameRule));
+        target_port_declared(p, s, sp);
       } else {
         sp.target_port = static_cast<int>(p.integer("targetPort", sp.port, 1, 65535));
       }
@@ -243,12 +262,41 @@ void Parser::services() {
   service_names_ = names;
 }
 
+void Parser::target_port_declared(const TableReader& t, const Service& s, const ServicePort& port) {
+  // The container port names of the pods the service selects, by protocol.
+  std::vector<std::string> names;
+  bool selects = false;
+  auto look = [&](const std::string& ns, const PodTemplate& spec) {
+    if (ns != s.namespace_ || s.selector.empty()) return;
+    for (const auto& [key, value] : s.selector) {
+      auto it = spec.labels.find(key);
+      if (it == spec.labels.end() || it->second != value) return;
+    }
+    selects = true;
+    for (const auto& c : spec.containers)
+      for (const auto& cp : c.ports)
+        if (!cp.name.empty() && cp.protocol == port.protocol) names.push_back(cp.name);
+  };
+  for (const auto& d : topo_.deployments) look(d.namespace_, d.spec);
+  for (const auto& pod : topo_.pods) look(pod.namespace_, pod.spec);
+  if (!selects || std::find(names.begin(), names.end(), port.target_port_name) != names.end())
+    return;
+  // Kubernetes accepts it: the service just never has an endpoint.
+  auto guess = nearest(port.target_port_name, names);
+  topo_.warnings.push_back(
+      {where_of(*t.find("targetPort"), "targetPort"),
+       fmt::format("targetPort \"{}\" is a port name no pod selected by service {}/{} declares, "
+                   "so the port gets no endpoints{}",
+                   port.target_port_name, s.namespace_, s.name,
+                   guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+}
+
 void Parser::service_ref(const TableReader& t, const std::string& key, const std::string& ns) {
   auto name = t.required_string(key);
   if (!service_names_.contains(ns + "/" + name))
     t.fail(key, fmt::format("unknown service \"{}\" in namespace \"{}\"; define it under "
                             "[[services]]",
-                            name, ns));
+                            excerpt(name), ns));
 }
 
 }  // namespace knl::parsing

@@ -68,6 +68,8 @@ class Parser {
   IngressBackend ingress_backend(const TableReader& t, const std::string& ns);
   void network_policies();
   void service_ref(const TableReader& t, const std::string& key, const std::string& ns);
+  // Warns when a named targetPort is declared by none of the pods `s` selects.
+  void target_port_declared(const TableReader& t, const Service& s, const ServicePort& port);
   // Address space checks that need every node and host.
   void capacity();
   // The routed parts: racks, the spine's fabric and BGP-announced addresses.

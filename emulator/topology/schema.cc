@@ -126,8 +126,17 @@ Where where_of(const TomlValue& value, const std::string& key) {
 void fail_at(const Where& where, const std::string& line_text, const std::string& message) {
   std::string text = fmt::format("{}: {}", where.str(), message);
   if (!line_text.empty() && where.line > 0) {
-    text += fmt::format("\n  {:>4} | {}\n       | {}^", where.line, line_text,
-                        std::string(where.column > 0 ? where.column - 1 : 0, ' '));
+    // A long line is shown as a window around the column, control
+    // characters as '?', so that any input makes a short, one-line picture.
+    constexpr size_t kShown = 100;
+    size_t caret = std::min<size_t>(where.column > 0 ? where.column - 1 : 0, line_text.size());
+    size_t start = line_text.size() > kShown && caret > kShown / 2 ? caret - kShown / 2 : 0;
+    std::string shown = start > 0 ? "..." : "";
+    for (char c : std::string_view(line_text).substr(start, kShown))
+      shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+    if (start + kShown < line_text.size()) shown += "...";
+    caret = caret - start + (start > 0 ? 3 : 0);
+    text += fmt::format("\n  {:>4} | {}\n       | {}^", where.line, shown, std::string(caret, ' '));
   }
   throw UserError(text);
 }
@@ -149,7 +158,10 @@ void TableReader::allow_only(std::initializer_list<const char*> known) const {
     auto guess = nearest(key, names);
     std::string hint = guess.empty() ? fmt::format("known keys: {}", fmt::join(names, ", "))
                                      : fmt::format("did you mean \"{}\"?", guess);
-    fail_at(v, fmt::format("unknown key \"{}\" in {}; {}", key, context_, hint), key);
+    fail_at(v,
+            fmt::format("unknown key \"{}\" {}; {}", excerpt(key),
+                        context_.empty() ? "at the top of the file" : "in " + context_, hint),
+            key);
   }
 }
 
@@ -197,7 +209,7 @@ std::string TableReader::one_of(const std::string& key, const std::string& fallb
   std::vector<std::string> quoted;
   for (const auto& n : allowed) quoted.push_back("\"" + n + "\"");
   auto guess = nearest(s, allowed);
-  fail(key, fmt::format("\"{}\" = \"{}\" is not allowed; write one of {}{}", key, s,
+  fail(key, fmt::format("\"{}\" = \"{}\" is not allowed; write one of {}{}", key, excerpt(s),
                         fmt::join(quoted, ", "),
                         guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
 }
@@ -275,7 +287,7 @@ Ipv4Net TableReader::cidr(const std::string& key, const std::string& fallback) c
         hint = fmt::format("host bits are set; did you mean \"{}\"?", masked.str());
       }
     }
-    fail(key, fmt::format("\"{}\" = \"{}\" is not an IPv4 network; {}", key, text, hint));
+    fail(key, fmt::format("\"{}\" = \"{}\" is not an IPv4 network; {}", key, excerpt(text), hint));
   }
   return *net;
 }

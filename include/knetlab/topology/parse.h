@@ -9,7 +9,14 @@
 
 namespace knl {
 
-/// Reads and validates the topology file at `path`.
+/// Far beyond any real lab (10k services take about 1.5 MiB), and refused
+/// before parsing: the TOML parser's time grows with size, its stack with nesting.
+inline constexpr size_t kMaxTopologyBytes = 8u << 20;
+inline constexpr size_t kMaxTopologyNesting = 64;
+
+/// Reads and validates the topology file at `path`; a directory, a file
+/// larger than kMaxTopologyBytes or nesting deeper than kMaxTopologyNesting
+/// is refused with a message.
 Topology parse_topology_file(const std::string& path);
 
 /// Same, from text; `file` is the name used in messages.
@@ -21,6 +28,12 @@ void check_buildable(const Topology& topology);
 
 /// Kernel and shell-safe object name: [a-z0-9-], starts and ends alphanumeric.
 bool is_dns_label(const std::string& name, size_t max_length);
+/// A port name as Kubernetes takes it (IANA_SVC_NAME): 1..15 characters of
+/// a-z, 0-9 and '-', at least one letter, no "--", no '-' at either end.
+bool is_iana_svc_name(const std::string& name);
+inline constexpr const char* kIanaSvcNameRule =
+    "1..15 characters of a-z, 0-9 and '-', at least one letter, no \"--\" and no '-' at "
+    "either end";
 /// Labels of is_dns_label (at most 63 characters) joined by dots, at most 253
 /// characters in all, with no final dot: "db.example.com".
 bool is_domain_name(const std::string& name);
