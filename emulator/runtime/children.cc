@@ -4,6 +4,7 @@
 
 #include <sys/mount.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,6 +174,13 @@ int sandbox_child(void* arg) {
 // The holder of the pod mount template.
 int template_child(void* arg) {
   auto* a = static_cast<ChildArgs*>(arg);
+  // Killed with the deploy before the journal names it, the template would
+  // be no lab's: it goes with the process that started it (the lab's
+  // supervisor, which ends last at destroy).
+  if (a->die_with) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != a->die_with) ::_exit(1);
+  }
   if (::unshare(CLONE_NEWNS) != 0) child_failed(a, kUnshare);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_failed(a, kPrivate);
   ::umount2(kNetnsDir, MNT_DETACH);

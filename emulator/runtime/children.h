@@ -38,6 +38,8 @@ struct ChildArgs {
   // Set when start_pods keeps its threads to a CPU each: the child sets these,
   // the CPUs the deploy may use, as its own before it execs.
   const cpu_set_t* affinity = nullptr;
+  // Template: the process whose end takes the child with it (PR_SET_PDEATHSIG).
+  pid_t die_with = 0;
   int failed_step = 0, error = 0;
 };
 

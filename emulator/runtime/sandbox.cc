@@ -92,6 +92,7 @@ class ProcessRuntime final : public Runtime {
     set_program(a, options_.pause.c_str());
     a.argv = argv.data();
     a.envp = envp;
+    a.die_with = ::getpid();
     return clone_child(template_child, a, 0, "mount template", "");
   }
 

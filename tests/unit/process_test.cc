@@ -59,5 +59,41 @@ TEST(ProcessStat, StartTimeAndLivenessOfAProcessNamedWithParenthesesAndSpaces) {
   EXPECT_FALSE(process_alive({child, start}));
 }
 
+// A deploy killed before its journal names the mount template must not leave
+// the template behind: it ends with the process that started it.
+TEST(MountTemplate, EndsWithTheProcessThatStartedIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: a mount namespace";
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t deploy = ::fork();
+  ASSERT_GE(deploy, 0);
+  if (deploy == 0) {
+    auto runtime = make_process_runtime({std::string(KNL_BINARY_DIR) + "/pause", "/usr/bin:/bin"});
+    int pid = runtime->start_mount_template().pid;
+    [[maybe_unused]] auto n = ::write(report[1], &pid, sizeof pid);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  int template_pid = 0;
+  ASSERT_EQ(::read(report[0], &template_pid, sizeof template_pid),
+            static_cast<ssize_t>(sizeof template_pid));
+  ::close(report[0]);
+  ASSERT_EQ(::kill(template_pid, 0), 0) << "the template runs";
+  ::kill(deploy, SIGKILL);
+  ::waitpid(deploy, nullptr, 0);
+  // The template is now an orphan until it dies; this process may not be its
+  // reaper, so wait for it to leave or become a zombie.
+  bool gone = false;
+  for (int i = 0; i < 400 && !gone; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(template_pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    gone = text.empty() || text[text.rfind(')') + 2] == 'Z';
+    if (!gone) ::usleep(5000);
+  }
+  EXPECT_TRUE(gone) << "mount template " << template_pid << " outlived its deploy";
+  if (!gone) ::kill(template_pid, SIGKILL);
+}
+
 }  // namespace
 }  // namespace knl
