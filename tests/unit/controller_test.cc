@@ -73,34 +73,8 @@ std::string lab_text(const std::string& mode = "nftables", const std::string& ne
 }
 
 // A lab deployed into the fakes, under a controller that has started.
-struct Lab {
-  Injector injector;
-  Journal journal = Journal::in_memory();
-  FakeKernel kernel{injector, nullptr};
-  FakeRuntime runtime{injector};
-  FakePrograms programs{injector};
-  std::vector<std::string> events;
-  int published = 0;
-  std::unique_ptr<Controller> controller;
-
-  explicit Lab(const std::string& text, const std::string& file = "lab.toml") {
-    auto topology = parse_topology(text, file);
-    add_cluster_objects(topology);
-    PlanContext context;
-    context.images = {{"netexec", {"netexec", "/bin/netexec", {}}},
-                      {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}}};
-    auto plan = make_plan(topology, context);
-    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
-    ControllerOptions options;
-    options.restart_backoff = 0ms;
-    options.publish = [this](const LabState&) { ++published; };
-    options.event = [this](const std::string& e) { events.push_back(e); };
-    controller =
-        std::make_unique<Controller>(LabState{std::move(topology), context, plan, {}, pods, {}, {}},
-                                     kernel, runtime, programs, journal, options);
-    controller->start();
-  }
-  const LabState& state() const { return controller->lab(); }
+struct Lab : FakeLab {
+  using FakeLab::FakeLab;
   std::string node_netns(const std::string& node) const { return "knl-ctl-n-" + node; }
   std::string ip_of(const std::string& pod) const {
     for (const auto& p : state().plan.pods)

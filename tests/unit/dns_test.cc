@@ -241,25 +241,8 @@ TEST(Dns, ParseRefusesWhatKubernetesRefuses) {
 }
 
 // A lab with the cluster DNS deployed into the fakes, under a controller.
-struct DnsLab {
-  Injector injector;
-  Journal journal = Journal::in_memory();
-  FakeKernel kernel{injector, nullptr};
-  FakeRuntime runtime{injector};
-  FakePrograms programs{injector};
-  std::unique_ptr<Controller> controller;
-  DnsLab() {
-    auto topology = parse_topology(kLab, "lab.toml");
-    add_cluster_objects(topology);
-    auto plan = make_plan(topology, test_context());
-    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
-    ControllerOptions options;
-    options.restart_backoff = std::chrono::milliseconds(0);
-    controller = std::make_unique<Controller>(
-        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
-        programs, journal, options);
-    controller->start();
-  }
+struct DnsLab : FakeLab {
+  DnsLab() : FakeLab(kLab) {}
   std::vector<ProgramCall> knotc() const {
     std::vector<ProgramCall> out;
     for (const auto& c : programs.calls)

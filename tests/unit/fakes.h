@@ -16,9 +16,13 @@
 
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/kernel/programs.h"
+#include "knetlab/plan/dns.h"
 #include "knetlab/plan/plan.h"
+#include "knetlab/realize/controller.h"
+#include "knetlab/realize/executor.h"
 #include "knetlab/realize/journal.h"
 #include "knetlab/runtime/runtime.h"
+#include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -276,6 +280,36 @@ class FakePrograms final : public Programs {
 
  private:
   Injector& in_;
+};
+
+/// A lab parsed from `text` (with the cluster's own objects), planned with
+/// test_context(), deployed into the fakes and run by a started controller
+/// that restarts containers at once; its events and publications are kept.
+struct FakeLab {
+  Injector injector;
+  Journal journal = Journal::in_memory();
+  FakeKernel kernel{injector, nullptr};
+  FakeRuntime runtime{injector};
+  FakePrograms programs{injector};
+  std::vector<std::string> events;
+  int published = 0;
+  std::unique_ptr<Controller> controller;
+
+  explicit FakeLab(const std::string& text, const std::string& file = "lab.toml") {
+    auto topology = parse_topology(text, file);
+    add_cluster_objects(topology);
+    auto plan = make_plan(topology, test_context());
+    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
+    ControllerOptions options;
+    options.restart_backoff = std::chrono::milliseconds(0);
+    options.publish = [this](const LabState&) { ++published; };
+    options.event = [this](const std::string& e) { events.push_back(e); };
+    controller = std::make_unique<Controller>(
+        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
+        programs, journal, options);
+    controller->start();
+  }
+  const LabState& state() const { return controller->lab(); }
 };
 
 }  // namespace knl

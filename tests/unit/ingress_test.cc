@@ -256,28 +256,11 @@ defaultBackend = { service = "web", port = 80 }
 }
 
 // A lab with the ingress controller deployed into the fakes, under a controller.
-struct IngressLab {
-  Injector injector;
-  Journal journal = Journal::in_memory();
-  FakeKernel kernel{injector, nullptr};
-  FakeRuntime runtime{injector};
-  FakePrograms programs{injector};
-  std::unique_ptr<Controller> controller;
-  std::string config_path;
-  size_t deployed = 0;  // how much of the injector's log deploy wrote
-  IngressLab() {
-    auto topology = topology_of(kLab);
-    auto plan = make_plan(topology, test_context());
-    config_path = nginx_config_path(pod_named(plan, "ingress-nginx-controller-0"));
-    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
-    ControllerOptions options;
-    options.restart_backoff = std::chrono::milliseconds(0);
-    controller = std::make_unique<Controller>(
-        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
-        programs, journal, options);
-    controller->start();
-    deployed = injector.log.size();
-  }
+struct IngressLab : FakeLab {
+  std::string config_path =
+      nginx_config_path(pod_named(state().plan, "ingress-nginx-controller-0"));
+  size_t deployed = injector.log.size();  // how much of the injector's log deploy wrote
+  IngressLab() : FakeLab(kLab) {}
   // What the controller did to nginx after deploy.
   std::vector<std::string> reloads() const {
     std::vector<std::string> out;

@@ -345,27 +345,8 @@ ports = [{ port = 80 }, { port = "serve-81-udp", protocol = "UDP" }]
 }
 
 // The upstream lab deployed into the recording fakes, under a controller.
-struct Lab {
-  Injector injector;
-  Journal journal = Journal::in_memory();
-  FakeKernel kernel{injector, nullptr};
-  FakeRuntime runtime{injector};
-  FakePrograms programs{injector};
-  std::vector<std::string> events;
-  std::unique_ptr<Controller> controller;
-
-  explicit Lab(const std::string& text) {
-    auto topology = parse_topology(text, "lab.toml");
-    add_cluster_objects(topology);
-    auto plan = make_plan(topology, test_context());
-    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
-    ControllerOptions options;
-    options.event = [this](const std::string& e) { events.push_back(e); };
-    controller = std::make_unique<Controller>(
-        LabState{std::move(topology), test_context(), plan, {}, pods, {}, {}}, kernel, runtime,
-        programs, journal, options);
-    controller->start();
-  }
+struct Lab : FakeLab {
+  using FakeLab::FakeLab;
   // node's nft transactions that touch the policy table.
   std::vector<std::string> policy_nft(const std::string& node) {
     std::vector<std::string> out;
