@@ -14,7 +14,7 @@ namespace knl::cli {
 
 namespace {
 
-enum class DescribeKind { pod, service, network_policy };
+enum class DescribeKind { pod, service, network_policy, ingress };
 
 std::string or_unset(const std::string& name) {
   return name.empty() ? "<unset>" : name;
@@ -97,6 +97,56 @@ void describe_service(const ServiceRecord& s) {
   }
 }
 
+// "SERVICE:PORT (ENDPOINT,...)" as kubectl describe ingress shows a backend.
+std::string backend_text(const LabRecord& state, const std::string& ns, const IngressBackend& b) {
+  auto port = b.port_name.empty() ? std::to_string(b.port) : b.port_name;
+  std::vector<std::string> eps;
+  for (const auto& s : state.services) {
+    if (s.namespace_ != ns || s.name != b.service) continue;
+    for (const auto& p : s.ports)
+      if (p.protocol == Protocol::tcp &&
+          (b.port_name.empty() ? p.port == b.port : p.name == b.port_name))
+        for (const auto& e : s.endpoints)
+          if (e.port_name == p.name && e.protocol == Protocol::tcp)
+            eps.push_back(fmt::format("{}:{}", e.ip.str(), e.port));
+  }
+  return fmt::format("{}:{} ({})", b.service, port,
+                     eps.empty() ? "<none>" : fmt::format("{}", fmt::join(eps, ",")));
+}
+
+void describe_ingress(const LabRecord& state, const Ingress& in) {
+  auto address = in.served() ? ingress_controller_address(state) : "";
+  fmt::print("Name:             {}\nNamespace:        {}\nAddress:          {}\n", in.name,
+             in.namespace_, address.empty() ? "<none>" : address);
+  fmt::print("Ingress Class:    {}{}\n", in.class_name,
+             in.served() ? "" : " (no controller in the lab serves this class)");
+  fmt::print("Default backend:  {}\n", in.default_backend
+                                           ? backend_text(state, in.namespace_, *in.default_backend)
+                                           : std::string("<default>"));
+  if (!in.tls.empty()) {
+    fmt::print("TLS:\n");
+    for (const auto& hosts : in.tls)
+      fmt::print("  SNI routes {} (certificate from the lab's CA, {}/ca.crt)\n",
+                 fmt::join(hosts, ","), lab_dir(state.name));
+  }
+  std::vector<std::vector<std::string>> rows = {{"  Host", "Path", "Backends"},
+                                                {"  ----", "----", "--------"}};
+  for (const auto& rule : in.rules) {
+    rows.push_back({"  " + (rule.host.empty() ? std::string("*") : rule.host), "", ""});
+    for (const auto& p : rule.paths)
+      rows.push_back({"", fmt::format("{} ({})", p.path, enum_name(p.type)),
+                      backend_text(state, in.namespace_, p.backend)});
+  }
+  fmt::print("Rules:\n");
+  print_table(rows);
+  std::vector<std::string> annotations;
+  for (const auto& [k, v] : in.annotations) annotations.push_back(fmt::format("{}: {}", k, v));
+  fmt::print("Annotations:      {}\n",
+             annotations.empty()
+                 ? "<none>"
+                 : fmt::format("{}", fmt::join(annotations, "\n                  ")));
+}
+
 }  // namespace
 
 int describe(const std::string& target, const ListOptions& options) {
@@ -109,13 +159,16 @@ int describe(const std::string& target, const ListOptions& options) {
       {"svc", DescribeKind::service},
       {"networkpolicy", DescribeKind::network_policy},
       {"networkpolicies", DescribeKind::network_policy},
-      {"netpol", DescribeKind::network_policy}};
+      {"netpol", DescribeKind::network_policy},
+      {"ingress", DescribeKind::ingress},
+      {"ingresses", DescribeKind::ingress},
+      {"ing", DescribeKind::ingress}};
   auto slash = target.find('/');
   auto kind = kinds.find(target.substr(0, slash));
   if (slash == std::string::npos || kind == kinds.end() || slash + 1 == target.size())
     throw UserError(
         fmt::format("describe takes KIND/NAME or KIND/NAMESPACE/NAME, KIND one of pod, service, "
-                    "networkpolicy; not \"{}\"",
+                    "networkpolicy, ingress; not \"{}\"",
                     target));
   auto rest = target.substr(slash + 1);
   auto ns = options.namespace_;
@@ -133,6 +186,9 @@ int describe(const std::string& target, const ListOptions& options) {
       break;
     case DescribeKind::network_policy:
       describe_network_policy(state, find_one(state.network_policies, ns, rest, "network policy"));
+      break;
+    case DescribeKind::ingress:
+      describe_ingress(state, find_one(state.ingresses, ns, rest, "ingress"));
       break;
   }
   return 0;

@@ -17,6 +17,7 @@
 #include "knetlab/kernel/kernel.h"
 #include "knetlab/plan/dns.h"
 #include "knetlab/plan/images.h"
+#include "knetlab/plan/ingress.h"
 #include "knetlab/runtime/supervisor.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
@@ -42,6 +43,13 @@ Install locate_install() {
 
 RuntimeOptions runtime_options(const Install& install) {
   return {install.bin_dir + "/pause", install.path_env};
+}
+
+std::string ingress_controller_address(const LabRecord& state) {
+  for (const auto& s : state.services)
+    if (s.namespace_ == kIngressNamespace && s.name == kIngressController && s.load_balancer_ip)
+      return s.load_balancer_ip->str();
+  return "";
 }
 
 std::string lab_dir(const std::string& lab) {

@@ -177,16 +177,6 @@ json network_view(const LabRecord& state) {
           {"dnsDomain", state.network.dns_domain}};
 }
 
-// The ingress controller's address: its LoadBalancer IP, "" without one.
-// The controller service's load-balancer address, or "" before it has one; read before
-// get filters the cluster's own namespaces away.
-std::string controller_address(const LabRecord& state) {
-  for (const auto& s : state.services)
-    if (s.namespace_ == kIngressNamespace && s.name == kIngressController && s.load_balancer_ip)
-      return s.load_balancer_ip->str();
-  return "";
-}
-
 json ingress_view(const Ingress& in, const std::string& controller) {
   json out = in;
   out["class"] = in.class_name;
@@ -237,7 +227,7 @@ json inspect_json(const LabRecord& state) {
   out["networkPolicies"] = state.network_policies;
   out["ingresses"] = json::array();
   for (const auto& in : state.ingresses)
-    out["ingresses"].push_back(ingress_view(in, controller_address(state)));
+    out["ingresses"].push_back(ingress_view(in, ingress_controller_address(state)));
   return out;
 }
 
@@ -316,7 +306,7 @@ int inspect(const ListOptions& options) {
   }
   if (!state.ingresses.empty()) {
     fmt::print("\nINGRESSES\n");
-    print_ingresses(state, true, "", controller_address(state));
+    print_ingresses(state, true, "", ingress_controller_address(state));
   }
   return 0;
 }
@@ -420,7 +410,8 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
   }
   const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
-  const auto controller = controller_address(state);
+  // Read before the cluster's own namespaces are filtered away.
+  const auto controller = ingress_controller_address(state);
   // As kubectl lists, without the cluster's own namespace unless asked.
   auto shown = [&](const std::string& ns) {
     return !options.namespace_.empty() ? ns == options.namespace_

@@ -310,6 +310,23 @@ TEST_F(ROOT_Ingress, CheckAsksEveryRuleFromTheOutsideHostAndSeesWhatAnswered) {
   EXPECT_EQ(report["differences"], 0);
 }
 
+TEST_F(ROOT_Ingress, GetAndDescribeShowTheAddressAndEachPathsEndpoints) {
+  auto get = knetlab({"get", "ingress", "--lab", lab_->name()});
+  EXPECT_TRUE(std::regex_search(
+      get.out, std::regex("\\bstrip +nginx +strip[.]example[.]com +" + address_ + " +80\\n")))
+      << get.out;
+  auto described = knetlab({"describe", "ingress/strip", "--lab", lab_->name()});
+  ASSERT_EQ(described.status, 0) << described.err;
+  auto v2 = lab_->pod_ips().at("v2-0");
+  EXPECT_NE(described.out.find("Address:          " + address_), std::string::npos)
+      << described.out;
+  EXPECT_NE(described.out.find("/v2 (Prefix)   v2:80 (" + v2 + ":8080)"), std::string::npos)
+      << described.out;
+  EXPECT_NE(described.out.find("nginx.ingress.kubernetes.io/rewrite-target: /hostname"),
+            std::string::npos)
+      << described.out;
+}
+
 TEST_F(ROOT_Ingress, EndpointsAreFollowedWithoutLosingARequest) {
   ASSERT_EQ(knetlab({"scale", "--lab", lab_->name(), "deployment/v2", "--replicas", "0"}).status,
             0);

@@ -67,6 +67,10 @@ void write_state(const std::string& lab, const LabRecord& record);
 /// The record of `lab`; UserError when it is not deployed or unreadable.
 LabRecord read_state(const std::string& lab);
 
+/// The ingress controller service's load-balancer address, or "" when the
+/// lab has none (yet).
+std::string ingress_controller_address(const LabRecord& state);
+
 /// Labs that have a run folder, sorted.
 std::vector<std::string> deployed_labs();
 /// `requested`, or the only deployed lab; UserError otherwise.
