@@ -17,17 +17,17 @@ using kube_proxy::lower;
 // --- iptables ----------------------------------------------------------------
 
 std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
-                             const EndpointMap& endpoints, bool first,
-                             const std::vector<std::string>& previous_chains,
-                             std::vector<std::string>& chains) {
+                             const EndpointMap& endpoints, const IptablesSynced* previous,
+                             IptablesSynced& now, const std::set<std::string>* written) {
+  const bool first = previous == nullptr;
   std::vector<std::string> nat_chains{"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING",
                                       "KUBE-MARK-MASQ"};
-  std::vector<std::string> filter_chains{"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD",
-                                         "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"};
   std::string nat, nat_services, nat_nodeports, filter_services, filter_external, filter_firewall;
   const auto pods = node.pod_subnet.str();
+  std::vector<std::string> kept;  // chains of services not written, left as they are
   for (const auto& s : services) {
     if (!s.proxied()) continue;
+    const size_t rules_before = nat.size(), chains_before = nat_chains.size();
     auto found = endpoints.find(s.key());
     for (size_t i = 0; i < s.ports.size(); ++i) {
       const auto& port = s.ports[i];
@@ -160,15 +160,70 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
               proto, reject(name), proto, port.node_port, verdict);
       }
     }
+    // A service not written keeps its chains and their rules: not declared,
+    // they are not flushed by iptables-restore --noflush.
+    if (written && !written->count(s.key())) {
+      nat.resize(rules_before);
+      kept.insert(kept.end(), nat_chains.begin() + static_cast<long>(chains_before),
+                  nat_chains.end());
+      nat_chains.resize(chains_before);
+    }
   }
+  auto& chains = now.chains;
   chains = nat_chains;
-  std::set<std::string> current(nat_chains.begin(), nat_chains.end());
+  chains.insert(chains.end(), kept.begin(), kept.end());
+  std::set<std::string> current(chains.begin(), chains.end());
   std::vector<std::string> stale;
-  for (const auto& c : previous_chains)
-    if (!current.count(c)) stale.push_back(c);
+  if (previous)
+    for (const auto& c : previous->chains)
+      if (!current.count(c)) stale.push_back(c);
 
-  std::string out = "*nat\n";
-  for (const auto& c : nat_chains) out += fmt::format(":{} - [0:0]\n", c);
+  // The shared chains' rules; one is written (declared, so flushed, and
+  // refilled) only when it differs from the last sync's.
+  const std::vector<std::pair<std::string, std::string>> nat_shared = {
+      {"KUBE-MARK-MASQ", "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n"},
+      {"KUBE-POSTROUTING",
+       "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
+       "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n"
+       "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j "
+       "MASQUERADE --random-fully\n"},
+      {"KUBE-NODEPORTS", nat_nodeports},
+      {"KUBE-SERVICES",
+       nat_services +
+           "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must "
+           "be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n"}};
+  const std::vector<std::pair<std::string, std::string>> filter_shared = {
+      {"KUBE-SERVICES", filter_services},
+      {"KUBE-EXTERNAL-SERVICES", filter_external},
+      {"KUBE-FORWARD",
+       "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+       "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark "
+       "0x4000/0x4000 -j ACCEPT\n"
+       "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m "
+       "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"},
+      {"KUBE-NODEPORTS", ""},
+      {"KUBE-PROXY-FIREWALL", filter_firewall}};
+  std::string nat_declared, nat_rules, filter_declared, filter_rules;
+  auto shared = [&](const char* table, const auto& list, std::string& declared,
+                    std::string& rules) {
+    for (const auto& [chain, text] : list) {
+      const auto key = fmt::format("{} {}", table, chain);
+      auto before = previous ? previous->shared.find(key) : now.shared.end();
+      if (!previous || before == previous->shared.end() || before->second != text) {
+        declared += fmt::format(":{} - [0:0]\n", chain);
+        rules += text;
+      }
+      now.shared[key] = text;
+    }
+  };
+  shared("nat", nat_shared, nat_declared, nat_rules);
+  shared("filter", filter_shared, filter_declared, filter_rules);
+
+  std::string out = "*nat\n" + nat_declared;
+  for (const auto& c : nat_chains)
+    if (c.rfind("KUBE-", 0) == 0 && std::none_of(nat_shared.begin(), nat_shared.end(),
+                                                 [&](const auto& x) { return x.first == c; }))
+      out += fmt::format(":{} - [0:0]\n", c);
   for (const auto& c : stale) out += fmt::format(":{} - [0:0]\n", c);
   if (first)
     out +=
@@ -176,20 +231,11 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
         "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
         "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j "
         "KUBE-POSTROUTING\n";
-  out +=
-      "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n"
-      "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
-      "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n"
-      "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j "
-      "MASQUERADE --random-fully\n";
-  out += nat_nodeports + nat_services;
-  out +=
-      "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be "
-      "the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
-  out += nat;
+  out += nat_rules + nat;
   for (const auto& c : stale) out += fmt::format("-X {}\n", c);
-  out += "COMMIT\n*filter\n";
-  for (const auto& c : filter_chains) out += fmt::format(":{} - [0:0]\n", c);
+  out += "COMMIT\n";
+  if (!first && filter_declared.empty()) return out;
+  out += "*filter\n" + filter_declared;
   if (first)
     out +=
         "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
@@ -209,14 +255,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
         "firewall\" -j KUBE-PROXY-FIREWALL\n"
         "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service "
         "portals\" -j KUBE-SERVICES\n";
-  out +=
-      "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
-      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark "
-      "0x4000/0x4000 -j ACCEPT\n"
-      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m "
-      "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n";
-  out += filter_services + filter_external + filter_firewall;
-  out += "COMMIT\n";
+  out += filter_rules + "COMMIT\n";
   return out;
 }
 

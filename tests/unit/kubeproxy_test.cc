@@ -145,12 +145,12 @@ TEST(KubeProxyNft, TransactionTouchesOnlyWhatChanged) {
 
 TEST(KubeProxyIptables, ChainNamesAndProbabilities) {
   auto s = service("ns1", "svc1", "172.30.0.41");
-  std::vector<std::string> chains;
+  IptablesSynced synced;
   auto text = iptables_ruleset(
       test_node(), {s},
       {{"ns1/svc1",
         {{{ip("10.180.0.1"), 80, "node2", "ns1/a"}, {ip("10.180.0.2"), 80, "node1", "ns1/b"}}}}},
-      true, {}, chains);
+      nullptr, synced);
   EXPECT_NE(
       text.find("-A KUBE-SERVICES -d 172.30.0.41/32 -p tcp -m comment --comment \"ns1/svc1:p80 "
                 "cluster IP\" -m tcp --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O"),
@@ -164,11 +164,46 @@ TEST(KubeProxyIptables, ChainNamesAndProbabilities) {
       text.find("-A KUBE-SEP-SXIVWICOYRO3J4NJ -p tcp -m comment --comment ns1/svc1:p80 -m tcp "
                 "-j DNAT --to-destination 10.180.0.1:80"),
       std::string::npos);
-  std::vector<std::string> after;
-  auto second = iptables_ruleset(test_node(), {s}, {}, false, chains, after);
+  IptablesSynced after;
+  auto second = iptables_ruleset(test_node(), {s}, {}, &synced, after);
   EXPECT_NE(second.find("-X KUBE-SEP-SXIVWICOYRO3J4NJ"), std::string::npos);
   EXPECT_NE(second.find("-j REJECT --reject-with icmp-port-unreachable"), std::string::npos);
   EXPECT_EQ(second.find("-A PREROUTING"), std::string::npos);
+}
+
+TEST(KubeProxyIptables, APartialSyncWritesOnlyTheChangedServicesChainsAndKeepsTheOthers) {
+  auto one = service("ns1", "one", "172.30.0.41"), two = service("ns1", "two", "172.30.0.42");
+  EndpointMap eps = {{"ns1/one", {{{ip("10.180.0.1"), 80, "node2", "ns1/a"}}}},
+                     {"ns1/two", {{{ip("10.180.0.2"), 80, "node2", "ns1/b"}}}}};
+  IptablesSynced synced;
+  auto full = iptables_ruleset(test_node(), {one, two}, eps, nullptr, synced);
+  const std::string one_svc = "KUBE-SVC-" + iptables_hash("ns1/one:p80tcp");
+  ASSERT_NE(full.find(":" + one_svc + " - [0:0]"), std::string::npos) << full;
+  // two's endpoint moves; one is not written.
+  eps["ns1/two"] = {{{ip("10.180.0.3"), 80, "node2", "ns1/c"}}};
+  std::set<std::string> written = {"ns1/two"};
+  IptablesSynced after;
+  auto partial = iptables_ruleset(test_node(), {one, two}, eps, &synced, after, &written);
+  EXPECT_EQ(partial.find(":" + one_svc), std::string::npos) << "declared would flush it";
+  EXPECT_EQ(partial.find("-A " + one_svc), std::string::npos);
+  EXPECT_EQ(partial.find("-X " + one_svc), std::string::npos);
+  EXPECT_EQ(partial.find(":KUBE-SERVICES"), std::string::npos)
+      << "KUBE-SERVICES' rules are the same: not written";
+  EXPECT_EQ(partial.find("*filter"), std::string::npos) << "nothing changed there";
+  EXPECT_NE(partial.find("--to-destination 10.180.0.3:80"), std::string::npos);
+  EXPECT_NE(partial.find("-X KUBE-SEP-" + iptables_hash("ns1/two:p80tcp10.180.0.2:80")),
+            std::string::npos)
+      << partial;
+  EXPECT_NE(std::find(after.chains.begin(), after.chains.end(), one_svc), after.chains.end())
+      << "a kept chain is still the lab's";
+  // two loses its endpoint: its KUBE-SERVICES jump becomes a REJECT in filter.
+  eps.erase("ns1/two");
+  IptablesSynced third;
+  auto gone = iptables_ruleset(test_node(), {one, two}, eps, &after, third, &written);
+  EXPECT_NE(gone.find(":KUBE-SERVICES - [0:0]"), std::string::npos) << gone;
+  EXPECT_NE(gone.find("--dport 80 -j " + one_svc), std::string::npos)
+      << "a written KUBE-SERVICES holds every service's jump";
+  EXPECT_NE(gone.find("*filter"), std::string::npos);
 }
 
 }  // namespace

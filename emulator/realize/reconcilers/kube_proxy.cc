@@ -18,7 +18,7 @@ struct KubeProxyReconciler::NodeProxy {
   std::string netns;
   bool loaded = false;                             // the first load went through
   std::map<std::string, NftPiece> applied;         // nftables: by service key
-  std::vector<std::string> iptables_chains;        // iptables: KUBE- chains of the last sync
+  IptablesSynced iptables;                         // iptables: what the last sync left
   std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
   std::set<std::string> retry;                     // services whose sync was refused
 };
@@ -31,9 +31,11 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
                                std::string& failure) {
   const bool first = !n.loaded;
   if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables) {
-    std::vector<std::string> chains;
-    auto text = iptables_ruleset(n.node, lab.plan.services, lab.endpoints, first, n.iptables_chains,
-                                 chains);
+    IptablesSynced now;
+    std::set<std::string> written;
+    for (const auto* s : services) written.insert(s->key());
+    auto text = iptables_ruleset(n.node, lab.plan.services, lab.endpoints,
+                                 first ? nullptr : &n.iptables, now, first ? nullptr : &written);
     auto result = effects_.programs.run({n.netns, {"iptables-restore", "--noflush", "-w"}, text});
     if (result.status != 0) {
       failure =
@@ -41,7 +43,7 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
                       n.netns, result.status, result.output);
       return false;
     }
-    n.iptables_chains = std::move(chains);
+    n.iptables = std::move(now);
     n.loaded = true;
     return true;
   }

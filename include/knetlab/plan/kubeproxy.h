@@ -13,6 +13,7 @@
 // KUBE-MARK-MASQ, KUBE-POSTROUTING), as iptables-restore input.
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,14 +109,24 @@ std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& serv
 
 // --- iptables ----------------------------------------------------------------
 
-/// iptables-restore input (--noflush) for the nat and filter tables: every
-/// KUBE- chain declared (so flushed) and refilled, with stale ones in
-/// `previous_chains` deleted. `first` adds the jumps from the built-in chains.
-/// Returns the text and fills `chains` with the KUBE- chains it declared.
+/// What a node's last iptables sync left, for the next to write only what changed.
+struct IptablesSynced {
+  std::vector<std::string> chains;            // every KUBE- chain of the nat table
+  std::map<std::string, std::string> shared;  // "TABLE CHAIN" -> the rules last written
+};
+
+/// iptables-restore input (--noflush) for the nat and filter tables, as
+/// kube-proxy's partial sync writes it. The shared chains (KUBE-SERVICES,
+/// KUBE-NODEPORTS, KUBE-FORWARD...) are declared (so flushed) and refilled
+/// when their rules differ from `previous`'s; the per-service chains
+/// (KUBE-SVC-, -SVL-, -SEP-, -EXT-, -FW-) only of the services whose keys are
+/// in `written` (every service when it is null); chains of `previous` no
+/// service has any more are deleted. Without `previous` (a first sync)
+/// everything is written, with the jumps from the built-in chains. Fills
+/// `now` with what the node holds once the text is loaded.
 std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
-                             const EndpointMap& endpoints, bool first,
-                             const std::vector<std::string>& previous_chains,
-                             std::vector<std::string>& chains);
+                             const EndpointMap& endpoints, const IptablesSynced* previous,
+                             IptablesSynced& now, const std::set<std::string>* written = nullptr);
 
 // --- conntrack ---------------------------------------------------------------
 
