@@ -9,7 +9,7 @@
 
 namespace knl {
 
-/// Far beyond any real lab (10k services take about 1.5 MiB), and refused
+/// Far beyond any real lab (the benches' 10k-service labs included), and refused
 /// before parsing: the TOML parser's time grows with size, its stack with nesting.
 inline constexpr size_t kMaxTopologyBytes = 8u << 20;
 inline constexpr size_t kMaxTopologyNesting = 64;
