@@ -20,15 +20,27 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
                              const EndpointMap& endpoints, const IptablesSynced* previous,
                              IptablesSynced& now, const std::set<std::string>* written) {
   const bool first = previous == nullptr;
-  std::vector<std::string> nat_chains{"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING",
-                                      "KUBE-MARK-MASQ"};
-  std::string nat, nat_services, nat_nodeports, filter_services, filter_external, filter_firewall;
   const auto pods = node.pod_subnet.str();
-  std::vector<std::string> kept;  // chains of services not written, left as they are
+  // Each proxied service's part, in plan order, and whether this sync writes its chains.
+  std::vector<std::pair<const IptablesService*, bool>> parts;
   for (const auto& s : services) {
     if (!s.proxied()) continue;
-    const size_t rules_before = nat.size(), chains_before = nat_chains.size();
-    auto found = endpoints.find(s.key());
+    const auto key = s.key();
+    // A service not written keeps its chains and their rules as the last
+    // sync left them: not declared, iptables-restore --noflush leaves them.
+    if (previous && written && !written->count(key))
+      if (auto kept = previous->services.find(key); kept != previous->services.end()) {
+        parts.emplace_back(&(now.services[key] = kept->second), false);
+        continue;
+      }
+    auto& part = now.services[key];
+    part = {};
+    parts.emplace_back(&part, true);
+    auto &nat = part.rules, &nat_services = part.nat_services, &nat_nodeports = part.nat_nodeports,
+         &filter_services = part.filter_services, &filter_external = part.filter_external,
+         &filter_firewall = part.filter_firewall;
+    auto& nat_chains = part.chains;
+    auto found = endpoints.find(key);
     for (size_t i = 0; i < s.ports.size(); ++i) {
       const auto& port = s.ports[i];
       const auto proto = lower(port.protocol);
@@ -160,23 +172,30 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
               proto, reject(name), proto, port.node_port, verdict);
       }
     }
-    // A service not written keeps its chains and their rules: not declared,
-    // they are not flushed by iptables-restore --noflush.
-    if (written && !written->count(s.key())) {
-      nat.resize(rules_before);
-      kept.insert(kept.end(), nat_chains.begin() + static_cast<long>(chains_before),
-                  nat_chains.end());
-      nat_chains.resize(chains_before);
-    }
   }
-  auto& chains = now.chains;
-  chains = nat_chains;
-  chains.insert(chains.end(), kept.begin(), kept.end());
-  std::set<std::string> current(chains.begin(), chains.end());
+  std::string nat, declared, nat_services, nat_nodeports, filter_services, filter_external,
+      filter_firewall;
+  for (const auto& [part, write] : parts) {
+    if (write) {
+      nat += part->rules;
+      for (const auto& c : part->chains) declared += fmt::format(":{} - [0:0]\n", c);
+    }
+    nat_services += part->nat_services, nat_nodeports += part->nat_nodeports;
+    filter_services += part->filter_services, filter_external += part->filter_external;
+    filter_firewall += part->filter_firewall;
+  }
+  // Chains of the last sync that no service has now: those of services
+  // written again, or gone.
   std::vector<std::string> stale;
   if (previous)
-    for (const auto& c : previous->chains)
-      if (!current.count(c)) stale.push_back(c);
+    for (const auto& [key, before] : previous->services) {
+      auto after = now.services.find(key);
+      for (const auto& c : before.chains)
+        if (after == now.services.end() ||
+            std::find(after->second.chains.begin(), after->second.chains.end(), c) ==
+                after->second.chains.end())
+          stale.push_back(c);
+    }
 
   // The shared chains' rules; one is written (declared, so flushed, and
   // refilled) only when it differs from the last sync's.
@@ -219,11 +238,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
   shared("nat", nat_shared, nat_declared, nat_rules);
   shared("filter", filter_shared, filter_declared, filter_rules);
 
-  std::string out = "*nat\n" + nat_declared;
-  for (const auto& c : nat_chains)
-    if (c.rfind("KUBE-", 0) == 0 && std::none_of(nat_shared.begin(), nat_shared.end(),
-                                                 [&](const auto& x) { return x.first == c; }))
-      out += fmt::format(":{} - [0:0]\n", c);
+  std::string out = "*nat\n" + nat_declared + declared;
   for (const auto& c : stale) out += fmt::format(":{} - [0:0]\n", c);
   if (first)
     out +=

@@ -109,10 +109,18 @@ std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& serv
 
 // --- iptables ----------------------------------------------------------------
 
+/// One service's part of a node's iptables rules.
+struct IptablesService {
+  std::vector<std::string> chains;  // its KUBE-SVC/SVL/SEP/EXT/FW chains (nat)
+  std::string rules;                // their rules
+  // Its rules in the shared chains.
+  std::string nat_services, nat_nodeports, filter_services, filter_external, filter_firewall;
+};
+
 /// What a node's last iptables sync left, for the next to write only what changed.
 struct IptablesSynced {
-  std::vector<std::string> chains;            // every KUBE- chain of the nat table
-  std::map<std::string, std::string> shared;  // "TABLE CHAIN" -> the rules last written
+  std::map<std::string, IptablesService> services;  // by service key
+  std::map<std::string, std::string> shared;        // "TABLE CHAIN" -> the rules last written
 };
 
 /// iptables-restore input (--noflush) for the nat and filter tables, as
@@ -120,8 +128,9 @@ struct IptablesSynced {
 /// KUBE-NODEPORTS, KUBE-FORWARD...) are declared (so flushed) and refilled
 /// when their rules differ from `previous`'s; the per-service chains
 /// (KUBE-SVC-, -SVL-, -SEP-, -EXT-, -FW-) only of the services whose keys are
-/// in `written` (every service when it is null); chains of `previous` no
-/// service has any more are deleted. Without `previous` (a first sync)
+/// in `written` (every service when it is null), the others' parts taken from
+/// `previous` without being made again; chains of `previous` no service has
+/// any more are deleted. Without `previous` (a first sync)
 /// everything is written, with the jumps from the built-in chains. Fills
 /// `now` with what the node holds once the text is loaded.
 std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePlan>& services,
