@@ -27,20 +27,23 @@ bool routed_to(const Plan& plan, const ServicePlan& service) {
 
 void IngressReconciler::reconcile(LabState& lab, Changes& changes) {
   const auto& plan = lab.plan;
+  // A lab without ingresses, and one that never had a controller, has nothing to do.
+  if (plan.ingresses.empty() && applied_.empty()) return;
   bool relevant = changes.all || pending_;
   for (const auto& [index, before] : changes.services)
     relevant = relevant || routed_to(plan, plan.services[index]);
+  // A controller pod that came, went or turned ready.
   for (const auto& key : changes.pods)
-    relevant = relevant || applied_.count(key) ||
-               std::any_of(plan.pods.begin(), plan.pods.end(),
-                           [&](const PodPlan& p) { return p.key() == key && p.serves_ingress(); });
+    relevant =
+        relevant || applied_.count(key) || key.rfind(std::string(kIngressNamespace) + "/", 0) == 0;
   if (!relevant) return;
   pending_ = false;
   std::string first_failure;
   std::set<std::string> controllers;
   for (const auto& pod : plan.pods) {
+    if (!pod.serves_ingress()) continue;
     auto health = lab.health.find(pod.key());
-    if (!pod.serves_ingress() || health == lab.health.end() || health->second.terminating) continue;
+    if (health == lab.health.end() || health->second.terminating) continue;
     controllers.insert(pod.key());
     // The executor wrote a controller's first configuration with every
     // endpoint ready.
