@@ -125,22 +125,12 @@ void apply_policies(Probe& p, const std::function<bool(const std::string& pod)>&
   }
 }
 
-// The pods a request served by `backend` of an ingress in `ns` may reach:
-// the service port's ready endpoints.
+// The pods a request served by `backend` of an ingress in `ns` may reach.
 std::set<std::string> backend_pods(const LabRecord& state, const std::string& ns,
                                    const IngressBackend& backend) {
   std::set<std::string> out;
-  for (const auto& s : state.services) {
-    if (s.namespace_ != ns || s.name != backend.service) continue;
-    for (const auto& port : s.ports) {
-      if (port.protocol != Protocol::tcp ||
-          (backend.port_name.empty() ? port.port != backend.port : port.name != backend.port_name))
-        continue;
-      for (const auto& e : s.endpoints)
-        if (e.port_name == port.name && e.protocol == Protocol::tcp)
-          out.insert(e.pod.substr(e.pod.find('/') + 1));
-    }
-  }
+  for (const auto* e : ingress_backend_endpoints(state, ns, backend))
+    out.insert(e->pod.substr(e->pod.find('/') + 1));
   return out;
 }
 
@@ -192,7 +182,7 @@ std::vector<Probe> ingress_probes(const LabRecord& state) {
       if (!https && ((tls && o.ssl_redirect) || o.force_ssl_redirect)) {
         p.expected_failure = "HTTP 308";
       } else {
-        p.expected_pods = backend_pods(state, route.ingress->namespace_, route.backend);
+        p.expected_pods = backend_pods(state, route.ingress->namespace_, route.path.backend);
         if (route.canary && route.canary->options.canary_weight > 0)
           for (auto& pod : backend_pods(state, route.canary->namespace_, route.canary_backend))
             p.expected_pods.insert(pod);

@@ -99,18 +99,10 @@ void describe_service(const ServiceRecord& s) {
 
 // "SERVICE:PORT (ENDPOINT,...)" as kubectl describe ingress shows a backend.
 std::string backend_text(const LabRecord& state, const std::string& ns, const IngressBackend& b) {
-  auto port = b.port_name.empty() ? std::to_string(b.port) : b.port_name;
   std::vector<std::string> eps;
-  for (const auto& s : state.services) {
-    if (s.namespace_ != ns || s.name != b.service) continue;
-    for (const auto& p : s.ports)
-      if (p.protocol == Protocol::tcp &&
-          (b.port_name.empty() ? p.port == b.port : p.name == b.port_name))
-        for (const auto& e : s.endpoints)
-          if (e.port_name == p.name && e.protocol == Protocol::tcp)
-            eps.push_back(fmt::format("{}:{}", e.ip.str(), e.port));
-  }
-  return fmt::format("{}:{} ({})", b.service, port,
+  for (const auto* e : ingress_backend_endpoints(state, ns, b))
+    eps.push_back(fmt::format("{}:{}", e->ip.str(), e->port));
+  return fmt::format("{} ({})", b.str(),
                      eps.empty() ? "<none>" : fmt::format("{}", fmt::join(eps, ",")));
 }
 

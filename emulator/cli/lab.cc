@@ -52,6 +52,21 @@ std::string ingress_controller_address(const LabRecord& state) {
   return "";
 }
 
+std::vector<const EndpointRecord*> ingress_backend_endpoints(const LabRecord& state,
+                                                             const std::string& ns,
+                                                             const IngressBackend& backend) {
+  std::vector<const EndpointRecord*> out;
+  for (const auto& s : state.services) {
+    if (s.namespace_ != ns || s.name != backend.service) continue;
+    for (const auto& p : s.ports)
+      if (p.protocol == Protocol::tcp &&
+          (backend.port_name.empty() ? p.port == backend.port : p.name == backend.port_name))
+        for (const auto& e : s.endpoints)
+          if (e.port_name == p.name && e.protocol == Protocol::tcp) out.push_back(&e);
+  }
+  return out;
+}
+
 std::string lab_dir(const std::string& lab) {
   return std::string(kRunRoot) + "/" + lab;
 }

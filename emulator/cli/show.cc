@@ -196,15 +196,10 @@ void print_ingresses(const LabRecord& state, bool wide, const std::string& name,
     for (const auto& r : in.rules) {
       hosts.push_back(r.host.empty() ? "*" : r.host);
       for (const auto& p : r.paths)
-        rules.push_back(fmt::format(
-            "{}{} ({}) -> {}:{}", r.host, p.path, enum_name(p.type), p.backend.service,
-            p.backend.port_name.empty() ? std::to_string(p.backend.port) : p.backend.port_name));
+        rules.push_back(
+            fmt::format("{}{} ({}) -> {}", r.host, p.path, enum_name(p.type), p.backend.str()));
     }
-    if (in.default_backend)
-      rules.push_back(fmt::format("default -> {}:{}", in.default_backend->service,
-                                  in.default_backend->port_name.empty()
-                                      ? std::to_string(in.default_backend->port)
-                                      : in.default_backend->port_name));
+    if (in.default_backend) rules.push_back("default -> " + in.default_backend->str());
     auto address = in.served() ? controller : "";
     rows.push_back({in.namespace_, in.name, in.class_name,
                     hosts.empty() ? "*" : fmt::format("{}", fmt::join(hosts, ",")),

@@ -50,20 +50,68 @@ std::string without_trailing_slash(const std::string& path) {
   return path.size() > 1 && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
 }
 
-bool tls_host(const std::vector<Ingress>& ingresses, const std::string& host) {
-  for (const auto& in : ingresses)
-    if (in.served())
-      for (const auto& hosts : in.tls)
-        if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) return true;
-  return false;
+// The routes of the served ingresses by host ("" for rules without one):
+// main ingresses in file order, the first to name a host's path serving it
+// (ingress-nginx keeps the oldest), each with the first canary ingress of the
+// same host and path.
+std::map<std::string, std::vector<IngressRoute>> routes_by_host(
+    const std::vector<Ingress>& ingresses) {
+  std::map<std::string, std::vector<IngressRoute>> hosts;
+  for (const auto& in : ingresses) {
+    if (!in.served() || in.options.canary) continue;
+    for (const auto& rule : in.rules) {
+      auto& routes = hosts[rule.host];
+      for (const auto& p : rule.paths) {
+        bool taken = std::any_of(routes.begin(), routes.end(), [&](const IngressRoute& r) {
+          return r.path.path == p.path && r.path.type == p.type;
+        });
+        if (!taken) routes.push_back({&in, p, nullptr, {}});
+      }
+    }
+  }
+  for (const auto& in : ingresses) {
+    if (!in.served() || !in.options.canary) continue;
+    for (const auto& rule : in.rules) {
+      auto it = hosts.find(rule.host);
+      if (it == hosts.end()) continue;
+      for (const auto& p : rule.paths)
+        for (auto& r : it->second)
+          if (r.path.path == p.path && r.path.type == p.type && !r.canary)
+            r.canary = &in, r.canary_backend = p.backend;
+    }
+  }
+  return hosts;
 }
 
-struct Route {
-  const Ingress* ingress = nullptr;
-  IngressPath path;
-  const Ingress* canary = nullptr;  // a canary ingress of the same host and path
-  IngressBackend canary_backend;
-};
+// Whether a host's paths are regular expressions: when any of its ingresses
+// uses use-regex or rewrite-target, as in ingress-nginx.
+bool regex_host(const std::vector<IngressRoute>& routes) {
+  return std::any_of(routes.begin(), routes.end(), [](const IngressRoute& r) {
+    return r.ingress->options.use_regex || !r.ingress->options.rewrite_target.empty();
+  });
+}
+
+// The order in which a host's paths are tried as regular expressions: the
+// longest first, an Exact one before a prefix of the same path.
+std::vector<const IngressRoute*> match_order(const std::vector<IngressRoute>& routes) {
+  std::vector<const IngressRoute*> order;
+  for (const auto& r : routes) order.push_back(&r);
+  std::stable_sort(order.begin(), order.end(), [](const IngressRoute* a, const IngressRoute* b) {
+    if (a->path.path.size() != b->path.path.size())
+      return a->path.path.size() > b->path.path.size();
+    return a->path.type == PathType::exact && b->path.type != PathType::exact;
+  });
+  return order;
+}
+
+// What answers a request no path matches: the first main ingress's
+// defaultBackend, or nothing (404).
+IngressRoute default_route(const std::vector<Ingress>& ingresses) {
+  for (const auto& in : ingresses)
+    if (in.served() && !in.options.canary && in.default_backend)
+      return {&in, {"/", PathType::prefix, *in.default_backend}, nullptr, {}};
+  return {};
+}
 
 class Renderer {
  public:
@@ -71,7 +119,7 @@ class Renderer {
       : plan_(plan), pod_(pod), endpoints_(endpoints) {}
 
   NginxConfig render() {
-    collect();
+    hosts_ = routes_by_host(plan_.ingresses);
     std::string servers;
     servers += default_server();
     for (const auto& [host, routes] : hosts_)
@@ -89,34 +137,6 @@ class Renderer {
   }
 
  private:
-  void collect() {
-    // Main ingresses first, in file order: the first to name a host and
-    // path serves it, as ingress-nginx keeps the oldest.
-    for (const auto& in : plan_.ingresses) {
-      if (!in.served() || in.options.canary) continue;
-      for (const auto& rule : in.rules) {
-        auto& routes = hosts_[rule.host];
-        for (const auto& p : rule.paths) {
-          bool taken = std::any_of(routes.begin(), routes.end(), [&](const Route& r) {
-            return r.path.path == p.path && r.path.type == p.type;
-          });
-          if (!taken) routes.push_back({&in, p, nullptr, {}});
-        }
-      }
-    }
-    for (const auto& in : plan_.ingresses) {
-      if (!in.served() || !in.options.canary) continue;
-      for (const auto& rule : in.rules) {
-        auto it = hosts_.find(rule.host);
-        if (it == hosts_.end()) continue;
-        for (const auto& p : rule.paths)
-          for (auto& r : it->second)
-            if (r.path.path == p.path && r.path.type == p.type && !r.canary)
-              r.canary = &in, r.canary_backend = p.backend;
-      }
-    }
-  }
-
   // The upstream of a backend, defined on first use; "" when the service has
   // no ready endpoint (the location answers 503).
   std::string upstream(const std::string& ns, const IngressBackend& b, const Ingress& in) {
@@ -154,7 +174,7 @@ class Renderer {
 
   // The variable or name a location proxies to: a canary's choice is made by
   // a map of the header and the weight's split.
-  std::string target(const Route& r) {
+  std::string target(const IngressRoute& r) {
     auto main = upstream(r.ingress->namespace_, r.path.backend, *r.ingress);
     if (!r.canary) return fmt::format("\"{}\"", main);
     auto canary = upstream(r.canary->namespace_, r.canary_backend, *r.canary);
@@ -197,14 +217,13 @@ class Renderer {
   }
 
   // The body of a location serving `r` on a server of `host`.
-  std::string location_body(const Route& r, const std::string& host, const std::string& regex) {
+  std::string location_body(const IngressRoute& r, const std::string& host,
+                            const std::string& regex) {
     const auto& o = r.ingress->options;
     std::string body =
-        fmt::format("      # {} {} {}: {}/{}:{}\n", r.ingress->key(), enum_name(r.path.type),
-                    r.path.path, r.ingress->namespace_, r.path.backend.service,
-                    r.path.backend.port_name.empty() ? std::to_string(r.path.backend.port)
-                                                     : r.path.backend.port_name);
-    bool tls = !host.empty() && tls_host(plan_.ingresses, host);
+        fmt::format("      # {} {} {}: {}/{}\n", r.ingress->key(), enum_name(r.path.type),
+                    r.path.path, r.ingress->namespace_, r.path.backend.str());
+    bool tls = !host.empty() && ingress_tls_host(plan_.ingresses, host);
     if ((tls && o.ssl_redirect) || o.force_ssl_redirect)
       body +=
           "      if ($scheme = http) {\n        return 308 https://$host$request_uri;\n      }\n";
@@ -227,19 +246,10 @@ class Renderer {
   }
 
   // The locations of one server, and whether one of them is "/" as a prefix.
-  std::string locations(const std::string& host, const std::vector<Route>& routes, bool& has_root) {
-    bool regex = std::any_of(routes.begin(), routes.end(), [](const Route& r) {
-      return r.ingress->options.use_regex || !r.ingress->options.rewrite_target.empty();
-    });
-    std::vector<const Route*> order;
-    for (const auto& r : routes) order.push_back(&r);
-    // Regular expressions are tried in order: the longest path first, an
-    // Exact one before a prefix of the same path, as ingress-nginx sorts.
-    std::stable_sort(order.begin(), order.end(), [](const Route* a, const Route* b) {
-      if (a->path.path.size() != b->path.path.size())
-        return a->path.path.size() > b->path.path.size();
-      return a->path.type == PathType::exact && b->path.type != PathType::exact;
-    });
+  std::string locations(const std::string& host, const std::vector<IngressRoute>& routes,
+                        bool& has_root) {
+    const bool regex = regex_host(routes);
+    const auto order = match_order(routes);
     std::set<std::string> exact;
     for (const auto* r : order)
       if (r->path.type == PathType::exact) exact.insert(r->path.path);
@@ -277,12 +287,9 @@ class Renderer {
   }
 
   std::string default_answer() {
-    for (const auto& in : plan_.ingresses)
-      if (in.served() && !in.options.canary && in.default_backend) {
-        Route r{&in, {"/", PathType::prefix, *in.default_backend}, nullptr, {}};
-        return location_body(r, "", "/");
-      }
-    return "      return 404 \"default backend - 404\\n\";\n";
+    auto r = default_route(plan_.ingresses);
+    return r.ingress ? location_body(r, "", "/")
+                     : "      return 404 \"default backend - 404\\n\";\n";
   }
 
   std::string default_server() {
@@ -297,12 +304,12 @@ class Renderer {
     return out + "  }\n";
   }
 
-  std::string host_server(const std::string& host, const std::vector<Route>& routes) {
+  std::string host_server(const std::string& host, const std::vector<IngressRoute>& routes) {
     // A wildcard matches exactly one label, as Kubernetes defines it.
     auto name =
         host.rfind("*.", 0) == 0 ? fmt::format("\"~^[^.]+{}$\"", literal(host.substr(1))) : host;
     std::string out = fmt::format("  server {{\n    server_name {};\n    listen 80;\n", name);
-    if (tls_host(plan_.ingresses, host)) {
+    if (ingress_tls_host(plan_.ingresses, host)) {
       auto crt = std::find_if(certs_.begin(), certs_.end(),
                               [&](const Certificate& c) { return c.host == host; });
       out +=
@@ -371,7 +378,7 @@ class Renderer {
   const Plan& plan_;
   const PodPlan& pod_;
   const EndpointMap& endpoints_;
-  std::map<std::string, std::vector<Route>> hosts_;  // "" for rules without a host
+  std::map<std::string, std::vector<IngressRoute>> hosts_;  // "" for rules without a host
   std::map<std::string, std::string> upstreams_;
   std::vector<std::string> canaries_, cookies_;
 };
@@ -461,76 +468,34 @@ std::vector<FileSpec> ingress_pod_files(const Plan& plan, const PodPlan& pod) {
       {nginx_config_path(pod), ingress_nginx_config(plan, pod, endpoints_all_ready(plan)).text}};
 }
 
-}  // namespace knl
-
-namespace knl {
-
 bool ingress_tls_host(const std::vector<Ingress>& ingresses, const std::string& host) {
-  return tls_host(ingresses, host);
+  for (const auto& in : ingresses)
+    if (in.served())
+      for (const auto& hosts : in.tls)
+        if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) return true;
+  return false;
 }
 
 IngressRoute route_ingress_request(const std::vector<Ingress>& ingresses, const std::string& host,
                                    const std::string& target) {
   const auto path = target.substr(0, target.find('?'));
-  auto wildcard_of = [&](const std::string& rule_host) {
+  const auto hosts = routes_by_host(ingresses);
+  // The server: exactly the host, else a wildcard host of its first label,
+  // else the rules without a host.
+  auto server = hosts.find(host);
+  if (server == hosts.end()) {
     auto dot = host.find('.');
-    return rule_host.rfind("*.", 0) == 0 && dot != std::string::npos && dot > 0 &&
-           host.substr(dot) == rule_host.substr(1);
-  };
-  // The server: exactly the host, else a wildcard host, else the rules without one.
-  std::string server;
-  bool exact = false, wild = false;
-  for (const auto& in : ingresses)
-    if (in.served() && !in.options.canary)
-      for (const auto& rule : in.rules) {
-        if (rule.host == host) exact = true;
-        if (!exact && !wild && wildcard_of(rule.host)) wild = true, server = rule.host;
-      }
-  if (exact) server = host;
-  if (!exact && !wild) server = "";
-  // Its routes, the first ingress to name a path keeping it.
-  std::vector<IngressRoute> routes;
-  std::vector<IngressPath> paths;
-  for (const auto& in : ingresses) {
-    if (!in.served() || in.options.canary) continue;
-    for (const auto& rule : in.rules) {
-      if (rule.host != server) continue;
-      for (const auto& p : rule.paths) {
-        bool taken = std::any_of(paths.begin(), paths.end(), [&](const IngressPath& q) {
-          return q.path == p.path && q.type == p.type;
-        });
-        if (taken) continue;
-        paths.push_back(p);
-        routes.push_back({&in, p.backend, nullptr, {}});
-      }
-    }
+    server =
+        dot == std::string::npos || dot == 0 ? hosts.end() : hosts.find("*" + host.substr(dot));
+    if (server == hosts.end()) server = hosts.find("");
   }
-  for (const auto& in : ingresses) {
-    if (!in.served() || !in.options.canary) continue;
-    for (const auto& rule : in.rules)
-      if (rule.host == server)
-        for (const auto& p : rule.paths)
-          for (size_t i = 0; i < paths.size(); ++i)
-            if (paths[i].path == p.path && paths[i].type == p.type && !routes[i].canary)
-              routes[i].canary = &in, routes[i].canary_backend = p.backend;
-  }
-  const bool regex = std::any_of(routes.begin(), routes.end(), [](const IngressRoute& r) {
-    return r.ingress->options.use_regex || !r.ingress->options.rewrite_target.empty();
-  });
-  std::vector<size_t> order(paths.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (paths[a].path.size() != paths[b].path.size())
-      return paths[a].path.size() > paths[b].path.size();
-    return paths[a].type == PathType::exact && paths[b].type != PathType::exact;
-  });
-  for (size_t i : order) {
-    const auto& p = paths[i];
+  if (server == hosts.end()) return default_route(ingresses);
+  const bool regex = regex_host(server->second);
+  for (const auto* r : match_order(server->second)) {
+    const auto& p = r->path;
     const auto prefix = without_trailing_slash(p.path);
-    bool custom =
-        p.type == PathType::implementation_specific && routes[i].ingress->options.use_regex;
     bool match = false;
-    if (custom) {
+    if (p.type == PathType::implementation_specific && r->ingress->options.use_regex) {
       match =
           regex && std::regex_search(path, std::regex("^(?:" + p.path + ")", std::regex::icase));
     } else if (p.type == PathType::exact) {
@@ -541,12 +506,9 @@ IngressRoute route_ingress_request(const std::vector<Ingress>& ingresses, const 
       match =
           prefix == "/" || (same && (path.size() == prefix.size() || path[prefix.size()] == '/'));
     }
-    if (match) return routes[i];
+    if (match) return *r;
   }
-  for (const auto& in : ingresses)
-    if (in.served() && !in.options.canary && in.default_backend)
-      return {&in, *in.default_backend, nullptr, {}};
-  return {};
+  return default_route(ingresses);
 }
 
 }  // namespace knl

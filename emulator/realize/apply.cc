@@ -33,9 +33,8 @@ ApplyResult Controller::apply(const std::string& file) {
   if (!diff.refused.empty())
     throw UserError(
         fmt::format("{}: apply adds nodes, hosts, racks and pods to a running lab, relabels its "
-                    "pods, changes its "
-                    "ingresses and its network policies; this file also changes "
-                    "{}. Run `knetlab destroy --lab {}` and deploy it to change those",
+                    "pods, changes its ingresses and its network policies; this file also "
+                    "changes {}. Run `knetlab destroy --lab {}` and deploy it to change those",
                     file, fmt::join(diff.refused, "; "), lab_.plan.lab));
   ApplyResult result{diff.nodes,    diff.hosts, diff.routers,  diff.pods, diff.relabelled,
                      diff.policies, 0,          diff.ingresses};

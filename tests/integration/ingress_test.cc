@@ -149,6 +149,18 @@ class ROOT_Ingress : public ::testing::Test {
   }
   // What GET http://HOST/PATH answered (its body, or its status when not 200)
   // through `at` (an address, or address:port).
+  // The pod nginx proxied GET http://HOST/PATH to, by the address it names
+  // when asked with the probe header; "" when nginx answered itself.
+  std::string proxied_to(const std::string& host, const std::string& path,
+                         const std::string& at) const {
+    auto upstream =
+        curl({"-o", "/dev/null", "-w", "%header{x-knetlab-upstream}", "-H", "X-Knetlab-Probe: 1",
+              "-H", "Host: " + host, fmt::format("http://{}{}", at, path)});
+    auto ip = upstream.substr(0, upstream.find(':'));
+    for (const auto& [pod, pod_ip] : lab_->pod_ips())
+      if (!ip.empty() && pod_ip == ip) return pod;
+    return "";
+  }
   std::string get(const std::string& host, const std::string& path,
                   const std::string& at = "") const {
     auto out = curl({"-w", "\n%{http_code}", "-H", "Host: " + host,
@@ -181,7 +193,8 @@ TEST_F(ROOT_Ingress, RoutesByHostAndPathThroughTheAddressAndEveryNodesNodePort) 
   for (const auto& at : ways) {
     SCOPED_TRACE(at);
     EXPECT_EQ(get("paths.example.com", "/hostname", at), "v2-0") << "Exact before Prefix";
-    EXPECT_EQ(get("paths.example.com", "/hostname/", at).rfind("404 404 page not found", 0), 0u)
+    EXPECT_EQ(get("paths.example.com", "/hostname/", at).rfind("404 404 page not found", 0), 0u);
+    EXPECT_TRUE(v1.count(proxied_to("paths.example.com", "/hostname/", at)))
         << "Exact is not a prefix: /hostname/ is v1's, which has no such page";
     EXPECT_TRUE(v1.count(get("a.wild.example.com", "/hostname", at)));
     EXPECT_EQ(get("a.b.wild.example.com", "/hostname", at), "404 default backend - 404")

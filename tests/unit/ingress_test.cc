@@ -236,7 +236,7 @@ defaultBackend = { service = "web", port = 80 }
   auto route = [&](const std::string& host, const std::string& path) {
     auto r = route_ingress_request(t.ingresses, host, path);
     if (!r.ingress) return std::string("404");
-    auto out = r.ingress->name + " " + r.backend.service;
+    auto out = r.ingress->name + " " + r.path.backend.service;
     if (r.canary) out += " canary " + r.canary_backend.service;
     return out;
   };

@@ -71,6 +71,12 @@ LabRecord read_state(const std::string& lab);
 /// lab has none (yet).
 std::string ingress_controller_address(const LabRecord& state);
 
+/// The endpoints (ready pods' TCP addresses) of the service port an ingress
+/// backend in namespace `ns` names; none when the service has none or is unknown.
+std::vector<const EndpointRecord*> ingress_backend_endpoints(const LabRecord& state,
+                                                             const std::string& ns,
+                                                             const IngressBackend& backend);
+
 /// Labs that have a run folder, sorted.
 std::vector<std::string> deployed_labs();
 /// `requested`, or the only deployed lab; UserError otherwise.

@@ -82,8 +82,8 @@ bool ingress_tls_host(const std::vector<Ingress>& ingresses, const std::string& 
 /// applies them.
 struct IngressRoute {
   const Ingress* ingress = nullptr;  // null: nothing matched and no defaultBackend (404)
-  IngressBackend backend;
-  const Ingress* canary = nullptr;  // a canary of the same host and path, if any
+  IngressPath path;                  // the path that matched, with its backend
+  const Ingress* canary = nullptr;   // a canary of the same host and path, if any
   IngressBackend canary_backend;
 };
 

@@ -382,6 +382,10 @@ struct IngressBackend {
   std::string service;
   int port = 0;
   std::string port_name;
+  /// "SERVICE:PORT", the port by its name when it is named.
+  std::string str() const {
+    return service + ":" + (port_name.empty() ? std::to_string(port) : port_name);
+  }
   bool operator==(const IngressBackend&) const = default;
 };
 
