@@ -23,6 +23,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
   const auto pods = node.pod_subnet.str();
   // Each proxied service's part, in plan order, and whether this sync writes its chains.
   std::vector<std::pair<const IptablesService*, bool>> parts;
+  std::string written_rules;  // the rules of the chains this sync writes
   for (const auto& s : services) {
     if (!s.proxied()) continue;
     const auto key = s.key();
@@ -36,9 +37,9 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
     auto& part = now.services[key];
     part = {};
     parts.emplace_back(&part, true);
-    auto &nat = part.rules, &nat_services = part.nat_services, &nat_nodeports = part.nat_nodeports,
-         &filter_services = part.filter_services, &filter_external = part.filter_external,
-         &filter_firewall = part.filter_firewall;
+    auto &nat = written_rules, &nat_services = part.nat_services,
+         &nat_nodeports = part.nat_nodeports, &filter_services = part.filter_services,
+         &filter_external = part.filter_external, &filter_firewall = part.filter_firewall;
     auto& nat_chains = part.chains;
     auto found = endpoints.find(key);
     for (size_t i = 0; i < s.ports.size(); ++i) {
@@ -173,13 +174,11 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
       }
     }
   }
-  std::string nat, declared, nat_services, nat_nodeports, filter_services, filter_external,
+  std::string declared, nat_services, nat_nodeports, filter_services, filter_external,
       filter_firewall;
   for (const auto& [part, write] : parts) {
-    if (write) {
-      nat += part->rules;
+    if (write)
       for (const auto& c : part->chains) declared += fmt::format(":{} - [0:0]\n", c);
-    }
     nat_services += part->nat_services, nat_nodeports += part->nat_nodeports;
     filter_services += part->filter_services, filter_external += part->filter_external;
     filter_firewall += part->filter_firewall;
@@ -246,7 +245,7 @@ std::string iptables_ruleset(const ProxyNode& node, const std::vector<ServicePla
         "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
         "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j "
         "KUBE-POSTROUTING\n";
-  out += nat_rules + nat;
+  out += nat_rules + written_rules;
   for (const auto& c : stale) out += fmt::format("-X {}\n", c);
   out += "COMMIT\n";
   if (!first && filter_declared.empty()) return out;

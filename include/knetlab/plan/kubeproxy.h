@@ -112,8 +112,7 @@ std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& serv
 /// One service's part of a node's iptables rules.
 struct IptablesService {
   std::vector<std::string> chains;  // its KUBE-SVC/SVL/SEP/EXT/FW chains (nat)
-  std::string rules;                // their rules
-  // Its rules in the shared chains.
+  // Its rules in the shared chains (its own chains' rules are only written).
   std::string nat_services, nat_nodeports, filter_services, filter_external, filter_firewall;
 };
 
