@@ -11,7 +11,7 @@
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
-#include "knetlab/plan/ingress.h"
+#include "knetlab/plan/gateway.h"
 #include "knetlab/util/error.h"
 #include "policies.h"
 #include "probes.h"
@@ -218,6 +218,139 @@ std::vector<Probe> ingress_probes(const LabRecord& state) {
   return probes;
 }
 
+// What a request that `entry` (of a gateway's server) answers should get:
+// its backends' pods by weight, or the gateway's own redirect, 500 (no
+// backend, or a missing one) or 503 (no endpoints).
+void expect_route(const LabRecord& state, const RouteEntry& entry, Probe& p) {
+  const auto& rule = entry.the_rule();
+  for (const auto& f : rule.filters)
+    if (f.type == RouteFilterType::request_redirect) {
+      p.expected_failure = fmt::format("HTTP {}", f.status_code);
+      return;
+    }
+  std::set<std::string> answers;  // "HTTP 500", "HTTP 503" besides the pods
+  for (const auto& b : rule.backends) {
+    if (b.weight == 0) continue;
+    if (!backend_exists(state)(entry.route->namespace_, b)) {
+      answers.insert("HTTP 500");
+      continue;
+    }
+    auto endpoints = backend_ref_endpoints(state, entry.route->namespace_, b);
+    if (endpoints.empty()) answers.insert("HTTP 503");
+    for (const auto* e : endpoints) p.expected_pods.insert(e->pod.substr(e->pod.find('/') + 1));
+  }
+  if (p.expected_pods.empty() && answers.empty()) answers.insert("HTTP 500");
+  if (p.expected_pods.empty()) {
+    p.expected_failure = *answers.begin();
+    if (answers.size() > 1) p.or_else = *answers.rbegin();
+  } else if (!answers.empty()) {
+    p.or_else = *answers.begin();
+  }
+}
+
+// An outside host's requests to each served gateway: every non-regex match
+// of every attached route (with its method, exact headers and query
+// parameters), the path one letter longer beside each prefix, and a host no
+// route names, on each listener port, each expected to reach what the
+// Gateway API's precedence picks (route_gateway_request).
+std::vector<Probe> gateway_probes(const LabRecord& state) {
+  std::vector<Probe> probes;
+  if (state.hosts.empty() || state.nodes.empty()) return probes;
+  const auto& client = state.hosts.front();
+  const auto ca = lab_dir(state.name) + "/ca.crt";
+  for (const auto& g : state.gateways) {
+    if (!g.served()) continue;
+    const ServiceRecord* service = nullptr;
+    for (const auto& s : state.services)
+      if (s.namespace_ == g.namespace_ && s.name == gateway_deployment_name(g)) service = &s;
+    if (!service) continue;
+    const auto servers = gateway_servers(g, state.http_routes);
+    // Through the load balancer, or the first node's nodePort without one.
+    auto reach = [&](int port) -> std::pair<std::string, int> {
+      if (service->load_balancer_ip) return {service->load_balancer_ip->str(), port};
+      for (const auto& p : service->ports)
+        if (p.port == port && p.node_port) return {state.nodes.front().ip.str(), *p.node_port};
+      return {"", 0};
+    };
+    std::set<std::string> asked;
+    auto probe = [&](const GatewayServer& s, const std::string& host, const RouteMatch& m,
+                     const std::string& path) {
+      auto [address, port] = reach(s.port);
+      if (address.empty()) return;
+      GatewayRequest request{s.port, host, m.method.empty() ? "GET" : m.method, path, "", {}};
+      std::vector<std::string> query;
+      for (const auto& q : m.query_params)
+        if (q.type == ValueMatchType::exact) query.push_back(q.name + "=" + q.value);
+      request.query = fmt::format("{}", fmt::join(query, "&"));
+      for (const auto& h : m.headers)
+        if (h.type == ValueMatchType::exact) request.headers[h.name] = h.value;
+      const bool https = s.protocol == ListenerProtocol::https;
+      auto url = fmt::format("{}://{}:{}{}{}{}", https ? "https" : "http", host, port, path,
+                             query.empty() ? "" : "?", request.query);
+      auto key = request.method + " " + url;
+      std::map<std::string, std::string> lowered;
+      for (const auto& [name, value] : request.headers) {
+        key += " " + name + ": " + value;
+        auto l = name;
+        std::transform(l.begin(), l.end(), l.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        lowered[l] = value;
+      }
+      request.headers = lowered;
+      if (!asked.insert(key).second) return;
+      std::vector<std::string> argv = {
+          "curl", "-s",
+          "-o",   "/dev/null",
+          "-m",   "2",
+          "-w",   fmt::format("%{{http_code}} %header{{{}}}", kIngressUpstreamHeader),
+          "-H",   std::string(kIngressProbeHeader) + ": 1"};
+      if (request.method == "HEAD")
+        argv.push_back("--head");
+      else if (request.method != "GET")
+        argv.insert(argv.end(), {"-X", request.method});
+      for (const auto& h : m.headers)
+        if (h.type == ValueMatchType::exact)
+          argv.insert(argv.end(), {"-H", h.name + ": " + h.value});
+      if (https) argv.insert(argv.end(), {"--cacert", ca});
+      argv.insert(argv.end(), {"--resolve", fmt::format("{}:{}:{}", host, port, address), url});
+      Probe p{"host/" + client.name,
+              client.netns,
+              "gateway " + g.key() + " " + key,
+              https ? "HTTPS" : "HTTP",
+              url,
+              {},
+              ""};
+      p.argv = std::move(argv);
+      auto route = route_gateway_request(servers, request);
+      if (!route.entry)
+        p.expected_failure = "HTTP 404";
+      else
+        expect_route(state, *route.entry, p);
+      probes.push_back(std::move(p));
+    };
+    for (const auto& s : servers) {
+      // A host for the server: a wildcard's with a first label of its own;
+      // any host's by the certificate's name (HTTPS) or a name of its own.
+      auto host = s.hostname.rfind("*.", 0) == 0          ? "probe" + s.hostname.substr(1)
+                  : !s.hostname.empty()                   ? s.hostname
+                  : s.protocol == ListenerProtocol::https ? gateway_certificate_host(g, "")
+                                                          : "any-host.example";
+      for (const auto& e : s.entries) {
+        const auto& m = e.the_match();
+        if (m.path_type == RoutePathType::regular_expression || m.method == "CONNECT") continue;
+        probe(s, host, m, m.path);
+        if (m.path_type == RoutePathType::path_prefix && m.path != "/") {
+          auto beside =
+              m.path.back() == '/' ? m.path.substr(0, m.path.size() - 1) + "x" : m.path + "x";
+          probe(s, host, m, beside);
+        }
+      }
+      if (s.entries.empty()) probe(s, host, RouteMatch{}, "/");
+    }
+  }
+  return probes;
+}
+
 // What answered an ingress probe: "pod NAME" when nginx proxied it to a pod,
 // "HTTP CODE" when the controller answered itself, or curl's failure.
 std::string http_answer(const LabRecord& state, const ProgramResult& r) {
@@ -415,6 +548,7 @@ int check(const CheckOptions& options) {
     }
   }
   for (auto& p : ingress_probes(state)) probes.push_back(std::move(p));
+  for (auto& p : gateway_probes(state)) probes.push_back(std::move(p));
   std::vector<ProgramCall> calls;
   for (const auto& p : probes) calls.push_back(probe_call(install, p));
   auto results = run_probes(calls, 16);

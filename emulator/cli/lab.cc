@@ -67,6 +67,31 @@ std::vector<const EndpointRecord*> ingress_backend_endpoints(const LabRecord& st
   return out;
 }
 
+std::string gateway_address(const LabRecord& state, const Gateway& g) {
+  if (!g.served()) return "";
+  for (const auto& s : state.services)
+    if (s.namespace_ == g.namespace_ && s.name == gateway_deployment_name(g) && s.load_balancer_ip)
+      return s.load_balancer_ip->str();
+  return "";
+}
+
+BackendExists backend_exists(const LabRecord& state) {
+  return [&state](const std::string& ns, const BackendRef& b) {
+    return std::any_of(state.services.begin(), state.services.end(), [&](const ServiceRecord& s) {
+      return s.namespace_ == ns && s.name == b.name &&
+             std::any_of(s.ports.begin(), s.ports.end(), [&](const auto& p) {
+               return p.protocol == Protocol::tcp && p.port == b.port;
+             });
+    });
+  };
+}
+
+std::vector<const EndpointRecord*> backend_ref_endpoints(const LabRecord& state,
+                                                         const std::string& ns,
+                                                         const BackendRef& backend) {
+  return ingress_backend_endpoints(state, ns, {backend.name, backend.port, ""});
+}
+
 std::string lab_dir(const std::string& lab) {
   return std::string(kRunRoot) + "/" + lab;
 }

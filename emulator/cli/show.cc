@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "knetlab/cli/commands.h"
 #include "knetlab/cli/lab.h"
@@ -209,6 +210,106 @@ void print_ingresses(const LabRecord& state, bool wide, const std::string& name,
   print_table(rows);
 }
 
+json gateway_view(const LabRecord& state, const Gateway& g) {
+  json out = g;
+  out["class"] = g.class_name;
+  auto address = gateway_address(state, g);
+  out["addresses"] = json::array();
+  if (!address.empty()) out["addresses"].push_back({{"type", "IPAddress"}, {"value", address}});
+  out["programmed"] = !address.empty();
+  return out;
+}
+
+std::string condition(bool value, RouteReason reason) {
+  return fmt::format("{} ({})", value ? "True" : "False", enum_name(reason));
+}
+
+json route_view(const LabRecord& state, const HttpRoute& r) {
+  json out = r;
+  auto status = route_status(state.gateways, r, backend_exists(state));
+  bool accepted = !status.empty(), resolved = true;
+  json parents = json::array();
+  for (const auto& s : status) {
+    accepted = accepted && s.accepted;
+    resolved = resolved && s.resolved;
+    json ref = {{"name", s.parent.name}, {"namespace", s.parent.namespace_}};
+    if (!s.parent.section.empty()) ref["sectionName"] = s.parent.section;
+    parents.push_back({{"parentRef", ref},
+                       {"conditions",
+                        {{{"type", "Accepted"},
+                          {"status", s.accepted ? "True" : "False"},
+                          {"reason", enum_name(s.accepted_reason)}},
+                         {{"type", "ResolvedRefs"},
+                          {"status", s.resolved ? "True" : "False"},
+                          {"reason", enum_name(s.resolved_reason)}}}}});
+  }
+  out["parents"] = out["parentRefs"];
+  out["accepted"] = accepted;
+  out["resolvedRefs"] = resolved;
+  out["status"] = {{"parents", parents}};
+  return out;
+}
+
+// get gateways: as kubectl lists them; wide adds the listeners.
+void print_gateways(const LabRecord& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "CLASS", "ADDRESS", "PROGRAMMED", "ROUTES"});
+  if (wide) rows.back().push_back("LISTENERS");
+  for (const auto& g : state.gateways) {
+    if (!name.empty() && g.name != name) continue;
+    auto address = gateway_address(state, g);
+    std::set<const HttpRoute*> routes;
+    for (const auto& a : gateway_attachments(g, state.http_routes)) routes.insert(a.route);
+    std::vector<std::string> listeners;
+    for (const auto& l : g.listeners)
+      listeners.push_back(fmt::format("{} {}/{}{}", l.name, l.port, enum_name(l.protocol),
+                                      l.hostname.empty() ? "" : " " + l.hostname));
+    rows.push_back({g.namespace_, g.name, g.class_name, address.empty() ? "<none>" : address,
+                    address.empty() ? "False" : "True", std::to_string(routes.size())});
+    if (wide) rows.back().push_back(fmt::format("{}", fmt::join(listeners, "; ")));
+  }
+  print_table(rows);
+}
+
+// get httproutes: hostnames, parents and their conditions; wide adds the rules.
+void print_http_routes(const LabRecord& state, bool wide, const std::string& name) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAMESPACE", "NAME", "HOSTNAMES", "PARENTS", "ACCEPTED", "RESOLVEDREFS"});
+  if (wide) rows.back().push_back("RULES");
+  for (const auto& r : state.http_routes) {
+    if (!name.empty() && r.name != name) continue;
+    std::vector<std::string> parents, accepted, resolved, rules;
+    for (const auto& s : route_status(state.gateways, r, backend_exists(state))) {
+      parents.push_back(fmt::format("{}/{}{}", s.parent.namespace_, s.parent.name,
+                                    s.parent.section.empty() ? "" : "/" + s.parent.section));
+      accepted.push_back(condition(s.accepted, s.accepted_reason));
+      resolved.push_back(condition(s.resolved, s.resolved_reason));
+    }
+    for (const auto& rule : r.rules) {
+      std::vector<std::string> matches, backends;
+      for (const auto& m : rule.matches) {
+        auto text = fmt::format("{}{} {}", m.method.empty() ? "" : m.method + " ",
+                                enum_name(m.path_type), m.path);
+        for (const auto& h : m.headers) text += fmt::format(" {}={}", h.name, h.value);
+        for (const auto& q : m.query_params) text += fmt::format(" ?{}={}", q.name, q.value);
+        matches.push_back(text);
+      }
+      for (const auto& b : rule.backends)
+        backends.push_back(fmt::format("{}:{} ({})", b.name, b.port, b.weight));
+      for (const auto& f : rule.filters) backends.push_back(std::string(enum_name(f.type)));
+      rules.push_back(
+          fmt::format("{} -> {}", fmt::join(matches, " | "), fmt::join(backends, ", ")));
+    }
+    auto none = [](const std::vector<std::string>& v) {
+      return v.empty() ? std::string("<none>") : fmt::format("{}", fmt::join(v, ","));
+    };
+    rows.push_back({r.namespace_, r.name, r.hostnames.empty() ? "*" : none(r.hostnames),
+                    none(parents), none(accepted), none(resolved)});
+    if (wide) rows.back().push_back(fmt::format("{}", fmt::join(rules, "; ")));
+  }
+  print_table(rows);
+}
+
 json inspect_json(const LabRecord& state) {
   json out = {{"name", state.name},      {"network", network_view(state)},
               {"nodes", json::array()},  {"hosts", json::array()},
@@ -223,6 +324,10 @@ json inspect_json(const LabRecord& state) {
   out["ingresses"] = json::array();
   for (const auto& in : state.ingresses)
     out["ingresses"].push_back(ingress_view(in, ingress_controller_address(state)));
+  out["gateways"] = json::array();
+  for (const auto& g : state.gateways) out["gateways"].push_back(gateway_view(state, g));
+  out["httpRoutes"] = json::array();
+  for (const auto& r : state.http_routes) out["httpRoutes"].push_back(route_view(state, r));
   return out;
 }
 
@@ -303,12 +408,29 @@ int inspect(const ListOptions& options) {
     fmt::print("\nINGRESSES\n");
     print_ingresses(state, true, "", ingress_controller_address(state));
   }
+  if (!state.gateways.empty()) {
+    fmt::print("\nGATEWAYS\n");
+    print_gateways(state, true, "");
+    fmt::print("\nHTTPROUTES\n");
+    print_http_routes(state, true, "");
+  }
   return 0;
 }
 
 namespace {
 
-enum class Kind { nodes, pods, hosts, routers, services, endpoints, network_policies, ingresses };
+enum class Kind {
+  nodes,
+  pods,
+  hosts,
+  routers,
+  services,
+  endpoints,
+  network_policies,
+  ingresses,
+  gateways,
+  http_routes
+};
 
 // The names of one kind, for "no such object" messages.
 std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
@@ -339,6 +461,12 @@ std::vector<std::string> names_of(const LabRecord& state, Kind kind) {
     case Kind::ingresses:
       add(state.ingresses);
       break;
+    case Kind::gateways:
+      add(state.gateways);
+      break;
+    case Kind::http_routes:
+      add(state.http_routes);
+      break;
   }
   return out;
 }
@@ -361,6 +489,10 @@ const char* singular(Kind kind) {
       return "network policy";
     case Kind::ingresses:
       return "ingress";
+    case Kind::gateways:
+      return "gateway";
+    case Kind::http_routes:
+      return "httproute";
   }
   return "object";
 }
@@ -389,20 +521,18 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
                                                     {"netpol", Kind::network_policies},
                                                     {"ingresses", Kind::ingresses},
                                                     {"ingress", Kind::ingresses},
-                                                    {"ing", Kind::ingresses}};
-  static const std::vector<std::string> later = {"gateways", "gtw", "httproutes"};
+                                                    {"ing", Kind::ingresses},
+                                                    {"gateways", Kind::gateways},
+                                                    {"gateway", Kind::gateways},
+                                                    {"gtw", Kind::gateways},
+                                                    {"httproutes", Kind::http_routes},
+                                                    {"httproute", Kind::http_routes}};
   auto it = kinds.find(kind_word);
-  if (it == kinds.end()) {
-    if (std::find(later.begin(), later.end(), kind_word) != later.end())
-      throw UserError(fmt::format(
-          "\"{}\" come with the Gateway API, which this version does not build yet; try "
-          "nodes, pods, services, endpoints, networkpolicies, ingresses, hosts or routers",
-          kind_word));
+  if (it == kinds.end())
     throw UserError(
         fmt::format("unknown kind \"{}\"; try nodes, pods, services, endpoints, "
-                    "networkpolicies, ingresses, hosts or routers",
+                    "networkpolicies, ingresses, gateways, httproutes, hosts or routers",
                     kind_word));
-  }
   const Kind kind = it->second;
   auto state = read_state(pick_lab(options.lab));
   // Read before the cluster's own namespaces are filtered away.
@@ -417,6 +547,11 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
   std::erase_if(state.network_policies,
                 [&](const NetworkPolicy& p) { return !shown(p.namespace_); });
   std::erase_if(state.ingresses, [&](const Ingress& in) { return !shown(in.namespace_); });
+  // Gateways and routes are listed from the whole record: a route's status
+  // needs its parents and services in any namespace.
+  const auto full = state;
+  std::erase_if(state.gateways, [&](const Gateway& g) { return !shown(g.namespace_); });
+  std::erase_if(state.http_routes, [&](const HttpRoute& r) { return !shown(r.namespace_); });
   if (!name.empty()) {
     auto names = names_of(state, kind);
     if (std::find(names.begin(), names.end(), name) == names.end())
@@ -464,6 +599,12 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
       case Kind::ingresses:
         add(state.ingresses, [&](const Ingress& in) { return ingress_view(in, controller); });
         break;
+      case Kind::gateways:
+        add(state.gateways, [&](const Gateway& g) { return gateway_view(full, g); });
+        break;
+      case Kind::http_routes:
+        add(state.http_routes, [&](const HttpRoute& r) { return route_view(full, r); });
+        break;
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
     return 0;
@@ -494,6 +635,18 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
     case Kind::ingresses:
       print_ingresses(state, wide, name, controller);
       break;
+    case Kind::gateways: {
+      auto listed = full;
+      listed.gateways = state.gateways;
+      print_gateways(listed, wide, name);
+      break;
+    }
+    case Kind::http_routes: {
+      auto listed = full;
+      listed.http_routes = state.http_routes;
+      print_http_routes(listed, wide, name);
+      break;
+    }
   }
   return 0;
 }

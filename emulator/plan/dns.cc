@@ -1,5 +1,5 @@
 #include "knetlab/plan/dns.h"
-#include "knetlab/plan/ingress.h"
+#include "knetlab/plan/gateway.h"
 
 #include <fmt/format.h>
 
@@ -133,6 +133,7 @@ void add_cluster_objects(Topology& t) {
   kubernetes.system = true, kubernetes.where = where;
   t.services.insert(t.services.begin(), {std::move(kubernetes), std::move(kube_dns)});
   add_ingress_objects(t);
+  add_gateway_objects(t);
 }
 
 bool is_cluster_namespace(const std::string& ns) {

@@ -11,16 +11,103 @@
 #include <strings.h>
 
 #include "knetlab/plan/dns.h"
+#include "nginx.h"
 
 namespace knl {
 
-namespace {
+namespace nginx {
 
 const ServicePlan* find_service(const Plan& plan, const std::string& ns, const std::string& name) {
   for (const auto& s : plan.services)
     if (s.namespace_ == ns && s.name == name) return &s;
   return nullptr;
 }
+
+std::string endpoint_servers(const EndpointMap& endpoints, const ServicePlan& service,
+                             size_t index) {
+  auto eps = endpoints.find(service.key());
+  if (eps == endpoints.end() || eps->second.size() <= index) return "";
+  std::string out;
+  for (const auto& e : eps->second[index])
+    out += fmt::format("    server {};  # {}\n", e.str(), e.pod);
+  return out;
+}
+
+std::string header_variable(const std::string& header) {
+  std::string out = "http_";
+  for (char c : header)
+    out += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string literal(const std::string& path) {
+  std::string out;
+  for (char c : path) out += c == '.' ? std::string("[.]") : std::string(1, c);
+  return out;
+}
+
+std::string quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '\t') {
+      out += "\\t";
+      continue;
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string preamble(const Plan& plan, const PodPlan& pod, const std::string& title) {
+  return fmt::format(
+      "# nginx.conf of {title}\n"
+      "daemon off;\nmaster_process on;\nworker_processes 1;\npid {dir}/nginx.pid;\n"
+      "error_log stderr notice;\n"
+      "events {{\n  worker_connections 1024;\n}}\n"
+      "http {{\n"
+      "  access_log /dev/stdout;\n"
+      "  client_body_temp_path {dir}/client_body;\n  proxy_temp_path {dir}/proxy;\n"
+      "  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n"
+      "  scgi_temp_path {dir}/scgi;\n"
+      "  server_names_hash_bucket_size 128;\n"
+      "  proxy_set_header Host $host;\n"
+      "  proxy_set_header X-Request-ID $request_id;\n"
+      "  proxy_set_header X-Real-IP $remote_addr;\n"
+      "  proxy_set_header X-Forwarded-For $remote_addr;\n"
+      "  proxy_set_header X-Forwarded-Host $host;\n"
+      "  proxy_set_header X-Forwarded-Port $server_port;\n"
+      "  proxy_set_header X-Forwarded-Proto $scheme;\n"
+      "  proxy_set_header X-Scheme $scheme;\n"
+      "  proxy_http_version 1.1;\n"
+      "  proxy_set_header Connection \"\";\n"
+      "  proxy_connect_timeout 5s;\n"
+      "  proxy_next_upstream error timeout;\n"
+      "  # knetlab check asks which pod answered with the header {probe}; others never see it.\n"
+      "  map ${probe_var} $knl_probe_upstream {{\n    \"\" \"\";\n    default "
+      "$upstream_addr;\n  }}\n",
+      fmt::arg("title", title), fmt::arg("dir", pod.dir), fmt::arg("probe", kIngressProbeHeader),
+      fmt::arg("probe_var", header_variable(kIngressProbeHeader)));
+}
+
+NginxConfig finish(std::string text) {
+  // FNV-1a of everything else names the configuration on the health port.
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  NginxConfig config{std::move(text), fmt::format("/knetlab/config/{:016x}", hash)};
+  config.text += fmt::format(
+      "  server {{\n    listen {};\n    location /healthz {{\n      return 200 \"ok\\n\";\n    "
+      "}}\n    location = {} {{\n      return 200 \"served\\n\";\n    }}\n  }}\n}}\n",
+      kNginxHealthPort, config.served_path);
+  return config;
+}
+
+}  // namespace nginx
+
+namespace {
+
+using nginx::find_service;
+using nginx::literal;
 
 // The index of the service port a backend names, or -1.
 int port_index(const ServicePlan& s, const IngressBackend& b) {
@@ -36,14 +123,6 @@ int port_index(const ServicePlan& s, const IngressBackend& b) {
 // A file name for a host: "*.example.com" -> "_wildcard.example.com".
 std::string host_file(const std::string& host) {
   return host.rfind("*.", 0) == 0 ? "_wildcard" + host.substr(1) : host;
-}
-
-// A literal path as a regular expression: '.' is the only metacharacter
-// Exact and Prefix paths may hold (the parser refuses the others).
-std::string literal(const std::string& path) {
-  std::string out;
-  for (char c : path) out += c == '.' ? std::string("[.]") : std::string(1, c);
-  return out;
 }
 
 std::string without_trailing_slash(const std::string& path) {
@@ -124,16 +203,7 @@ class Renderer {
     servers += default_server();
     for (const auto& [host, routes] : hosts_)
       if (!host.empty()) servers += host_server(host, routes);
-    auto text = header() + servers;
-    // FNV-1a of everything else names the configuration on the health port.
-    uint64_t hash = 14695981039346656037ull;
-    for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
-    NginxConfig config{text, fmt::format("/knetlab/config/{:016x}", hash)};
-    config.text += fmt::format(
-        "  server {{\n    listen {};\n    location /healthz {{\n      return 200 \"ok\\n\";\n    "
-        "}}\n    location = {} {{\n      return 200 \"served\\n\";\n    }}\n  }}\n}}\n",
-        kIngressHealthPort, config.served_path);
-    return config;
+    return nginx::finish(header() + servers);
   }
 
  private:
@@ -144,10 +214,8 @@ class Renderer {
     if (!s) return "";
     int index = port_index(*s, b);
     if (index < 0) return "";
-    const auto& eps = endpoints_.find(s->key());
-    if (eps == endpoints_.end() || eps->second.size() <= static_cast<size_t>(index) ||
-        eps->second[static_cast<size_t>(index)].empty())
-      return "";
+    auto servers = nginx::endpoint_servers(endpoints_, *s, static_cast<size_t>(index));
+    if (servers.empty()) return "";
     auto name = fmt::format("{}-{}-{}", ns, b.service,
                             b.port_name.empty() ? std::to_string(b.port) : b.port_name);
     std::string balance;
@@ -157,11 +225,7 @@ class Renderer {
       balance = fmt::format("    hash $knl_affinity_{} consistent;\n", cookie);
     }
     if (upstreams_.count(name)) return name;
-    std::string block = fmt::format("  upstream {} {{\n{}", name, balance);
-    for (const auto& e : eps->second[static_cast<size_t>(index)])
-      block += fmt::format("    server {};  # {}\n", e.str(), e.pod);
-    block += "  }\n";
-    upstreams_[name] = block;
+    upstreams_[name] = fmt::format("  upstream {} {{\n{}{}  }}\n", name, balance, servers);
     return name;
   }
 
@@ -193,7 +257,7 @@ class Renderer {
       weight = fmt::format("$knl_canary_weight_{}", n);
     }
     std::string header =
-        o.canary_by_header.empty() ? "" : "$http_" + header_variable(o.canary_by_header);
+        o.canary_by_header.empty() ? "" : "$" + nginx::header_variable(o.canary_by_header);
     block += fmt::format("  map \"{}:{}\" $knl_canary_{} {{\n    default \"{}\";\n", header, weight,
                          n, main);
     if (!o.canary_by_header.empty()) {
@@ -207,13 +271,6 @@ class Renderer {
     block += fmt::format("    \"~:1$\" \"{}\";\n  }}\n", canary);
     canaries_.push_back(block);
     return fmt::format("$knl_canary_{}", n);
-  }
-
-  static std::string header_variable(const std::string& header) {
-    std::string out;
-    for (char c : header)
-      out += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
   }
 
   // The body of a location serving `r` on a server of `host`.
@@ -324,37 +381,11 @@ class Renderer {
 
   std::string header() {
     // Rendered last (the servers define the upstreams and maps), printed first.
-    std::string out = fmt::format(
-        "# nginx.conf of the ingress controller {pod} in lab \"{lab}\", rendered by knetlab from "
-        "the\n"
-        "# lab's ingresses and their services' ready endpoints, as ingress-nginx does.\n"
-        "daemon off;\nmaster_process on;\nworker_processes 1;\npid {dir}/nginx.pid;\n"
-        "error_log stderr notice;\n"
-        "events {{\n  worker_connections 1024;\n}}\n"
-        "http {{\n"
-        "  access_log /dev/stdout;\n"
-        "  client_body_temp_path {dir}/client_body;\n  proxy_temp_path {dir}/proxy;\n"
-        "  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n"
-        "  scgi_temp_path {dir}/scgi;\n"
-        "  server_names_hash_bucket_size 128;\n"
-        "  proxy_set_header Host $host;\n"
-        "  proxy_set_header X-Request-ID $request_id;\n"
-        "  proxy_set_header X-Real-IP $remote_addr;\n"
-        "  proxy_set_header X-Forwarded-For $remote_addr;\n"
-        "  proxy_set_header X-Forwarded-Host $host;\n"
-        "  proxy_set_header X-Forwarded-Port $server_port;\n"
-        "  proxy_set_header X-Forwarded-Proto $scheme;\n"
-        "  proxy_set_header X-Scheme $scheme;\n"
-        "  proxy_http_version 1.1;\n"
-        "  proxy_set_header Connection \"\";\n"
-        "  proxy_connect_timeout 5s;\n"
-        "  proxy_next_upstream error timeout;\n"
-        "  # knetlab check asks which pod answered with the header {probe}; others never see it.\n"
-        "  map $http_{probe_var} $knl_probe_upstream {{\n    \"\" \"\";\n    default "
-        "$upstream_addr;\n  }}\n",
-        fmt::arg("pod", pod_.key()), fmt::arg("lab", plan_.lab), fmt::arg("dir", pod_.dir),
-        fmt::arg("probe", kIngressProbeHeader),
-        fmt::arg("probe_var", header_variable(kIngressProbeHeader)));
+    std::string out = nginx::preamble(
+        plan_, pod_,
+        fmt::format("the ingress controller {} in lab \"{}\", rendered by knetlab from the\n# "
+                    "lab's ingresses and their services' ready endpoints, as ingress-nginx does.",
+                    pod_.key(), plan_.lab));
     for (size_t i = 0; i < cookies_.size(); ++i)
       out += fmt::format(
           "  # Cookie affinity ({0}): a client without the cookie is placed by its request's\n"
@@ -385,9 +416,13 @@ class Renderer {
 
 }  // namespace
 
-bool PodPlan::serves_ingress() const {
+bool PodPlan::runs_nginx() const {
   return std::any_of(containers.begin(), containers.end(),
                      [](const ContainerPlan& c) { return c.image == kNginxImage; });
+}
+
+bool PodPlan::serves_ingress() const {
+  return namespace_ == kIngressNamespace && runs_nginx();
 }
 
 void add_ingress_objects(Topology& t) {
@@ -441,9 +476,13 @@ std::vector<Certificate> ingress_certificates(const Plan& plan) {
   if (!any) return out;
   const auto dir = plan.run_dir + "/tls/";
   out.push_back({"ingress.local", dir + "default.crt", dir + "default.key"});
-  for (const auto& h : hosts)
-    out.push_back({h, dir + host_file(h) + ".crt", dir + host_file(h) + ".key"});
+  for (const auto& h : hosts) out.push_back(lab_certificate(plan, h));
   return out;
+}
+
+Certificate lab_certificate(const Plan& plan, const std::string& host) {
+  const auto dir = plan.run_dir + "/tls/";
+  return {host, dir + host_file(host) + ".crt", dir + host_file(host) + ".key"};
 }
 
 std::string nginx_config_path(const PodPlan& pod) {
@@ -461,11 +500,6 @@ NginxConfig ingress_nginx_config(const Plan& plan, const PodPlan& pod,
   if (!certs.empty()) r.default_cert_ = certs.front();
   r.certs_ = std::move(certs);
   return r.render();
-}
-
-std::vector<FileSpec> ingress_pod_files(const Plan& plan, const PodPlan& pod) {
-  return {
-      {nginx_config_path(pod), ingress_nginx_config(plan, pod, endpoints_all_ready(plan)).text}};
 }
 
 bool ingress_tls_host(const std::vector<Ingress>& ingresses, const std::string& host) {

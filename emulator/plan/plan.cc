@@ -6,7 +6,7 @@
 #include <set>
 
 #include "knetlab/plan/dns.h"
-#include "knetlab/plan/ingress.h"
+#include "knetlab/plan/gateway.h"
 #include "knetlab/plan/policy.h"
 #include "knetlab/plan/scheduler.h"
 #include "knetlab/topology/schema.h"
@@ -84,12 +84,14 @@ class Planner {
     p_.namespace_labels = namespace_labels(t_.namespaces);
     p_.network_policies = t_.network_policies;
     p_.ingresses = t_.ingresses;
+    p_.gateways = t_.gateways;
+    p_.http_routes = t_.http_routes;
     api_server_endpoints();
     for (const auto& pod : p_.pods)
       if (pod.serves_dns())
         for (auto& f : dns_pod_files(p_, pod)) p_.files.push_back(std::move(f));
-      else if (pod.serves_ingress())
-        for (auto& f : ingress_pod_files(p_, pod)) p_.files.push_back(std::move(f));
+      else if (pod.runs_nginx())
+        for (auto& f : nginx_pod_files(p_, pod)) p_.files.push_back(std::move(f));
     cloud_load_balancer();
     plan_bgp(t_, c_, p_);
     return std::move(p_);
@@ -104,12 +106,11 @@ class Planner {
       if (other.node == pod.node && !other.host_network)
         veths.insert(pod_veth_name(other.namespace_, other.name));
     add_pod(pod, ip, veths);
-    if (p_.pods.back().serves_dns() || p_.pods.back().serves_ingress()) {
+    if (p_.pods.back().serves_dns() || p_.pods.back().runs_nginx()) {
       auto with = existing;
       with.pods.push_back(p_.pods.back());
       const auto& added = p_.pods.back();
-      for (auto& f :
-           added.serves_dns() ? dns_pod_files(with, added) : ingress_pod_files(with, added))
+      for (auto& f : added.serves_dns() ? dns_pod_files(with, added) : nginx_pod_files(with, added))
         p_.files.push_back(std::move(f));
     }
     return std::move(p_);

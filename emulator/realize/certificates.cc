@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "knetlab/plan/ingress.h"
+#include "knetlab/plan/gateway.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -27,6 +27,7 @@ void run_openssl(Programs& programs, const std::string& what, std::vector<std::s
 
 void make_certificates(Programs& programs, const Plan& plan) {
   auto certs = ingress_certificates(plan);
+  for (auto& c : gateway_certificates(plan)) certs.push_back(std::move(c));
   if (certs.empty()) return;
   namespace fs = std::filesystem;
   std::error_code ec;

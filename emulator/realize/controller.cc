@@ -42,7 +42,8 @@ Controller::Controller(LabState lab, Kernel& kernel, Runtime& runtime, Programs&
   reconcilers_.push_back(std::make_unique<EndpointsReconciler>());
   reconcilers_.push_back(std::make_unique<KubeProxyReconciler>(effects_));
   reconcilers_.push_back(std::make_unique<DnsReconciler>(effects_));
-  reconcilers_.push_back(std::make_unique<IngressReconciler>(effects_));
+  reconcilers_.push_back(std::make_unique<NginxReconciler>(effects_, NginxRole::ingress));
+  reconcilers_.push_back(std::make_unique<NginxReconciler>(effects_, NginxRole::gateway));
   reconcilers_.push_back(std::make_unique<CloudLoadBalancerReconciler>(effects_));
   reconcilers_.push_back(std::move(announcements));
 }

@@ -241,6 +241,8 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
   r.namespaces = plan.namespace_labels;
   r.network_policies = plan.network_policies;
   r.ingresses = plan.ingresses;
+  r.gateways = plan.gateways;
+  r.http_routes = plan.http_routes;
   r.lb_netns = plan.lb_netns;
   r.lb_ip = plan.lb_ip;
   return r;
@@ -304,6 +306,8 @@ void to_json(json& j, const LabRecord& r) {
        {"namespaces", r.namespaces},
        {"networkPolicies", r.network_policies},
        {"ingresses", r.ingresses},
+       {"gateways", r.gateways},
+       {"httpRoutes", r.http_routes},
        {"cloudLoadBalancer",
         r.lb_netns.empty() ? json(nullptr) : json{{"netns", r.lb_netns}, {"ip", r.lb_ip.str()}}}};
 }
@@ -338,6 +342,8 @@ void from_json(const json& j, LabRecord& r) {
   r.namespaces = j.at("namespaces").get<std::map<std::string, Labels>>();
   r.network_policies = j.at("networkPolicies").get<std::vector<NetworkPolicy>>();
   r.ingresses = j.at("ingresses").get<std::vector<Ingress>>();
+  r.gateways = j.at("gateways").get<std::vector<Gateway>>();
+  r.http_routes = j.at("httpRoutes").get<std::vector<HttpRoute>>();
   if (const auto& lb = j.at("cloudLoadBalancer"); !lb.is_null()) {
     r.lb_netns = lb.at("netns");
     r.lb_ip = ip_at(lb, "ip");

@@ -23,9 +23,10 @@ void require_machine_support(const Plan& plan, const std::string& file) {
             "it with `apt-get install knot` (scripts/setup does)",
             file, pod.key(), c.argv.front()));
   for (const auto& pod : plan.pods)
-    if (pod.serves_ingress() && !std::filesystem::exists(pod.containers.front().argv.front()))
+    if (pod.runs_nginx() && !std::filesystem::exists(pod.containers.front().argv.front()))
       throw UserError(fmt::format(
-          "{}: this lab has ingresses, whose controller (pod {}) runs nginx, but {} is missing: "
+          "{}: this lab has ingresses or gateways, whose data plane (pod {}) runs nginx, but {} "
+          "is missing: "
           "install it with `apt-get install nginx` (scripts/setup does)",
           file, pod.key(), pod.containers.front().argv.front()));
   if (!plan.network_policies.empty() && !std::filesystem::exists("/proc/sys/net/bridge"))

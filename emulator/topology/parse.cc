@@ -135,7 +135,9 @@ Topology Parser::run() {
   namespaces();
   workloads();
   services();
-  shapes();
+  ingresses();
+  gateways();
+  http_routes();
   network_policies();
   capacity();
   return std::move(topo_);
@@ -589,10 +591,6 @@ void check_buildable(const Topology& t) {
                 "a LoadBalancer service with [[racks]] needs loadBalancerMode = \"bgp\": the "
                 "emulated cloud load balancer sits on a single LAN; in a routed fabric the "
                 "nodes announce the address to their rack's router instead");
-  for (const auto* list : {&t.gateways, &t.http_routes})
-    if (!list->empty())
-      refuse(list->front().where,
-             (list->front().kind == "ingress" ? "an " : "a ") + list->front().kind, later);
 }
 
 }  // namespace knl

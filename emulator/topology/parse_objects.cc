@@ -1,5 +1,4 @@
-// The parser's ingresses, read whole, and Gateway API objects, whose layer
-// comes later, checked for shape and references.
+// The parser's ingresses.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -17,8 +16,17 @@ namespace {
 
 constexpr const char* kAnnotationPrefix = "nginx.ingress.kubernetes.io/";
 
-// Characters that would end or change a directive of the nginx
-// configuration a path, header or rewrite is written into.
+bool truth(const TableReader& t, const std::string& key, const std::string& value) {
+  if (value == "true") return true;
+  if (value == "false") return false;
+  fail_at(
+      t.find("annotations")->as_table().at(key),
+      fmt::format("annotation \"{}\" = \"{}\": write \"true\" or \"false\"", key, excerpt(value)),
+      key);
+}
+
+}  // namespace
+
 bool fits_nginx(const std::string& text) {
   return !text.empty() && std::none_of(text.begin(), text.end(), [](unsigned char c) {
     return c <= ' ' || c >= 127 || c == '"' || c == '\'' || c == ';' || c == '{' || c == '}' ||
@@ -32,17 +40,6 @@ bool is_token(const std::string& text, size_t max) {
            return std::isalnum(c) || c == '-' || c == '_' || c == '.';
          });
 }
-
-bool truth(const TableReader& t, const std::string& key, const std::string& value) {
-  if (value == "true") return true;
-  if (value == "false") return false;
-  fail_at(
-      t.find("annotations")->as_table().at(key),
-      fmt::format("annotation \"{}\" = \"{}\": write \"true\" or \"false\"", key, excerpt(value)),
-      key);
-}
-
-}  // namespace
 
 IngressAnnotations Parser::ingress_annotations(const TableReader& t, const Labels& annotations) {
   IngressAnnotations a;
@@ -177,19 +174,7 @@ IngressBackend Parser::ingress_backend(const TableReader& t, const std::string& 
   return b;
 }
 
-// Shapes of the objects whose layers come later: keys, names, references.
-void Parser::shapes() {
-  auto objects = [&](const char* key, const char* kind, std::initializer_list<const char*> keys,
-                     std::vector<NamedObject>& into) {
-    UniqueNames names(kind);
-    for (const auto& t : root_.tables(key)) {
-      t.allow_only(keys);
-      NamedObject o{kind, name_of(t), namespace_of(t), t.where()};
-      names.add(t, o.namespace_ + "/" + o.name);
-      into.push_back(o);
-    }
-    return names;
-  };
+void Parser::ingresses() {
   UniqueNames ingress_names("ingress");
   for (const auto& t : root_.tables("ingresses")) {
     t.allow_only(
@@ -236,33 +221,6 @@ void Parser::shapes() {
     if (in.rules.empty() && !in.default_backend)
       t.fail("rules", fmt::format("ingress {} has neither rules nor a defaultBackend", in.key()));
     topo_.ingresses.push_back(std::move(in));
-  }
-  auto gateways = objects("gateways", "gateway",
-                          {"name", "namespace", "gatewayClassName", "listeners"}, topo_.gateways);
-  for (const auto& t : root_.tables("gateways")) {
-    for (const auto& l : t.tables("listeners")) {
-      l.allow_only({"name", "port", "protocol", "hostname"});
-      l.integer("port", 80, 1, 65535);
-      l.one_of("protocol", "HTTP", {"HTTP", "HTTPS"});
-    }
-  }
-  objects("httpRoutes", "httpRoute", {"name", "namespace", "parentRefs", "hostnames", "rules"},
-          topo_.http_routes);
-  for (const auto& t : root_.tables("httpRoutes")) {
-    for (const auto& parent : t.strings("parentRefs"))
-      if (!gateways.contains(namespace_of(t) + "/" + parent))
-        t.fail("parentRefs", fmt::format("unknown gateway \"{}\"; define it under [[gateways]]",
-                                         excerpt(parent)));
-    t.strings("hostnames");
-    for (const auto& rule : t.tables("rules")) {
-      rule.allow_only({"matches", "backendRefs"});
-      for (const auto& m : rule.tables("matches")) m.allow_only({"path", "headers", "method"});
-      for (const auto& b : rule.tables("backendRefs")) {
-        b.allow_only({"name", "port", "weight"});
-        service_ref(b, "name", namespace_of(t));
-        b.integer("weight", 1, 0, 1000000);
-      }
-    }
   }
 }
 

@@ -32,6 +32,12 @@ class UniqueNames {
   std::map<std::string, Where> seen_;
 };
 
+/// Whether `text` can be written into an nginx configuration as it is: no
+/// space, control character, quote, ';', '{', '}' or '\\'.
+bool fits_nginx(const std::string& text);
+/// Letters, digits, '-', '_' and '.', 1..`max` of them.
+bool is_token(const std::string& text, size_t max);
+
 /// Refuses `value` of `key` unless `known` has it, naming the nearest.
 void require_known(const TableReader& t, const std::string& key, const std::string& value,
                    const UniqueNames& known, const std::string& what);
@@ -58,8 +64,15 @@ class Parser {
   void claim_pod_name(const TableReader& t, const std::string& ns, const std::string& name);
   void workloads();
   void services();
-  // Shapes of the objects whose layers come later: keys, names, references.
-  void shapes();
+  void ingresses();
+  // Gateway API: gateways, their listeners, routes and what they name.
+  void gateways();
+  void http_routes();
+  ParentRef parent_ref(const TableReader& route, const TomlValue& value);
+  RouteMatch route_match(const TableReader& t);
+  RouteFilter route_filter(const TableReader& t, const RouteRule& rule, const std::string& ns);
+  BackendRef backend_ref(const TableReader& t, const std::string& ns, bool weighted);
+  void route_hostname(const TableReader& t, const std::string& key, const std::string& host);
   // Ingresses: the annotations ingress-nginx serves (a warning for any
   // other of its prefix), hosts, paths and the service ports they name.
   IngressAnnotations ingress_annotations(const TableReader& t, const Labels& annotations);

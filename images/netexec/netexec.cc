@@ -326,12 +326,20 @@ void serve_http_connection(int fd, sockaddr_in peer) {
   }
   auto query = parse_query(request->query);
   const auto& path = request->path;
+  // One line per request on stdout (the container's log), as agnhost logs
+  // them; not the kubelet's probes, which come every second.
+  if (path != "/healthz" && path != "/readyz")
+    std::printf("%s %s%s%s from %s\n", request->method.c_str(), path.c_str(),
+                request->query.empty() ? "" : "?", request->query.c_str(), peer_text(peer).c_str());
   if (path == "/hostname") {
     respond(fd, 200, hostname());
   } else if (path == "/clientip") {
     respond(fd, 200, peer_text(peer));
   } else if (path == "/echo") {
     respond(fd, 200, query["msg"]);
+  } else if (path == "/request") {
+    respond(fd, 200,
+            request->method + " " + path + (request->query.empty() ? "" : "?" + request->query));
   } else if (path == "/healthz") {
     respond(fd, 200, "ok");
   } else if (path == "/readyz") {

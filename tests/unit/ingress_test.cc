@@ -272,7 +272,7 @@ struct IngressLab : FakeLab {
   }
 };
 
-TEST(IngressReconciler, ChecksTheNewConfigurationThenSignalsNginxAndWaitsUntilItIsServed) {
+TEST(NginxReconciler, ChecksTheNewConfigurationThenSignalsNginxAndWaitsUntilItIsServed) {
   IngressLab lab;
   EXPECT_TRUE(lab.reloads().empty()) << "deploy wrote the configuration with every pod ready";
   lab.controller->request(ScaleRequest{"api", 0});
@@ -289,7 +289,7 @@ TEST(IngressReconciler, ChecksTheNewConfigurationThenSignalsNginxAndWaitsUntilIt
             "nginx -t -q -c " + lab.config_path + ".next -e stderr");
 }
 
-TEST(IngressReconciler, ARefusedConfigurationIsNotServedAndIsTriedAgain) {
+TEST(NginxReconciler, ARefusedConfigurationIsNotServedAndIsTriedAgain) {
   IngressLab lab;
   auto before = lab.runtime.files.at(lab.config_path);
   lab.programs.answer = [](const ProgramCall& c) {
@@ -305,7 +305,7 @@ TEST(IngressReconciler, ARefusedConfigurationIsNotServedAndIsTriedAgain) {
   EXPECT_TRUE(contains(lab.runtime.files.at(lab.config_path), "return 503;"));
 }
 
-TEST(IngressReconciler, ANginxThatNeverServesTheNewConfigurationFailsTheChange) {
+TEST(NginxReconciler, ANginxThatNeverServesTheNewConfigurationFailsTheChange) {
   IngressLab lab;
   lab.runtime.answering = {"/healthz"};
   EXPECT_THROW(lab.controller->request(ScaleRequest{"api", 0}), SystemError);

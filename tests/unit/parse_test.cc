@@ -215,12 +215,10 @@ TEST(Parse, RejectsBridgeCniWithSeveralNodes) {
 }
 
 TEST(Parse, RefusesWhatIsParsedButNotBuiltYet) {
-  auto r = reject(std::string("name = \"demo\"\n") + kNodes + R"(
-[[gateways]]
-name = "gw"
-)");
-  EXPECT_EQ(r.line, 10u) << r.message;
-  EXPECT_NE(r.message.find("a gateway is understood but not built yet"), std::string::npos)
+  auto r = reject(std::string("name = \"demo\"\n[network]\ncni = \"external\"\n") +
+                  "[network.cniConfig]\nconflist = \"c.conflist\"\n" + kNodes);
+  EXPECT_EQ(r.line, 3u) << r.message;
+  EXPECT_NE(r.message.find("cni = \"external\" is understood but not built yet"), std::string::npos)
       << r.message;
 }
 

@@ -13,6 +13,7 @@
 #include "knetlab/plan/plan.h"
 #include "knetlab/realize/executor.h"
 #include "knetlab/realize/record.h"
+#include "knetlab/topology/gateway_api.h"
 
 namespace knl::cli {
 
@@ -76,6 +77,19 @@ std::string ingress_controller_address(const LabRecord& state);
 std::vector<const EndpointRecord*> ingress_backend_endpoints(const LabRecord& state,
                                                              const std::string& ns,
                                                              const IngressBackend& backend);
+
+/// The load-balancer address of gateway `g`'s service, or "" when it has
+/// none (yet, or its class is not served).
+std::string gateway_address(const LabRecord& state, const Gateway& g);
+
+/// Whether a backendRef of a route in `ns` names a service of the lab with
+/// that TCP port.
+BackendExists backend_exists(const LabRecord& state);
+
+/// The endpoints of the service port a route's backendRef in `ns` names.
+std::vector<const EndpointRecord*> backend_ref_endpoints(const LabRecord& state,
+                                                         const std::string& ns,
+                                                         const BackendRef& backend);
 
 /// Labs that have a run folder, sorted.
 std::vector<std::string> deployed_labs();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "knetlab/plan/plan.h"
+#include "knetlab/topology/gateway_api.h"
 
 namespace knl {
 
@@ -19,7 +20,7 @@ inline constexpr const char* kNginxImage = "nginx";
 inline constexpr int kIngressHttpNodePort = 30080;
 inline constexpr int kIngressHttpsNodePort = 30443;
 /// Where the controller answers its readiness probe (/healthz), as ingress-nginx.
-inline constexpr int kIngressHealthPort = 10254;
+inline constexpr int kIngressHealthPort = kNginxHealthPort;
 /// A request carrying this header gets kIngressUpstreamHeader in its answer:
 /// the pod address nginx proxied it to (knetlab check asks with it).
 inline constexpr const char* kIngressProbeHeader = "X-Knetlab-Probe";
@@ -42,6 +43,8 @@ struct Certificate {
 /// The lab's CA (clients trust `ca.crt` with curl --cacert).
 std::string lab_ca_cert_path(const Plan& plan);
 std::string lab_ca_key_path(const Plan& plan);
+/// The files of `host`'s certificate from the lab's CA.
+Certificate lab_certificate(const Plan& plan, const std::string& host);
 /// Every certificate the served ingresses' TLS hosts need, and the
 /// controller's own for requests naming no TLS host (CN "ingress.local").
 std::vector<Certificate> ingress_certificates(const Plan& plan);
@@ -96,9 +99,5 @@ struct IngressRoute {
 /// case-insensitive); else the first ingress's defaultBackend.
 IngressRoute route_ingress_request(const std::vector<Ingress>& ingresses, const std::string& host,
                                    const std::string& path);
-
-/// The files of controller pod `pod`: its configuration with every
-/// endpoint taken as ready.
-std::vector<FileSpec> ingress_pod_files(const Plan& plan, const PodPlan& pod);
 
 }  // namespace knl

@@ -78,7 +78,9 @@ struct PodPlan {
   std::string key() const { return namespace_ + "/" + name; }
   /// Runs the `dns` image: a replica of the cluster DNS.
   bool serves_dns() const;
-  /// Runs the `nginx` image: a replica of the ingress controller.
+  /// Runs the `nginx` image: the ingress controller's or a gateway's data plane.
+  bool runs_nginx() const;
+  /// A replica of the ingress controller.
   bool serves_ingress() const;
 };
 
@@ -163,6 +165,8 @@ struct Plan {
   std::map<std::string, Labels> namespace_labels;
   std::vector<NetworkPolicy> network_policies;
   std::vector<Ingress> ingresses;
+  std::vector<Gateway> gateways;
+  std::vector<HttpRoute> http_routes;
   std::string lb_netns;  // the cloud load balancer, when a LoadBalancer service needs one
   Ipv4 lb_ip;
   Cursors cursors;

@@ -153,16 +153,22 @@ class DnsReconciler final : public Reconciler {
   bool started_ = false, pending_ = false;
 };
 
-/// The ingress controller: each controller pod's nginx configuration
-/// (plan/ingress.h) follows the ingresses and the ready endpoints of their
-/// services; a changed one is written and nginx reloaded gracefully (its
-/// old workers finish the requests in flight), all pods at once. A reload
-/// nginx refused is tried again in the pass after the next tick, the last
-/// good configuration serving meanwhile.
-class IngressReconciler final : public Reconciler {
+/// Which nginx data plane a reconciler keeps.
+enum class NginxRole { ingress, gateway };
+
+/// The ingress controller (role ingress) or the gateways' data planes (role
+/// gateway): each of their pods' nginx configuration (plan/ingress.h,
+/// plan/gateway.h) follows the ingresses or routes and the ready endpoints
+/// of their services; a changed one is written and nginx reloaded
+/// gracefully (its old workers finish the requests in flight), all pods at
+/// once. A reload nginx refused is tried again in the pass after the next
+/// tick, the last good configuration serving meanwhile.
+class NginxReconciler final : public Reconciler {
  public:
-  explicit IngressReconciler(Effects& effects) : effects_(effects) {}
-  std::string_view name() const override { return "ingress"; }
+  NginxReconciler(Effects& effects, NginxRole role) : effects_(effects), role_(role) {}
+  std::string_view name() const override {
+    return role_ == NginxRole::ingress ? "ingress" : "gateway";
+  }
   void reconcile(LabState& lab, Changes& changes) override;
   void tick(LabState& lab, Changes& changes) override;
 
@@ -173,6 +179,7 @@ class IngressReconciler final : public Reconciler {
   void reload(LabState& lab, const PodPlan& pod, const NginxConfig& config);
 
   Effects& effects_;
+  NginxRole role_;
   std::map<std::string, std::string> applied_;  // by controller pod key: its configuration
   bool pending_ = false;
 };

@@ -156,6 +156,8 @@ struct LabRecord {
   std::map<std::string, Labels> namespaces;  // with kubernetes.io/metadata.name
   std::vector<NetworkPolicy> network_policies;
   std::vector<Ingress> ingresses;
+  std::vector<Gateway> gateways;
+  std::vector<HttpRoute> http_routes;
   std::string lb_netns;  // the cloud load balancer's, or empty
   Ipv4 lb_ip;
   bool operator==(const LabRecord&) const = default;
@@ -181,6 +183,11 @@ void from_json(const nlohmann::json& j, NetworkPolicy& p);
 /// the controller (record_ingress.cc).
 void to_json(nlohmann::json& j, const Ingress& in);
 void from_json(const nlohmann::json& j, Ingress& in);
+/// Gateway API objects as Kubernetes writes them (record_gateway.cc).
+void to_json(nlohmann::json& j, const Gateway& g);
+void from_json(const nlohmann::json& j, Gateway& g);
+void to_json(nlohmann::json& j, const HttpRoute& r);
+void from_json(const nlohmann::json& j, HttpRoute& r);
 
 // --- requests to the lab's supervisor, and their results ------------------------
 

@@ -36,6 +36,18 @@ enum class TrafficPolicy { cluster, local };
 enum class SelectorOperator { in, not_in, exists, does_not_exist };
 enum class PolicyType { ingress, egress };
 enum class PathType { prefix, exact, implementation_specific };
+enum class ListenerProtocol { http, https };
+enum class RouteNamespaces { same, all };
+enum class RoutePathType { exact, path_prefix, regular_expression };
+enum class ValueMatchType { exact, regular_expression };
+enum class RouteFilterType {
+  request_header_modifier,
+  response_header_modifier,
+  request_redirect,
+  url_rewrite,
+  request_mirror
+};
+enum class PathModifierType { replace_full_path, replace_prefix_match };
 
 template <>
 struct EnumNames<Cni> {
@@ -131,6 +143,47 @@ struct EnumNames<PathType> {
       std::pair{PathType::prefix, std::string_view("Prefix")},
       std::pair{PathType::exact, std::string_view("Exact")},
       std::pair{PathType::implementation_specific, std::string_view("ImplementationSpecific")}};
+};
+
+template <>
+struct EnumNames<ListenerProtocol> {
+  static constexpr std::array table{std::pair{ListenerProtocol::http, std::string_view("HTTP")},
+                                    std::pair{ListenerProtocol::https, std::string_view("HTTPS")}};
+};
+template <>
+struct EnumNames<RouteNamespaces> {
+  static constexpr std::array table{std::pair{RouteNamespaces::same, std::string_view("Same")},
+                                    std::pair{RouteNamespaces::all, std::string_view("All")}};
+};
+template <>
+struct EnumNames<RoutePathType> {
+  static constexpr std::array table{
+      std::pair{RoutePathType::exact, std::string_view("Exact")},
+      std::pair{RoutePathType::path_prefix, std::string_view("PathPrefix")},
+      std::pair{RoutePathType::regular_expression, std::string_view("RegularExpression")}};
+};
+template <>
+struct EnumNames<ValueMatchType> {
+  static constexpr std::array table{
+      std::pair{ValueMatchType::exact, std::string_view("Exact")},
+      std::pair{ValueMatchType::regular_expression, std::string_view("RegularExpression")}};
+};
+template <>
+struct EnumNames<RouteFilterType> {
+  static constexpr std::array table{
+      std::pair{RouteFilterType::request_header_modifier,
+                std::string_view("RequestHeaderModifier")},
+      std::pair{RouteFilterType::response_header_modifier,
+                std::string_view("ResponseHeaderModifier")},
+      std::pair{RouteFilterType::request_redirect, std::string_view("RequestRedirect")},
+      std::pair{RouteFilterType::url_rewrite, std::string_view("URLRewrite")},
+      std::pair{RouteFilterType::request_mirror, std::string_view("RequestMirror")}};
+};
+template <>
+struct EnumNames<PathModifierType> {
+  static constexpr std::array table{
+      std::pair{PathModifierType::replace_full_path, std::string_view("ReplaceFullPath")},
+      std::pair{PathModifierType::replace_prefix_match, std::string_view("ReplacePrefixMatch")}};
 };
 
 /// "FILE:LINE:COLUMN" of a value in the topology file.
@@ -444,14 +497,110 @@ struct Warning {
   std::string message;
 };
 
-/// Gateway API objects are validated for shape (keys, types, references by
-/// name) and kept with their location; the layer that builds them comes
-/// with its own issue.
-struct NamedObject {
-  std::string kind;  // "ingress", "gateway", "httpRoute"
+/// A Gateway's listener: a port (shared by listeners of different
+/// hostnames), its protocol and the hostname it serves (empty: any).
+struct Listener {
   std::string name;
-  std::string namespace_ = "default";
+  int port = 80;
+  ListenerProtocol protocol = ListenerProtocol::http;
+  std::string hostname;  // "*.example.com" matches any name ending in ".example.com"
+  bool operator==(const Listener&) const = default;
+};
+
+/// A Gateway. Those of class "knetlab" get a data plane (plan/gateway.h);
+/// others are kept and listed.
+struct Gateway {
+  std::string name, namespace_ = "default";
+  std::string class_name = "knetlab";
+  std::vector<Listener> listeners;
+  RouteNamespaces allowed_routes = RouteNamespaces::same;
   Where where;
+  std::string key() const { return namespace_ + "/" + name; }
+  bool served() const { return class_name == "knetlab"; }
+  bool operator==(const Gateway& o) const {
+    return name == o.name && namespace_ == o.namespace_ && class_name == o.class_name &&
+           listeners == o.listeners && allowed_routes == o.allowed_routes;
+  }
+};
+
+/// An HTTPRoute's parentRef: a Gateway, and one of its listeners when
+/// `section` is set.
+struct ParentRef {
+  std::string name, namespace_, section;
+  bool operator==(const ParentRef&) const = default;
+};
+
+/// A header or query parameter match.
+struct ValueMatch {
+  std::string name, value;
+  ValueMatchType type = ValueMatchType::exact;
+  bool operator==(const ValueMatch&) const = default;
+};
+
+struct RouteMatch {
+  RoutePathType path_type = RoutePathType::path_prefix;
+  std::string path = "/";
+  std::vector<ValueMatch> headers, query_params;
+  std::string method;  // empty: any
+  bool operator==(const RouteMatch&) const = default;
+};
+
+struct HeaderValue {
+  std::string name, value;
+  bool operator==(const HeaderValue&) const = default;
+};
+
+/// A RequestHeaderModifier's or ResponseHeaderModifier's changes.
+struct HeaderChanges {
+  std::vector<HeaderValue> set, add;
+  std::vector<std::string> remove;
+  bool operator==(const HeaderChanges&) const = default;
+};
+
+struct PathModifier {
+  PathModifierType type = PathModifierType::replace_full_path;
+  std::string value;
+  bool operator==(const PathModifier&) const = default;
+};
+
+/// A service port a route sends to, in the route's namespace.
+struct BackendRef {
+  std::string name;
+  int port = 0;
+  int weight = 1;
+  bool operator==(const BackendRef&) const = default;
+};
+
+/// One filter of a rule; the fields its type uses are set.
+struct RouteFilter {
+  RouteFilterType type = RouteFilterType::request_header_modifier;
+  HeaderChanges headers;             // the header modifiers
+  std::string scheme, hostname;      // RequestRedirect; hostname also URLRewrite
+  int port = 0;                      // RequestRedirect; 0: as the gateway API defaults it
+  int status_code = 302;             // RequestRedirect
+  std::optional<PathModifier> path;  // RequestRedirect, URLRewrite
+  std::optional<BackendRef> mirror;  // RequestMirror
+  bool operator==(const RouteFilter&) const = default;
+};
+
+struct RouteRule {
+  std::vector<RouteMatch> matches;  // never empty: a rule without matches has PathPrefix "/"
+  std::vector<RouteFilter> filters;
+  std::vector<BackendRef> backends;
+  bool operator==(const RouteRule&) const = default;
+};
+
+struct HttpRoute {
+  std::string name, namespace_ = "default";
+  std::vector<ParentRef> parents;
+  std::vector<std::string> hostnames;  // empty: its listeners' hostnames
+  std::vector<RouteRule> rules;
+  Where where;
+  std::string key() const { return namespace_ + "/" + name; }
+  bool operator==(const HttpRoute& o) const {
+    return name == o.name && namespace_ == o.namespace_ && parents == o.parents &&
+           hostnames == o.hostnames && rules == o.rules;
+  }
 };
 
 struct Topology {
@@ -466,7 +615,8 @@ struct Topology {
   std::vector<Pod> pods;  // bare pods: a deployment's are made and placed by the plan
   std::vector<Service> services;
   std::vector<Ingress> ingresses;
-  std::vector<NamedObject> gateways, http_routes;
+  std::vector<Gateway> gateways;
+  std::vector<HttpRoute> http_routes;
   std::vector<NetworkPolicy> network_policies;
   std::vector<Warning> warnings;
 };

@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "knetlab/plan/ingress.h"
+#include "knetlab/plan/gateway.h"
 #include "knetlab/realize/reconcilers.h"
 #include "knetlab/util/error.h"
 
@@ -11,8 +11,22 @@ namespace knl {
 
 namespace {
 
+// Whether a route sends to `service` (its backendRefs or mirrors).
+bool routed_to_by_route(const Plan& plan, const ServicePlan& service) {
+  for (const auto& r : plan.http_routes) {
+    if (r.namespace_ != service.namespace_) continue;
+    for (const auto& rule : r.rules) {
+      for (const auto& b : rule.backends)
+        if (b.name == service.name) return true;
+      for (const auto& f : rule.filters)
+        if (f.mirror && f.mirror->name == service.name) return true;
+    }
+  }
+  return false;
+}
+
 // Whether a served ingress sends to `service` (its rules, or a defaultBackend).
-bool routed_to(const Plan& plan, const ServicePlan& service) {
+bool routed_to_by_ingress(const Plan& plan, const ServicePlan& service) {
   for (const auto& in : plan.ingresses) {
     if (!in.served() || in.namespace_ != service.namespace_) continue;
     if (in.default_backend && in.default_backend->service == service.name) return true;
@@ -23,48 +37,61 @@ bool routed_to(const Plan& plan, const ServicePlan& service) {
   return false;
 }
 
+// Whether pod `key` ("NS/NAME") is named as a gateway's data-plane pod.
+bool data_plane_name(const Plan& plan, const std::string& key) {
+  for (const auto& g : plan.gateways)
+    if (key.rfind(g.namespace_ + "/" + gateway_deployment_name(g) + "-", 0) == 0) return true;
+  return false;
+}
+
 }  // namespace
 
-void IngressReconciler::reconcile(LabState& lab, Changes& changes) {
+void NginxReconciler::reconcile(LabState& lab, Changes& changes) {
   const auto& plan = lab.plan;
-  // A lab without ingresses, and one that never had a controller, has nothing to do.
-  if (plan.ingresses.empty() && applied_.empty()) return;
+  const bool ingress = role_ == NginxRole::ingress;
+  // A lab without ingresses (gateways), and one that never had a data plane,
+  // has nothing to do.
+  if ((ingress ? plan.ingresses.empty() : plan.gateways.empty()) && applied_.empty()) return;
   bool relevant = changes.all || pending_;
   for (const auto& [index, before] : changes.services)
-    relevant = relevant || routed_to(plan, plan.services[index]);
-  // A controller pod that came, went or turned ready.
+    relevant = relevant || (ingress ? routed_to_by_ingress(plan, plan.services[index])
+                                    : routed_to_by_route(plan, plan.services[index]));
+  // A data-plane pod that came, went or turned ready.
   for (const auto& key : changes.pods)
-    relevant =
-        relevant || applied_.count(key) || key.rfind(std::string(kIngressNamespace) + "/", 0) == 0;
+    relevant = relevant || applied_.count(key) ||
+               (ingress ? key.rfind(std::string(kIngressNamespace) + "/", 0) == 0
+                        : data_plane_name(plan, key));
   if (!relevant) return;
   pending_ = false;
   std::string first_failure;
   std::set<std::string> controllers;
   for (const auto& pod : plan.pods) {
-    if (!pod.serves_ingress()) continue;
+    if (ingress ? !pod.serves_ingress() : !gateway_of(plan.gateways, pod)) continue;
     auto health = lab.health.find(pod.key());
     if (health == lab.health.end() || health->second.terminating) continue;
     controllers.insert(pod.key());
     // The executor wrote a controller's first configuration with every
     // endpoint ready.
     auto [applied, fresh] = applied_.try_emplace(pod.key());
-    if (fresh) applied->second = ingress_nginx_config(plan, pod, endpoints_all_ready(plan)).text;
-    auto config = ingress_nginx_config(plan, pod, lab.endpoints);
+    if (fresh) applied->second = nginx_pod_config(plan, pod, endpoints_all_ready(plan)).text;
+    auto config = nginx_pod_config(plan, pod, lab.endpoints);
     if (config.text == applied->second) continue;
     try {
       reload(lab, pod, config);
       applied->second = std::move(config.text);
     } catch (const SystemError& e) {
       pending_ = true;
-      effects_.event(fmt::format("ingress: {}; tried again on the next tick", e.what()));
+      effects_.event(fmt::format("{}: {}; tried again on the next tick", name(), e.what()));
       if (first_failure.empty()) first_failure = e.what();
     }
   }
   std::erase_if(applied_, [&](const auto& a) { return !controllers.count(a.first); });
-  if (!first_failure.empty()) throw SystemError("ingress controller: " + first_failure, 0);
+  if (!first_failure.empty())
+    throw SystemError(
+        fmt::format("{}: {}", ingress ? "ingress controller" : "gateway", first_failure), 0);
 }
 
-void IngressReconciler::reload(LabState& lab, const PodPlan& pod, const NginxConfig& config) {
+void NginxReconciler::reload(LabState& lab, const PodPlan& pod, const NginxConfig& config) {
   auto start = Clock::now();
   const auto path = nginx_config_path(pod);
   effects_.runtime.write_file({path + ".next", config.text});
@@ -91,11 +118,11 @@ void IngressReconciler::reload(LabState& lab, const PodPlan& pod, const NginxCon
   while (effects_.runtime.children(master) > 1 && Clock::now() < deadline + std::chrono::seconds(1))
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   effects_.event(
-      fmt::format("ingress: {} reloaded nginx in {:.1f} ms", pod.key(),
+      fmt::format("{}: {} reloaded nginx in {:.1f} ms", name(), pod.key(),
                   std::chrono::duration<double, std::milli>(Clock::now() - start).count()));
 }
 
-void IngressReconciler::tick(LabState&, Changes& changes) {
+void NginxReconciler::tick(LabState&, Changes& changes) {
   if (pending_) changes.retry = true;
 }
 
