@@ -22,13 +22,16 @@ std::string element_prefix(const std::string& path) {
   return p;
 }
 
+// Exact, then RegularExpression, then PathPrefix: the API leaves regular
+// expressions' place to the implementation, and after the prefixes one would
+// never be reached past a "/".
 int rank(const RouteMatch& m) {
   switch (m.path_type) {
     case RoutePathType::exact:
       return 0;
-    case RoutePathType::path_prefix:
-      return 1;
     case RoutePathType::regular_expression:
+      return 1;
+    case RoutePathType::path_prefix:
       return 2;
   }
   return 2;
@@ -210,12 +213,12 @@ class GatewayRenderer {
         re += "(?:" + m.path + ")";
         break;
     }
-    re += std::string(1, kTab) + "\\?&";
+    re += std::string(1, kTab) + "\\?";
     for (const auto& q : m.query_params)
       re += "(?=" + field + "&" + regex_literal(q.name) + "=" +
             (q.type == ValueMatchType::exact ? regex_literal(q.value) : "(?:" + q.value + ")") +
             "&)";
-    re += field + kTab;
+    re += "&" + field + kTab;
     for (const auto& name : headers) {
       auto h = std::find_if(m.headers.begin(), m.headers.end(),
                             [&](const ValueMatch& v) { return lower(v.name) == name; });

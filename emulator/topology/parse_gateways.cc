@@ -49,9 +49,9 @@ void check_header_name(const TableReader& t, const std::string& key, const std::
 
 // A header or query value: it is written into nginx's configuration.
 void check_value(const TableReader& t, const std::string& key, const std::string& value) {
-  if (!fits_nginx(value) || value.find('$') != std::string::npos)
-    t.fail(key, fmt::format("value \"{}\" must not be empty or hold spaces, quotes, ';', '{{', "
-                            "'}}', '\\' or '$'",
+  if (!fits_nginx(value) || value.find('$') != std::string::npos || value.size() > 4096)
+    t.fail(key, fmt::format("value \"{}\" must be 1..4096 characters without spaces, quotes, "
+                            "';', '{{', '}}', '\\' or '$'",
                             excerpt(value)));
 }
 

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "knetlab/topology/parse.h"
@@ -63,16 +64,54 @@ annotations = { "nginx.ingress.kubernetes.io/canary-by-header" = "HEADER", "ngin
 [[ingresses.rules]]
 host = "HOST"
 paths = [{ path = "PATH", pathType = "Prefix", service = "SVCNAME", port = 80 }]
+[[gateways]]
+name = "GWNAME"
+namespace = "NSNAME"
+listeners = [{ name = "LSNNAME", port = 80, hostname = "GWLISTENDOMAIN" }]
+[[httpRoutes]]
+name = "ROUTENAME"
+namespace = "NSNAME"
+parentRefs = ["GWNAME"]
+hostnames = ["ROUTEDOMAIN"]
+[[httpRoutes.rules]]
+matches = [{ path = { value = "MATCHURI" }, headers = [{ name = "MATCHHDR", value = "MATCHVAL" }], queryParams = [{ name = "QRYNAME", value = "QRYVAL" }] }]
+filters = [{ type = "RequestHeaderModifier", set = [{ name = "SETHDR", value = "SETVAL" }] }, { type = "URLRewrite", path = { type = "ReplaceFullPath", value = "REWRITEURI" } }]
+backendRefs = [{ name = "SVCNAME", port = 80 }]
 )~";
 
-const std::map<std::string, std::string> kGood = {
-    {"LABNAME", "lab"},          {"NODENAME", "n1"},     {"NSNAME", "team"},
-    {"LABELKEY", "tier"},        {"LABELVALUE", "web"},  {"DEPLOYNAME", "web"},
-    {"SEARCH", "example.com"},   {"OPTION", "ndots:2"},  {"CONTAINERNAME", "c"},
-    {"IMAGENAME", "netexec"},    {"CONTPORT", "http"},   {"SVCNAME", "web"},
-    {"PORTNAME", "http"},        {"TARGETPORT", "http"}, {"POLICYNAME", "deny"},
-    {"INGRESSNAME", "web"},      {"HEADER", "X-Canary"}, {"COOKIE", "route"},
-    {"HOST", "app.example.com"}, {"PATH", "/api"}};
+const std::map<std::string, std::string> kGood = {{"LABNAME", "lab"},
+                                                  {"NODENAME", "n1"},
+                                                  {"NSNAME", "team"},
+                                                  {"LABELKEY", "tier"},
+                                                  {"LABELVALUE", "web"},
+                                                  {"DEPLOYNAME", "web"},
+                                                  {"SEARCH", "example.com"},
+                                                  {"OPTION", "ndots:2"},
+                                                  {"CONTAINERNAME", "c"},
+                                                  {"IMAGENAME", "netexec"},
+                                                  {"CONTPORT", "http"},
+                                                  {"SVCNAME", "web"},
+                                                  {"PORTNAME", "http"},
+                                                  {"TARGETPORT", "http"},
+                                                  {"POLICYNAME", "deny"},
+                                                  {"INGRESSNAME", "web"},
+                                                  {"HEADER", "X-Canary"},
+                                                  {"COOKIE", "route"},
+                                                  {"HOST", "app.example.com"},
+                                                  {"PATH", "/api"},
+                                                  {"GWNAME", "gw"},
+                                                  {"LSNNAME", "http"},
+                                                  {"GWLISTENDOMAIN", "*.example.com"},
+                                                  {"ROUTENAME", "r"},
+                                                  {"ROUTEDOMAIN", "api.example.com"},
+                                                  {"MATCHURI", "/m"},
+                                                  {"MATCHHDR", "x-a"},
+                                                  {"MATCHVAL", "1"},
+                                                  {"QRYNAME", "v"},
+                                                  {"QRYVAL", "2"},
+                                                  {"SETHDR", "x-env"},
+                                                  {"SETVAL", "lab"},
+                                                  {"REWRITEURI", "/new"}};
 
 std::string lab_with(const std::string& field, const std::string& value) {
   std::string text = kBase;
@@ -107,14 +146,18 @@ void expect_each_refused(const Sink& sink) {
   for (const auto& field : sink.fields)
     for (const auto& hostile : kHostile) {
       // A path keeps its leading '/', so that only the hostile part is judged.
-      auto value = field == "PATH" ? "/" + hostile : hostile;
-      if ((field == "LABELVALUE" || field == "LABELKEY" || field == "HEADER" || field == "COOKIE" ||
-           field == "OPTION") &&
-          hostile == "A")
+      const std::set<std::string> paths = {"PATH", "MATCHURI", "REWRITEURI"};
+      const std::set<std::string> values = {"MATCHVAL", "QRYNAME", "QRYVAL", "SETVAL"};
+      const std::set<std::string> cased = {"LABELVALUE", "LABELKEY", "HEADER", "COOKIE",
+                                           "OPTION",     "MATCHHDR", "SETHDR"};
+      auto value = paths.count(field) ? "/" + hostile : hostile;
+      if ((cased.count(field) || values.count(field)) && hostile == "A")
         continue;  // upper case is allowed there
-      if (field == "PATH" && (hostile == "a/b" || hostile == "../x" || hostile == "A" ||
-                              hostile == "`id`" || hostile.size() > 1000))
+      if (paths.count(field) && (hostile == "a/b" || hostile == "../x" || hostile == "A" ||
+                                 hostile == "`id`" || hostile.size() > 1000))
         continue;  // a path may hold these: nginx gives them no meaning (and normalises "..")
+      if (values.count(field) && (hostile == "a/b" || hostile == "../x" || hostile == "`id`"))
+        continue;  // a header or query value may: it is quoted
       try {
         parse_topology(lab_with(field, value), "lab.toml");
         ADD_FAILURE() << sink.name << ": " << field << " = \"" << value.substr(0, 40)
@@ -142,7 +185,10 @@ TEST(HostileNames, FilePathsTakeOnlyDnsLabels) {
 }
 
 TEST(HostileNames, NginxConfigurationTakesNoCharacterThatEndsADirective) {
-  expect_each_refused({"nginx.conf", {"INGRESSNAME", "HOST", "PATH", "HEADER", "COOKIE"}});
+  expect_each_refused({"nginx.conf",
+                       {"INGRESSNAME", "HOST", "PATH", "HEADER", "COOKIE", "GWNAME", "LSNNAME",
+                        "GWLISTENDOMAIN", "ROUTENAME", "ROUTEDOMAIN", "MATCHURI", "MATCHHDR",
+                        "MATCHVAL", "QRYNAME", "QRYVAL", "SETHDR", "SETVAL", "REWRITEURI"}});
 }
 
 TEST(HostileNames, ResolvConfTakesNoBlankNorNewline) {

@@ -37,7 +37,7 @@ struct RouteEntry {
 
 /// What a gateway serves on one port for one hostname ("" any): its
 /// entries in the order the Gateway API gives them precedence (Exact path,
-/// then the longest PathPrefix, then RegularExpression; then a method, the
+/// then RegularExpression, then the longest PathPrefix; then a method, the
 /// most headers, the most query parameters; then the routes' and rules'
 /// order in the file).
 struct GatewayServer {
