@@ -118,6 +118,11 @@ class GatewayRenderer {
 
   NginxConfig render() {
     const auto servers = gateway_servers(gateway_, plan_.http_routes);
+    for (const auto& s : servers)
+      for (const auto& e : s.entries)
+        for (const auto& h : e.the_match().headers)
+          if (std::find(headers_.begin(), headers_.end(), lower(h.name)) == headers_.end())
+            headers_.push_back(lower(h.name));
     std::set<int> ports, defaults;
     for (const auto& s : servers) {
       ports.insert(s.port);
@@ -140,6 +145,18 @@ class GatewayRenderer {
                     gateway_.key(), pod_.key(), plan_.lab));
     for (const auto& [name, block] : upstreams_) head += block;
     head += blocks_;
+    if (!entries_map_.empty()) {
+      // One map for every server: nginx sets up each map's tables on its
+      // own, which with a map per server was most of nginx -t's time.
+      std::string key = std::string("$knl_server") + kTab + "$request_method" + kTab + "$uri" +
+                        kTab + "?&$args&" + kTab;
+      for (const auto& h : headers_) key += "$" + nginx::header_variable(h) + kTab;
+      head += fmt::format(
+          "  # The entry that answers a request: the first that matches the server (set in\n"
+          "  # its location /), method, path, query and headers.\n  map {} $knl_match {{\n{}  "
+          "}}\n",
+          nginx::quoted(key), entries_map_);
+    }
     return nginx::finish(head + text);
   }
 
@@ -350,31 +367,24 @@ class GatewayRenderer {
                          cert.key);
     }
     if (s.entries.empty()) return out + "    location / {\n      return 404;\n    }\n  }\n";
-    // The headers any entry matches on are fields of the key.
-    std::vector<std::string> headers;
-    for (const auto& e : s.entries)
-      for (const auto& h : e.the_match().headers)
-        if (std::find(headers.begin(), headers.end(), lower(h.name)) == headers.end())
-          headers.push_back(lower(h.name));
-    std::string key = std::string("$request_method") + kTab + "$uri" + kTab + "?&$args&" + kTab;
-    for (const auto& h : headers) key += "$" + nginx::header_variable(h) + kTab;
-    auto variable = fmt::format("$knl_match_{}", maps_++);
-    auto map = fmt::format("  # {}:{} {}: the first entry that matches answers\n  map {} {} {{\n",
-                           gateway_.key(), s.port, s.hostname.empty() ? "any host" : s.hostname,
-                           nginx::quoted(key), variable);
+    const auto server_id = fmt::format("s{}", servers_++);
+    entries_map_ += fmt::format("    # {}: port {}, hostname {}\n", server_id, s.port,
+                                s.hostname.empty() ? "any" : s.hostname);
     std::string locations;
     mirrors_.clear();
     for (const auto& e : s.entries) {
       auto id = fmt::format("m{}", entries_++);
-      map +=
-          fmt::format("    {} {};\n", nginx::quoted("~" + match_regex(e.the_match(), headers)), id);
+      entries_map_ += fmt::format(
+          "    {} {};\n",
+          nginx::quoted("~^" + server_id + kTab + match_regex(e.the_match(), headers_).substr(1)),
+          id);
       locations += entry_location(s, e, id);
     }
-    blocks_ += map + "  }\n";
     out += fmt::format(
-        "    location / {{\n      set $knl_entry {};\n      if ($knl_entry = \"\") {{\n        "
-        "return 404;\n      }}\n      rewrite ^ /.knl/$knl_entry last;\n    }}\n",
-        variable);
+        "    location / {{\n      set $knl_server {};\n      set $knl_entry $knl_match;\n      "
+        "if ($knl_entry = \"\") {{\n        return 404;\n      }}\n      rewrite ^ "
+        "/.knl/$knl_entry last;\n    }}\n",
+        server_id);
     out += locations;
     for (const auto& m : mirrors_)
       out += fmt::format(
@@ -391,8 +401,10 @@ class GatewayRenderer {
   std::map<std::string, std::string> upstreams_;
   std::map<const RouteRule*, std::string> rule_targets_;
   std::set<std::string> mirrors_;
-  std::string blocks_;  // maps and splits, in the http block
-  int splits_ = 0, adds_ = 0, maps_ = 0, entries_ = 0;
+  std::string blocks_;                // maps and splits, in the http block
+  std::string entries_map_;           // the entries of every server, in the order they are tried
+  std::vector<std::string> headers_;  // the headers any entry matches on: fields of the key
+  int splits_ = 0, adds_ = 0, servers_ = 0, entries_ = 0;
 };
 
 }  // namespace
