@@ -14,7 +14,7 @@ namespace knl::cli {
 
 namespace {
 
-enum class DescribeKind { pod, service, network_policy, ingress };
+enum class DescribeKind { pod, service, network_policy, ingress, gateway, http_route };
 
 std::string or_unset(const std::string& name) {
   return name.empty() ? "<unset>" : name;
@@ -139,6 +139,71 @@ void describe_ingress(const LabRecord& state, const Ingress& in) {
                  : fmt::format("{}", fmt::join(annotations, "\n                  ")));
 }
 
+void describe_gateway(const LabRecord& state, const Gateway& g) {
+  auto address = gateway_address(state, g);
+  fmt::print("Name:             {}\nNamespace:        {}\nClass:            {}{}\n", g.name,
+             g.namespace_, g.class_name,
+             g.served() ? "" : " (no controller in the lab serves this class)");
+  fmt::print("Address:          {}\n", address.empty() ? "<none>" : address);
+  if (g.served())
+    fmt::print("Data plane:       deployment and service {}/{} (nginx)\n", g.namespace_,
+               gateway_deployment_name(g));
+  fmt::print("Allowed routes:   from {} namespace{}\n",
+             g.allowed_routes == RouteNamespaces::all ? "every" : "its own",
+             g.allowed_routes == RouteNamespaces::all ? "" : " only");
+  const auto attachments = gateway_attachments(g, state.http_routes);
+  std::vector<std::vector<std::string>> rows = {
+      {"  Listener", "Port", "Protocol", "Hostname", "Attached routes"},
+      {"  --------", "----", "--------", "--------", "---------------"}};
+  for (const auto& l : g.listeners) {
+    std::vector<std::string> routes;
+    for (const auto& a : attachments)
+      if (a.listener == &l) routes.push_back(a.route->key());
+    rows.push_back({"  " + l.name, std::to_string(l.port), std::string(enum_name(l.protocol)),
+                    l.hostname.empty() ? "*" : l.hostname,
+                    routes.empty() ? "<none>" : fmt::format("{}", fmt::join(routes, ","))});
+  }
+  fmt::print("Listeners:\n");
+  print_table(rows);
+}
+
+void describe_http_route(const LabRecord& state, const HttpRoute& r) {
+  fmt::print("Name:             {}\nNamespace:        {}\nHostnames:        {}\n", r.name,
+             r.namespace_,
+             r.hostnames.empty() ? "*" : fmt::format("{}", fmt::join(r.hostnames, ",")));
+  fmt::print("Parents:\n");
+  for (const auto& s : route_status(state.gateways, r, backend_exists(state)))
+    fmt::print("  {}/{}{}: Accepted {} ({}), ResolvedRefs {} ({})\n", s.parent.namespace_,
+               s.parent.name, s.parent.section.empty() ? "" : "/" + s.parent.section,
+               s.accepted ? "True" : "False", enum_name(s.accepted_reason),
+               s.resolved ? "True" : "False", enum_name(s.resolved_reason));
+  for (size_t i = 0; i < r.rules.size(); ++i) {
+    const auto& rule = r.rules[i];
+    fmt::print("Rule {}:\n", i + 1);
+    for (const auto& m : rule.matches) {
+      auto text = fmt::format("{}{} {}", m.method.empty() ? "" : m.method + " ",
+                              enum_name(m.path_type), m.path);
+      for (const auto& h : m.headers)
+        text += fmt::format(", header {} {} {}", h.name,
+                            h.type == ValueMatchType::exact ? "=" : "~", h.value);
+      for (const auto& q : m.query_params)
+        text += fmt::format(", query {} {} {}", q.name, q.type == ValueMatchType::exact ? "=" : "~",
+                            q.value);
+      fmt::print("  Match:    {}\n", text);
+    }
+    for (const auto& f : rule.filters) fmt::print("  Filter:   {}\n", enum_name(f.type));
+    for (const auto& b : rule.backends) {
+      std::vector<std::string> eps;
+      for (const auto* e : backend_ref_endpoints(state, r.namespace_, b))
+        eps.push_back(fmt::format("{}:{}", e->ip.str(), e->port));
+      fmt::print("  Backend:  {}:{} weight {} ({})\n", b.name, b.port, b.weight,
+                 !backend_exists(state)(r.namespace_, b) ? std::string("not found: 500")
+                 : eps.empty()                           ? std::string("no endpoints: 503")
+                                                         : fmt::format("{}", fmt::join(eps, ",")));
+    }
+  }
+}
+
 }  // namespace
 
 int describe(const std::string& target, const ListOptions& options) {
@@ -154,13 +219,18 @@ int describe(const std::string& target, const ListOptions& options) {
       {"netpol", DescribeKind::network_policy},
       {"ingress", DescribeKind::ingress},
       {"ingresses", DescribeKind::ingress},
-      {"ing", DescribeKind::ingress}};
+      {"ing", DescribeKind::ingress},
+      {"gateway", DescribeKind::gateway},
+      {"gateways", DescribeKind::gateway},
+      {"gtw", DescribeKind::gateway},
+      {"httproute", DescribeKind::http_route},
+      {"httproutes", DescribeKind::http_route}};
   auto slash = target.find('/');
   auto kind = kinds.find(target.substr(0, slash));
   if (slash == std::string::npos || kind == kinds.end() || slash + 1 == target.size())
     throw UserError(
         fmt::format("describe takes KIND/NAME or KIND/NAMESPACE/NAME, KIND one of pod, service, "
-                    "networkpolicy, ingress; not \"{}\"",
+                    "networkpolicy, ingress, gateway, httproute; not \"{}\"",
                     target));
   auto rest = target.substr(slash + 1);
   auto ns = options.namespace_;
@@ -181,6 +251,12 @@ int describe(const std::string& target, const ListOptions& options) {
       break;
     case DescribeKind::ingress:
       describe_ingress(state, find_one(state.ingresses, ns, rest, "ingress"));
+      break;
+    case DescribeKind::gateway:
+      describe_gateway(state, find_one(state.gateways, ns, rest, "gateway"));
+      break;
+    case DescribeKind::http_route:
+      describe_http_route(state, find_one(state.http_routes, ns, rest, "httproute"));
       break;
   }
   return 0;

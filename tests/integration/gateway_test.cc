@@ -426,6 +426,16 @@ TEST_F(ROOT_Gateway, AllowedRoutesAdmitOtherNamespacesOnlyWhereAllAndStatusSaysS
   EXPECT_TRUE(
       std::regex_search(gateways.out, std::regex("infra +shared +knetlab +" + shared_ + " +True")))
       << gateways.out;
+  auto described = knetlab({"describe", "httproute/team/team", "--lab", lab_->name()});
+  EXPECT_NE(described.out.find("infra/shared: Accepted True (Accepted)"), std::string::npos)
+      << described.out;
+  EXPECT_NE(described.out.find("default/gw: Accepted False (NotAllowedByListeners)"),
+            std::string::npos)
+      << described.out;
+  described = knetlab({"describe", "gateway/shared", "-n", "infra", "--lab", lab_->name()});
+  EXPECT_TRUE(std::regex_search(described.out, std::regex("web +8000 +HTTP +[*][.]team[.]example "
+                                                          "+team/team\n")))
+      << described.out;
   auto state = lab_->inspect();
   std::map<std::string, json> by_name;
   for (const auto& r : state["httpRoutes"]) by_name[r["name"]] = r;
