@@ -327,6 +327,7 @@ class NetlinkKernel final : public Kernel {
     // /proc/sys/net shows the namespace of the thread that opens it.
     run_in_netns(ns.fd.get(), [&] {
       Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd && errno == ENOENT && spec.if_present) return;
       if (!fd || ::write(fd.get(), spec.value.data(), spec.value.size()) < 0)
         throw errno_error("set sysctl", fmt::format("{}={}", spec.key, spec.value), spec.netns,
                           errno);

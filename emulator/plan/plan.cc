@@ -167,6 +167,12 @@ class Planner {
     p_.links.push_back(
         {.kind = LinkKind::bridge, .netns = netns, .name = "lan0", .mtu = net().mtu});
     p_.addresses.push_back({netns, "lan0", subnet.at(1), subnet.prefix});
+    // The LAN stands for a physical switch: its frames do not pass the
+    // namespace's iptables, as br_netfilter (loaded for pods' bridges) would
+    // have them by default.
+    for (const char* key :
+         {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-arptables"})
+      p_.sysctls.push_back({netns, key, "0", true});
     lans_[rack] = Lan{netns, subnet, subnet.at(1)};
   }
 

@@ -74,6 +74,9 @@ struct FdbSpec {
 
 struct SysctlSpec {
   std::string netns, key, value;  // key as under /proc/sys, e.g. net/ipv4/ip_forward
+  /// A key of a module that may not be loaded (br_netfilter's): skipped
+  /// when the namespace has no such key.
+  bool if_present = false;
   bool operator==(const SysctlSpec&) const = default;
 };
 
