@@ -125,6 +125,16 @@ void apply_policies(Probe& p, const std::function<bool(const std::string& pod)>&
   }
 }
 
+// The start of an HTTP probe's curl: it prints the status and the pod nginx
+// proxied to, which nginx names when asked with the probe header.
+std::vector<std::string> probe_curl() {
+  return {"curl", "-s",
+          "-o",   "/dev/null",
+          "-m",   "2",
+          "-w",   fmt::format("%{{http_code}} %header{{{}}}", kIngressUpstreamHeader),
+          "-H",   std::string(kIngressProbeHeader) + ": 1"};
+}
+
 // The pods a request served by `backend` of an ingress in `ns` may reach.
 std::set<std::string> backend_pods(const LabRecord& state, const std::string& ns,
                                    const IngressBackend& backend) {
@@ -155,12 +165,7 @@ std::vector<Probe> ingress_probes(const LabRecord& state) {
     auto name = host.empty() ? address : host;
     auto url = fmt::format("{}://{}:{}{}", https ? "https" : "http", name,
                            https ? https_port : http_port, path);
-    std::vector<std::string> argv = {
-        "curl", "-s",
-        "-o",   "/dev/null",
-        "-m",   "2",
-        "-w",   fmt::format("%{{http_code}} %header{{{}}}", kIngressUpstreamHeader),
-        "-H",   std::string(kIngressProbeHeader) + ": 1"};
+    std::vector<std::string> argv = probe_curl();
     if (https) argv.insert(argv.end(), {"--cacert", ca});
     argv.insert(
         argv.end(),
@@ -298,12 +303,7 @@ std::vector<Probe> gateway_probes(const LabRecord& state) {
       }
       request.headers = lowered;
       if (!asked.insert(key).second) return;
-      std::vector<std::string> argv = {
-          "curl", "-s",
-          "-o",   "/dev/null",
-          "-m",   "2",
-          "-w",   fmt::format("%{{http_code}} %header{{{}}}", kIngressUpstreamHeader),
-          "-H",   std::string(kIngressProbeHeader) + ": 1"};
+      std::vector<std::string> argv = probe_curl();
       if (request.method == "HEAD")
         argv.push_back("--head");
       else if (request.method != "GET")

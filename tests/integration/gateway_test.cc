@@ -204,14 +204,6 @@ hostnames = ["app.team.example"]
 backendRefs = [{ name = "t", port = 80 }]
 )~";
 
-std::map<std::string, int> count_lines(const std::string& text) {
-  std::map<std::string, int> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) ++out[line];
-  return out;
-}
-
 class ROOT_Gateway : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -233,15 +225,6 @@ class ROOT_Gateway : public ::testing::Test {
   }
   void TearDown() override { lab_.reset(); }
 
-  // curl from `from` with `args`; its output.
-  std::string curl(const std::vector<std::string>& args,
-                   const std::string& from = "host/client") const {
-    std::vector<std::string> argv = {"curl", "-s", "-m", "3"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = lab_->exec(from, argv);
-    EXPECT_EQ(r.status, 0) << fmt::format("{}", fmt::join(argv, " ")) << ": " << r.err;
-    return r.out;
-  }
   // The pod nginx proxied a request to (`args` add to it), by the address it
   // names when asked with the probe header; the status when nginx answered.
   std::string proxied_to(const std::string& host, const std::string& path,
@@ -252,7 +235,7 @@ class ROOT_Gateway : public ::testing::Test {
         "-H", "X-Knetlab-Probe: 1", "-H", "Host: " + host};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back(fmt::format("http://{}{}", at.empty() ? address_ : at, path));
-    auto out = curl(argv);
+    auto out = lab_->curl(argv);
     auto upstream = out.substr(out.find(' ') + 1);
     auto ip = upstream.substr(0, upstream.find(':'));
     for (const auto& [pod, pod_ip] : lab_->pod_ips())
@@ -265,21 +248,12 @@ class ROOT_Gateway : public ::testing::Test {
     std::vector<std::string> argv = {"-w", "\n%{http_code}", "-H", "Host: " + host};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("http://" + address_ + path);
-    auto out = curl(argv);
+    auto out = lab_->curl(argv);
     auto nl = out.rfind('\n');
     auto code = out.substr(nl + 1);
     auto body = out.substr(0, nl);
     if (!body.empty() && body.back() == '\n') body.pop_back();
     return code == "200" ? body : code + " " + body;
-  }
-  // `n` requests from the client, in one shell, each answer a line.
-  std::map<std::string, int> many(int n, const std::string& curl_args) const {
-    auto r = lab_->exec(
-        "host/client",
-        {"sh", "-c",
-         fmt::format("for i in $(seq {}); do curl -s -m 3 {}; echo; done", n, curl_args)});
-    EXPECT_EQ(r.status, 0) << r.err;
-    return count_lines(r.out);
   }
   std::string ca() const { return fmt::format("/run/knetlab/{}/ca.crt", lab_->name()); }
 
@@ -316,7 +290,7 @@ TEST_F(ROOT_Gateway, MatchesTakePrecedenceAsTheApiSaysThroughTheAddressAndEveryN
     EXPECT_TRUE(web.count(proxied_to(host, "/?v=22", {}, at)));
     EXPECT_EQ(proxied_to("nobody.example.com", "/", {}, at), "404") << "no route has that host";
   }
-  auto headers = curl({"-sI", "-H", "Host: " + host, "http://" + address_ + "/hostname"});
+  auto headers = lab_->curl({"-sI", "-H", "Host: " + host, "http://" + address_ + "/hostname"});
   EXPECT_NE(headers.find("Server: nginx"), std::string::npos) << headers;
 }
 
@@ -331,23 +305,23 @@ TEST_F(ROOT_Gateway, FiltersChangeWhatThePodSeesAndWhatTheClientGets) {
   EXPECT_EQ(get(host, "/req/request?a=b"), "GET /request?a=b");
   EXPECT_EQ(get(host, "/req").rfind("NOW: ", 0), 0u) << "/req is / at the pod";
   // ResponseHeaderModifier and a full-path rewrite that keeps the query.
-  auto answer = curl({"-i", "-H", "Host: " + host, "http://" + address_ + "/resp/any?z=1"});
+  auto answer = lab_->curl({"-i", "-H", "Host: " + host, "http://" + address_ + "/resp/any?z=1"});
   EXPECT_NE(answer.find("\r\nx-resp: 1\r\n"), std::string::npos) << answer;
   EXPECT_NE(answer.find("\r\nx-added: 2\r\n"), std::string::npos) << answer;
   EXPECT_EQ(answer.find("Content-Type"), std::string::npos) << answer;
   EXPECT_EQ(answer.substr(answer.size() - 5), "api-0");
   // Redirects: scheme, host, status and the path replaced, the query kept.
   auto redirect = [&](const std::string& path) {
-    return curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: " + host,
-                 "http://" + address_ + path});
+    return lab_->curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
+                       "Host: " + host, "http://" + address_ + path});
   };
   EXPECT_EQ(redirect("/old/x?q=1"), "301 https://new.example.com/new/x?q=1");
   EXPECT_EQ(redirect("/old"), "301 https://new.example.com/new");
   EXPECT_EQ(redirect("/moved/a?b=c"), "302 http://filters.example.com/elsewhere?b=c");
-  EXPECT_EQ(
-      curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--cacert", ca(), "--resolve",
-            "filters.example.com:443:" + address_, "https://filters.example.com/moved"}),
-      "302 https://filters.example.com/elsewhere")
+  EXPECT_EQ(lab_->curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--cacert", ca(),
+                        "--resolve", "filters.example.com:443:" + address_,
+                        "https://filters.example.com/moved"}),
+            "302 https://filters.example.com/elsewhere")
       << "the listener's scheme by default";
   EXPECT_EQ(get(host, "/host?key=host"), "internal.example") << "URLRewrite's hostname";
   // RequestMirror: the mirror's pod gets a copy; the answer is the backend's.
@@ -377,7 +351,8 @@ TEST_F(ROOT_Gateway, MissingEmptyAndZeroWeightBackendsAndScaleToZeroAndBack) {
 }
 
 TEST_F(ROOT_Gateway, WeightsSplitRequestsInProportion) {
-  auto split = many(500, "-H 'Host: canary.example.com' http://" + address_ + "/hostname");
+  auto split =
+      lab_->curl_many(500, "-H 'Host: canary.example.com' http://" + address_ + "/hostname");
   const int canary = split["v2-0"], stable = split["web-0"] + split["web-1"];
   EXPECT_EQ(canary + stable, 500) << "weight 0 (api) gets none";
   // 20% of 500: 100, with a standard deviation of about 9.
@@ -388,14 +363,14 @@ TEST_F(ROOT_Gateway, WeightsSplitRequestsInProportion) {
 TEST_F(ROOT_Gateway, HttpsListenersServeTheLabsCertificateAndSectionsAttachRoutesToOneListener) {
   for (const auto& [at, port] : {std::pair{address_, 443}, {node_ips_[1], node_ports_.at(443)}}) {
     auto body =
-        curl({"--cacert", ca(), "--resolve", fmt::format("match.example.com:{}:{}", port, at),
-              fmt::format("https://match.example.com:{}/p/exact", port), "-o", "/dev/null", "-w",
-              "%{http_code}"});
+        lab_->curl({"--cacert", ca(), "--resolve", fmt::format("match.example.com:{}:{}", port, at),
+                    fmt::format("https://match.example.com:{}/p/exact", port), "-o", "/dev/null",
+                    "-w", "%{http_code}"});
     EXPECT_EQ(body, "404") << at << ": shadow has no /p/exact page, but nginx reached it";
-    EXPECT_EQ(
-        curl({"--cacert", ca(), "--resolve", fmt::format("secure.example.com:{}:{}", port, at),
-              fmt::format("https://secure.example.com:{}/hostname", port)}),
-        "v2-0");
+    EXPECT_EQ(lab_->curl({"--cacert", ca(), "--resolve",
+                          fmt::format("secure.example.com:{}:{}", port, at),
+                          fmt::format("https://secure.example.com:{}/hostname", port)}),
+              "v2-0");
   }
   auto verbose = lab_->exec("host/client",
                             {"curl", "-sv", "-o", "/dev/null", "--cacert", ca(), "--resolve",
@@ -409,7 +384,7 @@ TEST_F(ROOT_Gateway, HttpsListenersServeTheLabsCertificateAndSectionsAttachRoute
 }
 
 TEST_F(ROOT_Gateway, AllowedRoutesAdmitOtherNamespacesOnlyWhereAllAndStatusSaysSo) {
-  auto body = curl({"-H", "Host: app.team.example", "http://" + shared_ + ":8000/hostname"});
+  auto body = lab_->curl({"-H", "Host: app.team.example", "http://" + shared_ + ":8000/hostname"});
   EXPECT_EQ(body, "t-0");
   EXPECT_EQ(get("app.team.example", "/hostname").substr(0, 3), "404")
       << "gw admits its own namespace's routes only";
@@ -448,8 +423,9 @@ TEST_F(ROOT_Gateway, AllowedRoutesAdmitOtherNamespacesOnlyWhereAllAndStatusSaysS
 TEST_F(ROOT_Gateway, TheBackendSeesTheForwardedHeadersAndAPodClientsOwnAddress) {
   auto pods = lab_->pod_ips();
   auto header = [&](const std::string& key) {
-    return curl({"-H", "Host: match.example.com", "http://" + cluster_ip_ + "/header?key=" + key},
-                "pod/api-0");
+    return lab_->curl(
+        {"-H", "Host: match.example.com", "http://" + cluster_ip_ + "/header?key=" + key},
+        "pod/api-0");
   };
   EXPECT_EQ(header("X-Real-IP"), pods.at("api-0"));
   EXPECT_EQ(header("X-Forwarded-For"), pods.at("api-0"));
@@ -459,8 +435,9 @@ TEST_F(ROOT_Gateway, TheBackendSeesTheForwardedHeadersAndAPodClientsOwnAddress) 
 
 TEST_F(ROOT_Gateway, EndpointsAreFollowedWithoutLosingARequest) {
   auto loop = std::async(std::launch::async, [&] {
-    return many(300, "-o /dev/null -w '%{http_code}' -H 'Host: match.example.com' http://" +
-                         address_ + "/hostname");
+    return lab_->curl_many(
+        300, "-o /dev/null -w '%{http_code}' -H 'Host: match.example.com' http://" + address_ +
+                 "/hostname");
   });
   for (int replicas : {3, 1, 4, 2, 1, 2}) {
     EXPECT_EQ(knetlab({"scale", "--lab", lab_->name(), "deployment/web", "--replicas",

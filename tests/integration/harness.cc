@@ -154,6 +154,26 @@ std::string host_network_snapshot() {
   return ::testing::AssertionSuccess();
 }
 
+std::string Lab::curl(const std::vector<std::string>& args, const std::string& from) const {
+  std::vector<std::string> argv = {"curl", "-s", "-m", "3"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = exec(from, argv);
+  EXPECT_EQ(r.status, 0) << fmt::format("{}", fmt::join(argv, " ")) << ": " << r.err;
+  return r.out;
+}
+
+std::map<std::string, int> Lab::curl_many(int n, const std::string& curl_args) const {
+  auto r = exec("host/client",
+                {"sh", "-c",
+                 fmt::format("for i in $(seq {}); do curl -s -m 3 {}; echo; done", n, curl_args)});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::map<std::string, int> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) ++out[line];
+  return out;
+}
+
 std::string renamed(std::string topology, const std::string& name) {
   // The lab's name is the first line that starts with `name = `.
   size_t at = topology.rfind("name = ", 0) == 0 ? 0 : topology.find("\nname = ");

@@ -56,6 +56,13 @@ class Lab {
   }
   /// Pod name -> IP.
   std::map<std::string, std::string> pod_ips() const;
+  /// The output of `curl -s -m 3 ARGS…` run in `from`; a curl that fails
+  /// fails the test.
+  std::string curl(const std::vector<std::string>& args,
+                   const std::string& from = "host/client") const;
+  /// `n` runs of `curl -s -m 3 CURL_ARGS` from host/client in one shell:
+  /// how many times each answer came back.
+  std::map<std::string, int> curl_many(int n, const std::string& curl_args) const;
 
  private:
   std::string name_, file_;

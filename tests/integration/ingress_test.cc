@@ -112,14 +112,6 @@ host = "private.example.com"
 paths = [{ path = "/", pathType = "Prefix", service = "v1", port = 80 }]
 )~";
 
-std::map<std::string, int> count_lines(const std::string& text) {
-  std::map<std::string, int> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) ++out[line];
-  return out;
-}
-
 class ROOT_Ingress : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -138,24 +130,15 @@ class ROOT_Ingress : public ::testing::Test {
   }
   void TearDown() override { lab_.reset(); }
 
-  // curl from `from` with `args`; its output.
-  std::string curl(const std::vector<std::string>& args,
-                   const std::string& from = "host/client") const {
-    std::vector<std::string> argv = {"curl", "-s", "-m", "3"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = lab_->exec(from, argv);
-    EXPECT_EQ(r.status, 0) << fmt::format("{}", fmt::join(argv, " ")) << ": " << r.err;
-    return r.out;
-  }
   // What GET http://HOST/PATH answered (its body, or its status when not 200)
   // through `at` (an address, or address:port).
   // The pod nginx proxied GET http://HOST/PATH to, by the address it names
   // when asked with the probe header; "" when nginx answered itself.
   std::string proxied_to(const std::string& host, const std::string& path,
                          const std::string& at) const {
-    auto upstream =
-        curl({"-o", "/dev/null", "-w", "%header{x-knetlab-upstream}", "-H", "X-Knetlab-Probe: 1",
-              "-H", "Host: " + host, fmt::format("http://{}{}", at, path)});
+    auto upstream = lab_->curl({"-o", "/dev/null", "-w", "%header{x-knetlab-upstream}", "-H",
+                                "X-Knetlab-Probe: 1", "-H", "Host: " + host,
+                                fmt::format("http://{}{}", at, path)});
     auto ip = upstream.substr(0, upstream.find(':'));
     for (const auto& [pod, pod_ip] : lab_->pod_ips())
       if (!ip.empty() && pod_ip == ip) return pod;
@@ -163,22 +146,13 @@ class ROOT_Ingress : public ::testing::Test {
   }
   std::string get(const std::string& host, const std::string& path,
                   const std::string& at = "") const {
-    auto out = curl({"-w", "\n%{http_code}", "-H", "Host: " + host,
-                     fmt::format("http://{}{}", at.empty() ? address_ : at, path)});
+    auto out = lab_->curl({"-w", "\n%{http_code}", "-H", "Host: " + host,
+                           fmt::format("http://{}{}", at.empty() ? address_ : at, path)});
     auto nl = out.rfind('\n');
     auto code = out.substr(nl + 1);
     auto body = out.substr(0, nl);
     if (!body.empty() && body.back() == '\n') body.pop_back();
     return code == "200" ? body : code + " " + body;
-  }
-  // `n` requests from the client, in one shell, each answer a line.
-  std::map<std::string, int> many(int n, const std::string& curl_args) const {
-    auto r = lab_->exec(
-        "host/client",
-        {"sh", "-c",
-         fmt::format("for i in $(seq {}); do curl -s -m 3 {}; echo; done", n, curl_args)});
-    EXPECT_EQ(r.status, 0) << r.err;
-    return count_lines(r.out);
   }
 
   std::unique_ptr<Lab> lab_;
@@ -213,14 +187,15 @@ TEST_F(ROOT_Ingress, RoutesByHostAndPathThroughTheAddressAndEveryNodesNodePort) 
 }
 
 TEST_F(ROOT_Ingress, TlsHostsAreServedWithTheLabsCaAndPlainHttpIsRedirected) {
-  auto redirect = curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
-                        "Host: app.example.com", "http://" + address_ + "/hostname?a=b"});
+  auto redirect = lab_->curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
+                              "Host: app.example.com", "http://" + address_ + "/hostname?a=b"});
   EXPECT_EQ(redirect, "308 https://app.example.com/hostname?a=b");
   const std::string ca = fmt::format("/run/knetlab/{}/ca.crt", lab_->name());
   for (const auto& at : {address_, node_ips_[1]}) {
     const auto port = at == address_ ? "443" : "30443";
-    auto body = curl({"--cacert", ca, "--resolve", fmt::format("app.example.com:{}:{}", port, at),
-                      fmt::format("https://app.example.com:{}/hostname", port)});
+    auto body =
+        lab_->curl({"--cacert", ca, "--resolve", fmt::format("app.example.com:{}:{}", port, at),
+                    fmt::format("https://app.example.com:{}/hostname", port)});
     EXPECT_TRUE(body == "v1-0" || body == "v1-1") << at << ": " << body;
   }
   auto verbose =
@@ -242,8 +217,8 @@ TEST_F(ROOT_Ingress, TlsHostsAreServedWithTheLabsCaAndPlainHttpIsRedirected) {
 TEST_F(ROOT_Ingress, TheBackendSeesTheForwardedHeadersAndAPodClientsOwnAddress) {
   const std::string ca = fmt::format("/run/knetlab/{}/ca.crt", lab_->name());
   auto header = [&](const std::string& key) {
-    return curl({"--cacert", ca, "--resolve", "app.example.com:443:" + address_,
-                 "https://app.example.com/header?key=" + key});
+    return lab_->curl({"--cacert", ca, "--resolve", "app.example.com:443:" + address_,
+                       "https://app.example.com/header?key=" + key});
   };
   EXPECT_EQ(header("X-Forwarded-Proto"), "https");
   EXPECT_EQ(header("X-Forwarded-Host"), "app.example.com");
@@ -251,28 +226,29 @@ TEST_F(ROOT_Ingress, TheBackendSeesTheForwardedHeadersAndAPodClientsOwnAddress) 
   EXPECT_NE(header("X-Request-ID"), header("X-Request-ID"));
   // From a pod through the controller's ClusterIP, nothing is masqueraded.
   auto pods = lab_->pod_ips();
-  auto seen =
-      curl({"-H", "Host: paths.example.com", "http://" + cluster_ip_ + "/header?key=X-Real-IP"},
-           "pod/v2-0");
+  auto seen = lab_->curl(
+      {"-H", "Host: paths.example.com", "http://" + cluster_ip_ + "/header?key=X-Real-IP"},
+      "pod/v2-0");
   EXPECT_EQ(seen, pods.at("v2-0"));
-  EXPECT_EQ(curl({"-H", "Host: paths.example.com", "-H", "X-Forwarded-For: 192.0.2.1",
-                  "http://" + cluster_ip_ + "/header?key=X-Forwarded-For"},
-                 "pod/v2-0"),
+  EXPECT_EQ(lab_->curl({"-H", "Host: paths.example.com", "-H", "X-Forwarded-For: 192.0.2.1",
+                        "http://" + cluster_ip_ + "/header?key=X-Forwarded-For"},
+                       "pod/v2-0"),
             pods.at("v2-0"))
       << "a client's own X-Forwarded-For is not trusted";
 }
 
 TEST_F(ROOT_Ingress, ACanarySplitsByWeightAndByHeader) {
-  auto split = many(500, "-H 'Host: canary.example.com' http://" + address_ + "/hostname");
+  auto split =
+      lab_->curl_many(500, "-H 'Host: canary.example.com' http://" + address_ + "/hostname");
   const int canary = split["v2-0"], stable = split["v1-0"] + split["v1-1"];
   EXPECT_EQ(canary + stable, 500);
   // 20% of 500: 100, with a standard deviation of about 9.
   EXPECT_GE(canary, 65);
   EXPECT_LE(canary, 135);
-  EXPECT_EQ(many(20, "-H 'Host: canary.example.com' -H 'X-Canary: always' http://" + address_ +
-                         "/hostname"),
+  EXPECT_EQ(lab_->curl_many(20, "-H 'Host: canary.example.com' -H 'X-Canary: always' http://" +
+                                    address_ + "/hostname"),
             (std::map<std::string, int>{{"v2-0", 20}}));
-  auto never = many(
+  auto never = lab_->curl_many(
       50, "-H 'Host: canary.example.com' -H 'X-Canary: never' http://" + address_ + "/hostname");
   EXPECT_EQ(never.count("v2-0"), 0u);
   EXPECT_EQ(never["v1-0"] + never["v1-1"], 50);
@@ -285,10 +261,11 @@ TEST_F(ROOT_Ingress, ACookiePinsAClientToOnePod) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(first.out, m, std::regex("Set-Cookie: (route=[0-9a-f]+)")))
       << first.out;
-  auto pinned = many(
+  auto pinned = lab_->curl_many(
       30, "-H 'Host: sticky.example.com' -b '" + m[1].str() + "' http://" + address_ + "/hostname");
   EXPECT_EQ(pinned.size(), 1u) << "every request with the cookie reaches one pod";
-  auto loose = many(40, "-H 'Host: sticky.example.com' http://" + address_ + "/hostname");
+  auto loose =
+      lab_->curl_many(40, "-H 'Host: sticky.example.com' http://" + address_ + "/hostname");
   EXPECT_EQ(loose.size(), 2u) << "clients without it are spread";
 }
 
@@ -296,9 +273,9 @@ TEST_F(ROOT_Ingress, ASourceRangeAdmitsOnlyItsAddresses) {
   auto pods = lab_->pod_ips();
   int inside = 0, outside = 0;
   for (const auto& name : {"v1-0", "v1-1", "v2-0"}) {
-    auto code = curl({"-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: private.example.com",
-                      "http://" + cluster_ip_ + "/hostname"},
-                     std::string("pod/") + name);
+    auto code = lab_->curl({"-o", "/dev/null", "-w", "%{http_code}", "-H",
+                            "Host: private.example.com", "http://" + cluster_ip_ + "/hostname"},
+                           std::string("pod/") + name);
     bool in_range = pods.at(name).rfind("10.244.0.", 0) == 0;
     EXPECT_EQ(code, in_range ? "200" : "403") << name << " " << pods.at(name);
     ++(in_range ? inside : outside);
@@ -351,8 +328,9 @@ TEST_F(ROOT_Ingress, EndpointsAreFollowedWithoutLosingARequest) {
 
   // Requests in a loop while v1's pods come and go: every one answered.
   auto loop = std::async(std::launch::async, [&] {
-    return many(300, "-o /dev/null -w '%{http_code}' -H 'Host: a.wild.example.com' http://" +
-                         address_ + "/hostname");
+    return lab_->curl_many(
+        300, "-o /dev/null -w '%{http_code}' -H 'Host: a.wild.example.com' http://" + address_ +
+                 "/hostname");
   });
   for (int replicas : {3, 1, 4, 2, 1, 2}) {
     EXPECT_EQ(knetlab({"scale", "--lab", lab_->name(), "deployment/v1", "--replicas",

@@ -71,12 +71,6 @@ type = "ExternalName"
 externalName = "db.example.com"
 )";
 
-Plan plan_of(const std::string& text) {
-  auto t = parse_topology(text, "lab.toml");
-  add_cluster_objects(t);
-  return make_plan(t, test_context());
-}
-
 std::vector<std::string> lines_of(const DnsRecordSets& sets) {
   std::vector<std::string> out;
   for (const auto& [group, list] : sets)

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -35,6 +36,29 @@ inline PlanContext test_context() {
               {"dns", {"dns", "/usr/sbin/knotd", {"--config", "{dir}/knot.conf"}}},
               {"nginx", {"nginx", "/usr/sbin/nginx", {"-c", "{dir}/nginx.conf", "-e", "stderr"}}}};
   return c;
+}
+
+/// The topology of `text` ("lab.toml") with the cluster's own objects added,
+/// as deploy reads a file.
+inline Topology lab_topology(const std::string& text) {
+  auto t = parse_topology(text, "lab.toml");
+  add_cluster_objects(t);
+  return t;
+}
+
+/// The plan of lab_topology(text) with test_context().
+inline Plan plan_of(const std::string& text) {
+  return make_plan(lab_topology(text), test_context());
+}
+
+/// The pod of `plan` named `name` (it must have one).
+inline const PodPlan& pod_named(const Plan& plan, const std::string& name) {
+  return *std::find_if(plan.pods.begin(), plan.pods.end(),
+                       [&](const PodPlan& p) { return p.name == name; });
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 /// Counts the calls of every fake and throws SystemError at the chosen one:

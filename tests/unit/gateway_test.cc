@@ -76,25 +76,6 @@ matches = [{ path = { value = "/old" } }]
 filters = [{ type = "RequestRedirect", scheme = "https", statusCode = 301, path = { type = "ReplacePrefixMatch", value = "/new" } }]
 )~";
 
-Topology topology_of(const std::string& text) {
-  auto t = parse_topology(text, "lab.toml");
-  add_cluster_objects(t);
-  return t;
-}
-
-Plan plan_of(const std::string& text) {
-  return make_plan(topology_of(text), test_context());
-}
-
-const PodPlan& pod_named(const Plan& plan, const std::string& name) {
-  return *std::find_if(plan.pods.begin(), plan.pods.end(),
-                       [&](const PodPlan& p) { return p.name == name; });
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::string rejection(const std::string& extra) {
   try {
     parse_topology(std::string(kLab) + extra, "lab.toml");
@@ -125,7 +106,7 @@ TEST(Gateway, EachServedGatewayGetsADeploymentAndALoadBalancerServiceOfItsListen
   ASSERT_EQ(service->ports.size(), 2u);
   EXPECT_EQ(service->ports[0].port, 80);
   EXPECT_EQ(service->ports[1].port, 443);
-  auto other = topology_of(std::string(kLab) + R"~(
+  auto other = lab_topology(std::string(kLab) + R"~(
 [[gateways]]
 name = "istio"
 gatewayClassName = "istio"

@@ -69,25 +69,6 @@ host = "*.example.org"
 paths = [{ path = "/svc(/|$)(.*)", pathType = "ImplementationSpecific", service = "api", port = 80 }]
 )~";
 
-Topology topology_of(const std::string& text) {
-  auto t = parse_topology(text, "lab.toml");
-  add_cluster_objects(t);
-  return t;
-}
-
-Plan plan_of(const std::string& text) {
-  return make_plan(topology_of(text), test_context());
-}
-
-const PodPlan& pod_named(const Plan& plan, const std::string& name) {
-  return *std::find_if(plan.pods.begin(), plan.pods.end(),
-                       [&](const PodPlan& p) { return p.name == name; });
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::string rejection(const std::string& extra) {
   try {
     parse_topology(std::string(kLab) + extra, "lab.toml");
@@ -111,7 +92,7 @@ TEST(Ingress, TheControllerIsMadeOnlyForALabWithAnIngressOfClassNginx) {
   EXPECT_EQ(service->ports[0].node_port, 30080);
   EXPECT_EQ(service->ports[1].node_port, 30443);
 
-  auto other = topology_of(R"~(
+  auto other = lab_topology(R"~(
 name = "ing"
 [[nodes]]
 name = "n"

@@ -29,12 +29,6 @@ std::string xyz_lab(const std::string& policies, const std::string& mode = "nfta
   return text + policies;
 }
 
-Plan plan_of(const std::string& text) {
-  auto t = parse_topology(text, "lab.toml");
-  add_cluster_objects(t);
-  return make_plan(t, test_context());
-}
-
 // The truth table for `protocol`/`port`: one row per source pod "x/a",
 // its columns the destinations in the same order, '.' allowed, 'X' denied.
 std::vector<std::string> truth(const PolicyWorld& world, Protocol protocol, int port) {
@@ -66,10 +60,6 @@ std::string rejection(const std::string& policies) {
   }
   ADD_FAILURE() << "accepted:\n" << policies;
   return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // Rows are x/a x/b x/c y/a y/b y/c z/a z/b z/c, columns in the same order.
