@@ -287,30 +287,27 @@ std::vector<Probe> gateway_probes(const LabRecord& state) {
       for (const auto& q : m.query_params)
         if (q.type == ValueMatchType::exact) query.push_back(q.name + "=" + q.value);
       request.query = fmt::format("{}", fmt::join(query, "&"));
-      for (const auto& h : m.headers)
-        if (h.type == ValueMatchType::exact) request.headers[h.name] = h.value;
       const bool https = s.protocol == ListenerProtocol::https;
       auto url = fmt::format("{}://{}:{}{}{}{}", https ? "https" : "http", host, port, path,
                              query.empty() ? "" : "?", request.query);
       auto key = request.method + " " + url;
-      std::map<std::string, std::string> lowered;
-      for (const auto& [name, value] : request.headers) {
-        key += " " + name + ": " + value;
-        auto l = name;
-        std::transform(l.begin(), l.end(), l.begin(),
+      std::vector<std::string> headers;  // "NAME: VALUE", as curl sends them
+      for (const auto& h : m.headers) {
+        if (h.type != ValueMatchType::exact) continue;
+        auto name = h.name;
+        std::transform(name.begin(), name.end(), name.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        lowered[l] = value;
+        request.headers[name] = h.value;
+        headers.push_back(h.name + ": " + h.value);
+        key += " " + headers.back();
       }
-      request.headers = lowered;
       if (!asked.insert(key).second) return;
       std::vector<std::string> argv = probe_curl();
       if (request.method == "HEAD")
         argv.push_back("--head");
       else if (request.method != "GET")
         argv.insert(argv.end(), {"-X", request.method});
-      for (const auto& h : m.headers)
-        if (h.type == ValueMatchType::exact)
-          argv.insert(argv.end(), {"-H", h.name + ": " + h.value});
+      for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
       if (https) argv.insert(argv.end(), {"--cacert", ca});
       argv.insert(argv.end(), {"--resolve", fmt::format("{}:{}:{}", host, port, address), url});
       Probe p{"host/" + client.name,

@@ -224,9 +224,10 @@ std::string condition(bool value, RouteReason reason) {
   return fmt::format("{} ({})", value ? "True" : "False", enum_name(reason));
 }
 
-json route_view(const LabRecord& state, const HttpRoute& r) {
+// `gateways`: every gateway of the lab, those of namespaces not listed too.
+json route_view(const LabRecord& state, const std::vector<Gateway>& gateways, const HttpRoute& r) {
   json out = r;
-  auto status = route_status(state.gateways, r, backend_exists(state));
+  auto status = route_status(gateways, r, backend_exists(state));
   bool accepted = !status.empty(), resolved = true;
   json parents = json::array();
   for (const auto& s : status) {
@@ -272,14 +273,15 @@ void print_gateways(const LabRecord& state, bool wide, const std::string& name) 
 }
 
 // get httproutes: hostnames, parents and their conditions; wide adds the rules.
-void print_http_routes(const LabRecord& state, bool wide, const std::string& name) {
+void print_http_routes(const LabRecord& state, const std::vector<Gateway>& gateways, bool wide,
+                       const std::string& name) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAMESPACE", "NAME", "HOSTNAMES", "PARENTS", "ACCEPTED", "RESOLVEDREFS"});
   if (wide) rows.back().push_back("RULES");
   for (const auto& r : state.http_routes) {
     if (!name.empty() && r.name != name) continue;
     std::vector<std::string> parents, accepted, resolved, rules;
-    for (const auto& s : route_status(state.gateways, r, backend_exists(state))) {
+    for (const auto& s : route_status(gateways, r, backend_exists(state))) {
       parents.push_back(fmt::format("{}/{}{}", s.parent.namespace_, s.parent.name,
                                     s.parent.section.empty() ? "" : "/" + s.parent.section));
       accepted.push_back(condition(s.accepted, s.accepted_reason));
@@ -327,7 +329,8 @@ json inspect_json(const LabRecord& state) {
   out["gateways"] = json::array();
   for (const auto& g : state.gateways) out["gateways"].push_back(gateway_view(state, g));
   out["httpRoutes"] = json::array();
-  for (const auto& r : state.http_routes) out["httpRoutes"].push_back(route_view(state, r));
+  for (const auto& r : state.http_routes)
+    out["httpRoutes"].push_back(route_view(state, state.gateways, r));
   return out;
 }
 
@@ -412,7 +415,7 @@ int inspect(const ListOptions& options) {
     fmt::print("\nGATEWAYS\n");
     print_gateways(state, true, "");
     fmt::print("\nHTTPROUTES\n");
-    print_http_routes(state, true, "");
+    print_http_routes(state, state.gateways, true, "");
   }
   return 0;
 }
@@ -547,9 +550,8 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
   std::erase_if(state.network_policies,
                 [&](const NetworkPolicy& p) { return !shown(p.namespace_); });
   std::erase_if(state.ingresses, [&](const Ingress& in) { return !shown(in.namespace_); });
-  // Gateways and routes are listed from the whole record: a route's status
-  // needs its parents and services in any namespace.
-  const auto full = state;
+  // A route's status needs its parent gateways in any namespace.
+  const auto gateways = state.gateways;
   std::erase_if(state.gateways, [&](const Gateway& g) { return !shown(g.namespace_); });
   std::erase_if(state.http_routes, [&](const HttpRoute& r) { return !shown(r.namespace_); });
   if (!name.empty()) {
@@ -600,10 +602,10 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
         add(state.ingresses, [&](const Ingress& in) { return ingress_view(in, controller); });
         break;
       case Kind::gateways:
-        add(state.gateways, [&](const Gateway& g) { return gateway_view(full, g); });
+        add(state.gateways, [&](const Gateway& g) { return gateway_view(state, g); });
         break;
       case Kind::http_routes:
-        add(state.http_routes, [&](const HttpRoute& r) { return route_view(full, r); });
+        add(state.http_routes, [&](const HttpRoute& r) { return route_view(state, gateways, r); });
         break;
     }
     fmt::print("{}\n", json{{"kind", "List"}, {"items", items}}.dump(2));
@@ -635,18 +637,12 @@ int get(const std::string& kind_word, const std::string& name, const ListOptions
     case Kind::ingresses:
       print_ingresses(state, wide, name, controller);
       break;
-    case Kind::gateways: {
-      auto listed = full;
-      listed.gateways = state.gateways;
-      print_gateways(listed, wide, name);
+    case Kind::gateways:
+      print_gateways(state, wide, name);
       break;
-    }
-    case Kind::http_routes: {
-      auto listed = full;
-      listed.http_routes = state.http_routes;
-      print_http_routes(listed, wide, name);
+    case Kind::http_routes:
+      print_http_routes(state, gateways, wide, name);
       break;
-    }
   }
   return 0;
 }

@@ -442,7 +442,7 @@ void add_ingress_objects(Topology& t) {
   Container nginx;
   nginx.name = "controller", nginx.image = kNginxImage, nginx.where = nginx.where_image = where;
   nginx.ports = {{"http", 80, Protocol::tcp}, {"https", 443, Protocol::tcp}};
-  nginx.readiness = Readiness{"/healthz", kIngressHealthPort, ""};
+  nginx.readiness = Readiness{"/healthz", kNginxHealthPort, ""};
   d.spec.containers.push_back(nginx);
   d.system = true, d.where = where;
   t.deployments.push_back(std::move(d));

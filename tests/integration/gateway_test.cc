@@ -362,11 +362,12 @@ TEST_F(ROOT_Gateway, WeightsSplitRequestsInProportion) {
 
 TEST_F(ROOT_Gateway, HttpsListenersServeTheLabsCertificateAndSectionsAttachRoutesToOneListener) {
   for (const auto& [at, port] : {std::pair{address_, 443}, {node_ips_[1], node_ports_.at(443)}}) {
-    auto body =
+    auto answer =
         lab_->curl({"--cacert", ca(), "--resolve", fmt::format("match.example.com:{}:{}", port, at),
                     fmt::format("https://match.example.com:{}/p/exact", port), "-o", "/dev/null",
-                    "-w", "%{http_code}"});
-    EXPECT_EQ(body, "404") << at << ": shadow has no /p/exact page, but nginx reached it";
+                    "-H", "X-Knetlab-Probe: 1", "-w", "%{http_code} %header{x-knetlab-upstream}"});
+    EXPECT_EQ(answer, "404 " + lab_->pod_ips().at("shadow-0") + ":8080")
+        << at << ": shadow has no /p/exact page, but nginx proxied it there";
     EXPECT_EQ(lab_->curl({"--cacert", ca(), "--resolve",
                           fmt::format("secure.example.com:{}:{}", port, at),
                           fmt::format("https://secure.example.com:{}/hostname", port)}),

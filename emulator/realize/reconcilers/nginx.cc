@@ -106,7 +106,7 @@ void NginxReconciler::reload(LabState& lab, const PodPlan& pod, const NginxConfi
   const auto& master = lab.processes.at(pod.key()).containers.at(pod.containers.front().name);
   if (!effects_.runtime.signal(master, SIGHUP)) return;  // restarting: it reads the file
   const auto deadline = start + std::chrono::seconds(2);
-  while (!effects_.runtime.http_answers(pod, kIngressHealthPort, config.served_path)) {
+  while (!effects_.runtime.http_answers(pod, kNginxHealthPort, config.served_path)) {
     if (Clock::now() > deadline)
       throw SystemError(
           fmt::format("nginx of {} did not serve its new configuration within 2 s", pod.key()),

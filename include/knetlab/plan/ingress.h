@@ -19,8 +19,6 @@ inline constexpr const char* kIngressController = "ingress-nginx-controller";
 inline constexpr const char* kNginxImage = "nginx";
 inline constexpr int kIngressHttpNodePort = 30080;
 inline constexpr int kIngressHttpsNodePort = 30443;
-/// Where the controller answers its readiness probe (/healthz), as ingress-nginx.
-inline constexpr int kIngressHealthPort = kNginxHealthPort;
 /// A request carrying this header gets kIngressUpstreamHeader in its answer:
 /// the pod address nginx proxied it to (knetlab check asks with it).
 inline constexpr const char* kIngressProbeHeader = "X-Knetlab-Probe";
