@@ -551,6 +551,7 @@ int check(const CheckOptions& options) {
   auto results = run_probes(calls, 16);
   std::vector<std::vector<std::string>> rows{{"FROM", "TO", "PROTO", "EXPECTED", "GOT", ""}};
   json items = json::array();
+  std::vector<JunitCase> cases;
   int differences = 0;
   for (size_t i = 0; i < probes.size(); ++i) {
     const auto& p = probes[i];
@@ -564,7 +565,10 @@ int check(const CheckOptions& options) {
                      {"got", got},
                      {"ok", ok}});
     differences += ok ? 0 : 1;
+    cases.push_back({fmt::format("{} -> {} {}", p.from, p.to, p.protocol),
+                     ok ? "" : fmt::format("expected {}, got {}", expected_text(p), got)});
   }
+  if (!options.junit.empty()) write_junit(options.junit, "knetlab check " + state.name, cases);
   if (options.format == "json") {
     fmt::print("{}\n",
                json{{"lab", state.name}, {"probes", items}, {"differences", differences}}.dump(2));

@@ -124,14 +124,21 @@ int check_policies(const CheckOptions& options) {
       tables.size(), std::vector<std::string>(pods.size(), std::string(pods.size(), '-')));
   json differences = json::array(), tables_json = json::array();
   std::vector<std::string> why;
+  std::vector<JunitCase> cases;
   for (size_t i = 0; i < cells.size(); ++i) {
     const auto& c = cells[i];
     bool observed = hostname_answer(results[i]) == "pod " + pods[c.to]->name;
     bool expected = c.expected.allowed;
     marks[c.table][c.from][c.to] = observed != expected ? '!' : observed ? '.' : 'X';
-    if (observed == expected) continue;
     auto [protocol, port] = *std::next(tables.begin(), static_cast<long>(c.table));
     auto from = pods[c.from]->key(), to = pods[c.to]->key();
+    cases.push_back({fmt::format("{} -> {} {}/{} {}", from, to, enum_name(protocol), port,
+                                 expected ? "allowed" : "denied"),
+                     observed == expected
+                         ? ""
+                         : fmt::format("expected {}, observed {}", expected ? "allowed" : "denied",
+                                       observed ? "allowed" : "denied")});
+    if (observed == expected) continue;
     auto reason = expected ? std::string("the policies allow it") : denial(c.expected, from, to);
     why.push_back(fmt::format("{} -> {} {}/{}: expected {}, observed {} ({}; got {})", from, to,
                               enum_name(protocol), port, expected ? "allowed" : "denied",
@@ -148,6 +155,8 @@ int check_policies(const CheckOptions& options) {
   std::vector<std::string> keys;
   for (const auto* p : pods) keys.push_back(p->key());
   auto notes = unprobed(state, tables);
+  if (!options.junit.empty())
+    write_junit(options.junit, "knetlab check --policies " + state.name, cases);
   if (options.format == "json") {
     t = 0;
     for (const auto& [protocol, port] : tables) {

@@ -101,7 +101,7 @@ class ControllerHooks : public SupervisorHooks {
 // Returns the exit status of a failure.
 int run_deploy(PlannedLab lab, const Install& install, bool quiet,
                std::chrono::steady_clock::time_point start, LabLock& lock, int result_fd) {
-  const Plan& plan = lab.plan;
+  Plan& plan = lab.plan;
   // SIGCHLD stays blocked in every thread this process will have, so that the
   // supervisor is the one that sees it.
   sigset_t children;
@@ -120,9 +120,13 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
   std::jthread deploying;
   std::exception_ptr deploying_failure;
   try {
-    deploying = std::jthread([&] {
+    // With cni = "external" the executor sets the pods' addresses meanwhile:
+    // the record is made from a copy then.
+    std::optional<Plan> copy;
+    if (plan.network.cni == Cni::external) copy = plan;
+    deploying = std::jthread([&, copy = std::move(copy)] {
       try {
-        write_state(plan.lab, make_record(plan, {}, LabPhase::deploying));
+        write_state(plan.lab, make_record(copy ? *copy : plan, {}, LabPhase::deploying));
       } catch (...) {
         deploying_failure = std::current_exception();
       }
@@ -156,7 +160,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
     {
       InterruptGuard guard;
       make_certificates(*programs, plan);
-      pods = Executor(*kernel, *runtime, *journal, options).deploy(plan);
+      pods = Executor(*kernel, *runtime, *programs, *journal, options).deploy(plan);
       ControllerOptions copts;
       const auto lab_name = plan.lab;
       copts.publish = [lab_name](const LabState& state) {
@@ -186,7 +190,7 @@ int run_deploy(PlannedLab lab, const Install& install, bool quiet,
               plan.frr.size(), sessions, seconds_since(bgp_start));
         }
       } catch (...) {
-        Executor::undo(journal->entries(), *kernel, *runtime);
+        Executor::undo(journal->entries(), *kernel, *runtime, *programs);
         throw;
       }
       control = listen_control_socket(control_socket_path(plan.lab));
@@ -238,7 +242,7 @@ int plan_and_deploy(const std::string& file, bool quiet,
                     std::chrono::steady_clock::time_point start, int result_fd) {
   auto install = locate_install();
   auto lab = plan_lab(file, install);
-  const Plan& plan = lab.plan;
+  Plan& plan = lab.plan;
   require_machine_support(plan, file);
   LabLock lock(plan.lab);
   if (std::filesystem::exists(lab_dir(plan.lab))) {

@@ -243,7 +243,8 @@ void remove_lab(const std::string& lab) {
   }
   auto kernel = make_netlink_kernel();
   auto runtime = make_process_runtime(runtime_options(locate_install()));
-  Executor::undo(entries, *kernel, *runtime);
+  auto programs = make_programs();
+  Executor::undo(entries, *kernel, *runtime, *programs);
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) throw errno_error("remove", dir, "", ec.value());

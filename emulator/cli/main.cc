@@ -121,6 +121,16 @@ int main(int argc, char** argv) {
   auto* remove = app.add_subcommand("delete", "delete a pod (its deployment re-creates it)");
   remove->add_option("TARGET", target, "pod/NAME or pod/NAMESPACE/NAME")->required();
   remove->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
+  std::string cni_action;
+  auto* cni = app.add_subcommand(
+      "cni",
+      "cni = \"external\": a pod's CNI attachment (check: the chain's CHECK; result: its "
+      "cached ADD result)");
+  cni->add_option("ACTION", cni_action, "check or result")
+      ->required()
+      ->check(CLI::IsMember({"check", "result"}));
+  cni->add_option("TARGET", target, "pod/NAME or pod/NAMESPACE/NAME")->required();
+  cni->add_option("--lab", lab, "lab name (may be left out when one lab runs)");
   knl::cli::CheckOptions check_options;
   auto* check = app.add_subcommand(
       "check", "probe services with real packets and compare with what Kubernetes would give");
@@ -128,6 +138,8 @@ int main(int argc, char** argv) {
   check->add_flag("--policies", check_options.policies,
                   "every pod pair on every port the policies name: the network-policy truth "
                   "tables");
+  check->add_option("--junit", check_options.junit,
+                    "also write every probe to this file as a JUnit XML report (for CI)");
   check->add_option("--format", check_options.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   try {
@@ -155,6 +167,7 @@ int main(int argc, char** argv) {
     if (*scale) return knl::cli::scale(lab, target, replicas);
     if (*remove) return knl::cli::remove(lab, target);
     if (*check) return knl::cli::check(check_options);
+    if (*cni) return knl::cli::cni(lab, cni_action, target);
     if (*describe) return knl::cli::describe(target, list);
   } catch (const knl::UserError& e) {
     fmt::print(stderr, "error: {}\n", e.what());

@@ -1,8 +1,12 @@
 #include "probes.h"
 
+#include "knetlab/util/error.h"
+
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
+#include <fstream>
 #include <thread>
 
 namespace knl::cli {
@@ -61,6 +65,56 @@ std::vector<ProgramResult> run_probes(const std::vector<ProgramCall>& calls, siz
     });
   workers.clear();
   return results;
+}
+
+namespace {
+
+std::string xml_escaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        // XML 1.0 allows no control characters but tab and newline.
+        out += static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' ? '?' : c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void write_junit(const std::string& path, const std::string& suite,
+                 const std::vector<JunitCase>& cases) {
+  size_t failures = 0;
+  for (const auto& c : cases) failures += !c.failure.empty();
+  std::string xml = fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{0}\" failures=\"{1}\">\n"
+      "  <testsuite name=\"{2}\" tests=\"{0}\" failures=\"{1}\">\n",
+      cases.size(), failures, xml_escaped(suite));
+  for (const auto& c : cases) {
+    xml += fmt::format("    <testcase classname=\"{}\" name=\"{}\"", xml_escaped(suite),
+                       xml_escaped(c.name));
+    xml += c.failure.empty()
+               ? "/>\n"
+               : fmt::format(">\n      <failure message=\"{0}\">{0}</failure>\n    </testcase>\n",
+                             xml_escaped(c.failure));
+  }
+  xml += "  </testsuite>\n</testsuites>\n";
+  std::ofstream out(path, std::ios::trunc);
+  out << xml;
+  if (!out) throw errno_error("write the JUnit report", path, "", errno);
 }
 
 }  // namespace knl::cli

@@ -27,4 +27,13 @@ std::string hostname_answer(const ProgramResult& result);
 /// Runs `calls`, at most `at_once` at a time; the results in their order.
 std::vector<ProgramResult> run_probes(const std::vector<ProgramCall>& calls, size_t at_once);
 
+/// One probe as a JUnit test case: `failure` empty when it passed.
+struct JunitCase {
+  std::string name, failure;
+};
+/// Writes `cases` to `path` as one JUnit XML test suite named `suite`, as CI
+/// dashboards read it; SystemError when the file cannot be written.
+void write_junit(const std::string& path, const std::string& suite,
+                 const std::vector<JunitCase>& cases);
+
 }  // namespace knl::cli

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "knetlab/plan/cni.h"
 #include "knetlab/plan/dns.h"
 #include "knetlab/plan/gateway.h"
 #include "knetlab/plan/policy.h"
@@ -238,10 +239,17 @@ class Planner {
       }
       add_netns(node.netns, NetnsRole::node);
       node.ip = attach_to_lan(n.rack, node.netns, 'n', node.name);
-      int pod_mtu = net().cni == Cni::vxlan ? net().mtu - 50 : net().mtu;
-      p_.links.push_back(
-          {.kind = LinkKind::bridge, .netns = node.netns, .name = "cni0", .mtu = pod_mtu});
-      p_.addresses.push_back({node.netns, "cni0", node.pod_cidr.at(1), node.pod_cidr.prefix});
+      if (external()) {
+        // The plugins make the pods' links; what they read is written here.
+        p_.files.push_back(
+            {cni_conflist_path(p_.run_dir, node.name), render_conflist(net(), t_.name, node)});
+        p_.files.push_back({cni_node_dir(p_.run_dir, node.name) + "/flannel/subnet.env",
+                            flannel_subnet_env(net(), node)});
+      } else {
+        p_.links.push_back(
+            {.kind = LinkKind::bridge, .netns = node.netns, .name = "cni0", .mtu = pod_mtu(net())});
+        p_.addresses.push_back({node.netns, "cni0", node.pod_cidr.at(1), node.pod_cidr.prefix});
+      }
       p_.sysctls.push_back({node.netns, "net/ipv4/ip_forward", "1"});
       // Pods of one node meet on its bridge: their packets pass the node's
       // network policies only through br_netfilter.
@@ -268,9 +276,23 @@ class Planner {
     }
   }
 
+  bool external() const { return net().cni == Cni::external; }
+
+  // cni = "external" with routing = "host-gw": a route per remote node's
+  // pod CIDR through that node, as flannel's host-gw backend sets.
+  void host_gateway_routes() {
+    if (!external() || net().cni_config->routing != CniRouting::host_gw) return;
+    for (const auto& node : p_.nodes)
+      for (const auto& remote : p_.nodes)
+        if (remote.name != node.name)
+          p_.routes.push_back({node.netns, remote.pod_cidr, remote.ip, "eth0", false});
+  }
+
   // flannel's vxlan backend: flannel.1 per node, static entries per remote node.
   void overlay() {
-    if (net().cni != Cni::vxlan) return;
+    host_gateway_routes();
+    if (net().cni != Cni::vxlan && !(external() && net().cni_config->routing == CniRouting::vxlan))
+      return;
     for (const auto& node : p_.nodes) {
       p_.links.push_back({.kind = LinkKind::vxlan,
                           .netns = node.netns,
@@ -400,8 +422,10 @@ class Planner {
     for (size_t i = 0; i < all.size(); ++i) {
       const auto& pod = all[i];
       const auto& node = node_named(pod.node);
+      // With cni = "external" a new pod's address is its plugins' to give.
       Ipv4 ip = node.ip;
-      if (!pod.spec.host_network) ip = kept[i] ? running(pod)->ip : addresses.allocate(pod.node);
+      if (!pod.spec.host_network)
+        ip = kept[i] ? running(pod)->ip : external() ? Ipv4{} : addresses.allocate(pod.node);
       add_pod(pod, ip, veths[node.name]);
     }
     p_.cursors.last_pod_ip = addresses.last();
@@ -422,6 +446,7 @@ class Planner {
     pp.name = pod.name, pp.namespace_ = pod.namespace_, pp.node = pod.node;
     pp.deployment = pod.deployment, pp.ip = ip, pp.node_netns = node.netns;
     pp.host_network = pod.spec.host_network, pp.labels = pod.spec.labels;
+    pp.annotations = pod.spec.annotations;
     // A deployment's pods with a subdomain are named as a StatefulSet's.
     pp.hostname = pod.spec.hostname.empty() ? pod.name : pod.spec.hostname;
     pp.subdomain = pod.spec.subdomain;
@@ -430,18 +455,19 @@ class Planner {
       pp.netns = node.netns;
     } else {
       pp.netns = pod_netns(t_.name, pod.namespace_, pod.name);
+      add_netns(pp.netns, NetnsRole::pod);
+    }
+    if (!pod.spec.host_network && !external()) {
       auto veth = pod_veth_name(pod.namespace_, pod.name);
       if (!node_veths.insert(veth).second)
         fail_at(pod.where, "",
                 fmt::format("pod \"{}\" hashes to the same veth name {} as "
                             "another pod on node \"{}\"; rename it",
                             pp.key(), veth, node.name));
-      add_netns(pp.netns, NetnsRole::pod);
-      int mtu = net().cni == Cni::vxlan ? net().mtu - 50 : net().mtu;
       p_.links.push_back({.kind = LinkKind::veth,
                           .netns = node.netns,
                           .name = veth,
-                          .mtu = mtu,
+                          .mtu = pod_mtu(net()),
                           .master = "cni0",
                           .hairpin = true,
                           .peer_netns = pp.netns,

@@ -43,9 +43,14 @@ ApplyResult Controller::apply(const std::string& file) {
     require_machine_support(next, file);
 
   make_certificates(effects_.programs, next);
-  if (diff.adds())
-    adopt(Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
+  if (diff.adds()) {
+    adopt(Executor(effects_.kernel, effects_.runtime, effects_.programs, effects_.journal, {})
               .add_pods(diff.fragment, lab_.mount_template));
+    // With cni = "external" the new pods' addresses are their plugins'.
+    for (const auto& added : diff.fragment.pods)
+      for (auto& pod : next.pods)
+        if (pod.key() == added.key()) pod.ip = added.ip;
+  }
   // Running FRR instances learn their new networks and peers in place: no
   // session restarts.
   for (const auto& more : diff.frr) {

@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <exception>
+#include <set>
 #include <type_traits>
 #include <variant>
 
+#include "knetlab/plan/dns.h"
+#include "knetlab/realize/cni.h"
 #include "knetlab/util/error.h"
 
 namespace knl {
@@ -107,25 +111,49 @@ void Executor::create_namespaces(const std::vector<NetnsSpec>& namespaces,
   }
 }
 
-std::map<std::string, PodProcesses> Executor::deploy(const Plan& plan) {
+std::map<std::string, PodProcesses> Executor::deploy(Plan& plan) {
   return build(plan, std::nullopt);
 }
 
-std::map<std::string, PodProcesses> Executor::add_pods(const Plan& fragment,
+std::map<std::string, PodProcesses> Executor::add_pods(Plan& fragment,
                                                        const ProcessRecord& mount_template) {
   return build(fragment, mount_template);
 }
 
-void Executor::remove_pod(const PodPlan& pod, const PodProcesses& processes) {
+void Executor::remove_pod(const Plan& plan, const PodPlan& pod, const PodProcesses& processes) {
   std::vector<ProcessRecord> all{processes.sandbox};
   for (const auto& [name, p] : processes.containers) all.push_back(p);
   runtime_.stop(all);
+  if (plan.network.cni == Cni::external && !pod.host_network)
+    CniPlugins::del(programs_, CniPlugins::cache_path(plan, pod));
   if (!pod.host_network) kernel_.delete_netns(pod.netns);
   runtime_.remove_tree(pod.dir);
 }
 
+void Executor::attach_pods(Plan& plan) {
+  if (plan.network.cni != Cni::external) return;
+  CniPlugins plugins(programs_, std::chrono::seconds(plan.network.cni_config->timeout_seconds));
+  std::set<std::string> nodes;
+  for (const auto& pod : plan.pods)
+    if (!pod.host_network) nodes.insert(pod.node);
+  std::vector<std::string> conflists;
+  for (const auto& node : nodes) conflists.push_back(CniPlugins::conflist(plan.run_dir, node));
+  plugins.prepare(conflists, plan.network.cni_config->bin_dirs);
+  const auto total = static_cast<size_t>(std::count_if(
+      plan.pods.begin(), plan.pods.end(), [](const PodPlan& p) { return !p.host_network; }));
+  size_t done = 0;
+  for (auto& pod : plan.pods) {
+    if (pod.host_network) continue;
+    pod.ip = plugins.add(plan, pod, [&](const std::string& cache) {
+      journal_.record({JournalEntry::Kind::cni, cache, {}});
+    });
+    runtime_.write_file({pod.dir + "/hosts", pod_hosts_file(plan.network, pod)});
+    if (++done % 10 == 0 || done == total) report("CNI ADD", done, total);
+  }
+}
+
 std::map<std::string, PodProcesses> Executor::build(
-    const Plan& plan, std::optional<ProcessRecord> existing_template) {
+    Plan& plan, std::optional<ProcessRecord> existing_template) {
   std::map<std::string, PodProcesses> running;
   // Only what this call records is undone on failure: the rest of a running
   // lab is not ours to take down.
@@ -151,6 +179,8 @@ std::map<std::string, PodProcesses> Executor::build(
       journal_.record({JournalEntry::Kind::mount, pods_dir, {}});
       runtime_.mount_tmpfs(pods_dir);
     }
+    if (!plan.frr.empty()) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/frr", {}});
+    for (const auto* f : wiring.other_files) runtime_.write_file(*f);
     // The template copies the machine's mount table and detaches its
     // /run/netns: before the pods' namespaces are bound there, that is a few
     // mounts instead of one per pod. It must come after the pods' tmpfs,
@@ -175,9 +205,7 @@ std::map<std::string, PodProcesses> Executor::build(
         report("pod networks", wired, pods_netns.size());
     });
     kernel_.release_handles();
-
-    if (!plan.frr.empty()) journal_.record({JournalEntry::Kind::dir, plan.run_dir + "/frr", {}});
-    for (const auto* f : wiring.other_files) runtime_.write_file(*f);
+    attach_pods(plan);
     // FRR first: its sessions come up while the pods start.
     for (const auto& daemon : plan.daemons) {
       auto p = runtime_.start_daemon(daemon, mount_template);
@@ -210,7 +238,8 @@ std::map<std::string, PodProcesses> Executor::build(
   } catch (...) {
     try {
       const auto& all = journal_.entries();
-      undo({all.begin() + static_cast<std::ptrdiff_t>(mark), all.end()}, kernel_, runtime_);
+      undo({all.begin() + static_cast<std::ptrdiff_t>(mark), all.end()}, kernel_, runtime_,
+           programs_);
     } catch (const std::exception&) {
       // The deploy's own failure is what the user must see; destroy retries the rest.
     }
@@ -219,7 +248,8 @@ std::map<std::string, PodProcesses> Executor::build(
   return running;
 }
 
-void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Runtime& runtime) {
+void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Runtime& runtime,
+                    Programs& programs) {
   std::exception_ptr first;
   auto attempt = [&](auto&& work) {
     try {
@@ -236,6 +266,10 @@ void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Ru
     if (it->kind == JournalEntry::Kind::process)
       (it->name == kSupervisorEntry ? supervisors : processes).push_back(it->process);
   attempt([&] { runtime.stop(processes); });
+  // A pod's DEL runs while its namespace is there, as a runtime runs it
+  // before it removes the sandbox.
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+    if (it->kind == JournalEntry::Kind::cni) attempt([&] { CniPlugins::del(programs, it->name); });
   std::vector<std::string> netns;
   for (const auto& e : entries)
     if (e.kind == JournalEntry::Kind::netns) netns.push_back(e.name);

@@ -16,10 +16,9 @@ namespace knl {
 namespace {
 // Each kind's word in the file.
 constexpr std::pair<JournalEntry::Kind, const char*> kKindWords[] = {
-    {JournalEntry::Kind::netns, "netns"},
-    {JournalEntry::Kind::dir, "dir"},
-    {JournalEntry::Kind::process, "process"},
-    {JournalEntry::Kind::mount, "mount"},
+    {JournalEntry::Kind::netns, "netns"},     {JournalEntry::Kind::dir, "dir"},
+    {JournalEntry::Kind::process, "process"}, {JournalEntry::Kind::mount, "mount"},
+    {JournalEntry::Kind::cni, "cni"},
 };
 
 const char* kind_word(JournalEntry::Kind kind) {

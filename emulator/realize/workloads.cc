@@ -68,14 +68,18 @@ std::string Controller::add_replica(const Deployment& d) {
   Pod pod{fmt::format("{}-{}", d.name, index), d.namespace_, *node, d.spec, d.name, d.where};
   const auto& node_plan = *std::find_if(plan.nodes.begin(), plan.nodes.end(),
                                         [&](const NodePlan& n) { return n.name == *node; });
+  // With cni = "external" the plugins give the address (Executor::add_pods).
   Ipv4 ip = node_plan.ip;
   auto addresses = PodAddresses::of(plan);
-  if (!d.spec.host_network) ip = addresses.allocate(*node);
+  if (!d.spec.host_network)
+    ip = plan.network.cni == Cni::external ? Ipv4{} : addresses.allocate(*node);
   auto fragment = plan_added_pod(lab_.topology, lab_.context, plan, pod, ip);
-  auto started = Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
-                     .add_pods(fragment, lab_.mount_template);
+  auto started =
+      Executor(effects_.kernel, effects_.runtime, effects_.programs, effects_.journal, {})
+          .add_pods(fragment, lab_.mount_template);
   ++index;
   plan.cursors.last_pod_ip = addresses.last();
+  ip = fragment.pods.back().ip;
   adopt(started);
   adopt_fragment(plan, std::move(fragment));
   effects_.event(fmt::format("pod {}/{} created on node {} with IP {}", pod.namespace_, pod.name,
@@ -89,8 +93,8 @@ void Controller::delete_pod(const std::string& key) {
   pass(Changes{.pods = {key}});
   auto it = std::find_if(lab_.plan.pods.begin(), lab_.plan.pods.end(),
                          [&](const PodPlan& p) { return p.key() == key; });
-  Executor(effects_.kernel, effects_.runtime, effects_.journal, {})
-      .remove_pod(*it, lab_.processes[key]);
+  Executor(effects_.kernel, effects_.runtime, effects_.programs, effects_.journal, {})
+      .remove_pod(lab_.plan, *it, lab_.processes[key]);
   lab_.processes.erase(key);
   lab_.health.erase(key);
   forget_pod(lab_.plan, key);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -201,12 +203,46 @@ void Parser::network() {
                                      kSpineAsn));
   }
   if (auto c = t->table("cniConfig")) {
-    c->allow_only({"conflist", "binDir"});
-    n.cni_config = CniConfig{c->required_string("conflist"), c->string("binDir", "/usr/lib/cni")};
+    n.cni_config = cni_config(*c);
     n.where_cni_config = c->where();
+    if (n.cni != Cni::external)
+      c->fail("conflist", fmt::format("[network.cniConfig] is for cni = \"external\"; this lab's "
+                                      "cni is \"{}\"",
+                                      enum_name(n.cni)));
   } else if (n.cni == Cni::external) {
     t->fail("cni", "cni = \"external\" needs a [network.cniConfig] table with \"conflist\"");
   }
+}
+
+CniConfig Parser::cni_config(const TableReader& c) {
+  c.allow_only({"conflist", "binDir", "routing", "timeout"});
+  CniConfig out;
+  out.conflist = c.required_string("conflist");
+  out.where_conflist = where_of(*c.find("conflist"), "conflist");
+  out.where_bin_dir = c.where();
+  if (const auto* dirs = c.find("binDir")) {
+    out.where_bin_dir = where_of(*dirs, "binDir");
+    out.bin_dirs =
+        dirs->is_string() ? std::vector<std::string>{c.string("binDir", "")} : c.strings("binDir");
+    if (out.bin_dirs.empty()) c.fail("binDir", "binDir names at least one folder");
+  }
+  out.routing = c.choice("routing", CniRouting::host_gw);
+  out.timeout_seconds = static_cast<int>(c.integer("timeout", 30, 1, 3600));
+  // The conflist is read with the topology: a missing file is the
+  // topology's error, at its line.
+  auto path = std::filesystem::path(out.conflist);
+  if (path.is_relative()) path = std::filesystem::path(file_).parent_path() / path;
+  std::ifstream in(path);
+  if (!in)
+    c.fail("conflist",
+           fmt::format("cannot read the conflist {}: {}", path.string(), std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  out.conflist_text = text.str();
+  if (out.conflist_text.size() > 1 << 20)
+    c.fail("conflist", fmt::format("the conflist {} is over 1 MiB", path.string()));
+  out.conflist = path.string();
+  return out;
 }
 
 void Parser::load_balancer_pool(const TableReader& t) {
@@ -372,6 +408,11 @@ void Parser::capacity() {
                           "hosts' addresses (the last is {})",
                           net.node_subnet.str(), last_machine.str()));
   }
+  if (net.cni == Cni::external && net.cni_config &&
+      net.cni_config->routing == CniRouting::host_gw && !topo_.racks.empty())
+    fail_at(net.where_cni_config, "",
+            "routing = \"host-gw\" needs every node on one LAN (a route's next hop is the other "
+            "node); with [[racks]] use routing = \"vxlan\"");
   for (const auto& rack : topo_.racks) {
     size_t in_rack = 0;
     for (const auto& n : topo_.nodes) in_rack += n.rack == rack.name;
@@ -581,7 +622,6 @@ void check_buildable(const Topology& t) {
   };
   const char* later = "planned, no issue filed yet";
   const auto& n = t.network;
-  if (n.cni == Cni::external) refuse(n.where_cni, "cni = \"external\"", later);
   if (n.ip_family != IpFamily::ipv4)
     refuse(n.where_ip_family, fmt::format("ipFamily = \"{}\"", enum_name(n.ip_family)), later);
   if (!t.racks.empty() && n.load_balancer_mode == LoadBalancerMode::cloud)

@@ -9,6 +9,33 @@
 #include "knetlab/util/error.h"
 #include "parser.h"
 
+namespace knl {
+
+std::optional<int64_t> bandwidth_bits(std::string_view quantity) {
+  static const std::pair<std::string_view, int64_t> kSuffixes[] = {{"Ki", int64_t{1} << 10},
+                                                                   {"Mi", int64_t{1} << 20},
+                                                                   {"Gi", int64_t{1} << 30},
+                                                                   {"Ti", int64_t{1} << 40},
+                                                                   {"k", 1000},
+                                                                   {"M", 1000000},
+                                                                   {"G", 1000000000},
+                                                                   {"T", 1000000000000},
+                                                                   {"", 1}};
+  size_t digits = 0;
+  while (digits < quantity.size() && std::isdigit(static_cast<unsigned char>(quantity[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  int64_t number = std::stoll(std::string(quantity.substr(0, digits)));
+  for (const auto& [suffix, scale] : kSuffixes)
+    if (quantity.substr(digits) == suffix) {
+      if (number == 0 || number > INT64_MAX / scale) return std::nullopt;
+      return number * scale;
+    }
+  return std::nullopt;
+}
+
+}  // namespace knl
+
 namespace knl::parsing {
 
 Container Parser::container(const TableReader& t, UniqueNames& names) {
@@ -29,8 +56,14 @@ Container Parser::container(const TableReader& t, UniqueNames& names) {
     t.fail("image", fmt::format("image \"{}\" is not an image folder name", excerpt(c.image)));
   std::set<std::string> port_names;
   for (const auto& p : t.tables("ports")) {
-    p.allow_only({"name", "containerPort", "protocol"});
+    p.allow_only({"name", "containerPort", "protocol", "hostPort"});
     ContainerPort port{p.string("name", ""), 0, p.choice("protocol", Protocol::tcp)};
+    if (p.has("hostPort")) {
+      if (topo_.network.cni != Cni::external)
+        p.fail("hostPort",
+               "hostPort is served by the portmap CNI plugin: it needs cni = \"external\"");
+      port.host_port = static_cast<int>(p.integer("hostPort", 0, 1, 65535));
+    }
     if (!p.has("containerPort")) p.fail("containerPort", "a port needs \"containerPort\"");
     port.container_port = static_cast<int>(p.integer("containerPort", 0, 1, 65535));
     if (!port.name.empty() && !is_iana_svc_name(port.name))
@@ -54,6 +87,19 @@ Container Parser::container(const TableReader& t, UniqueNames& names) {
 PodTemplate Parser::pod_template(const TableReader& t) {
   PodTemplate spec;
   spec.labels = t.labels("labels");
+  spec.annotations = t.annotations("annotations");
+  for (const auto* key : {kIngressBandwidth, kEgressBandwidth}) {
+    auto it = spec.annotations.find(key);
+    if (it == spec.annotations.end()) continue;
+    if (!bandwidth_bits(it->second))
+      t.fail("annotations", fmt::format("{} = \"{}\" is not a bandwidth: a quantity of bits per "
+                                        "second such as \"10M\" or \"1Gi\"",
+                                        key, excerpt(it->second)));
+    if (topo_.network.cni != Cni::external)
+      t.fail("annotations", fmt::format("{} is served by the bandwidth CNI plugin: it needs "
+                                        "cni = \"external\"",
+                                        key));
+  }
   spec.host_network = t.boolean("hostNetwork", false);
   for (const auto* key : {"hostname", "subdomain"}) {
     auto value = t.string(key, "");
@@ -143,8 +189,8 @@ void Parser::claim_pod_name(const TableReader& t, const std::string& ns, const s
 void Parser::workloads() {
   UniqueNames deployment_names("deployment");
   for (const auto& t : root_.tables("deployments")) {
-    t.allow_only({"name", "namespace", "replicas", "labels", "nodes", "containers", "hostNetwork",
-                  "subdomain", "dnsPolicy", "dnsConfig"});
+    t.allow_only({"name", "namespace", "replicas", "labels", "annotations", "nodes", "containers",
+                  "hostNetwork", "subdomain", "dnsPolicy", "dnsConfig"});
     Deployment d{
         name_of(t, 30),     namespace_of(t), static_cast<int>(t.integer("replicas", 1, 0, 5000)),
         t.strings("nodes"), pod_template(t), false,
@@ -160,8 +206,8 @@ void Parser::workloads() {
     topo_.deployments.push_back(std::move(d));
   }
   for (const auto& t : root_.tables("pods")) {
-    t.allow_only({"name", "namespace", "node", "labels", "hostNetwork", "containers", "hostname",
-                  "subdomain", "dnsPolicy", "dnsConfig"});
+    t.allow_only({"name", "namespace", "node", "labels", "annotations", "hostNetwork", "containers",
+                  "hostname", "subdomain", "dnsPolicy", "dnsConfig"});
     Pod p{name_of(t), namespace_of(t), t.string("node", ""), pod_template(t), "", t.where()};
     if (!p.node.empty()) require_known(t, "node", p.node, node_names_, "node");
     claim_pod_name(t, p.namespace_, p.name);

@@ -49,6 +49,7 @@ class Parser {
 
  private:
   void network();
+  CniConfig cni_config(const TableReader& c);
   void load_balancer_pool(const TableReader& t);
   void racks();
   std::string rack_of(const TableReader& t);

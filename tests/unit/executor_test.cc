@@ -47,7 +47,8 @@ TEST(Executor, BuildsEveryObjectAfterWhatItNeeds) {
   auto journal = Journal::in_memory();
   FakeKernel kernel(injector, &journal);
   FakeRuntime runtime(injector);
-  auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
+  FakePrograms programs(injector);
+  auto pods = Executor(kernel, runtime, programs, journal, {}).deploy(plan);
 
   EXPECT_EQ(kernel.links.size(), plan.namespaces.size());
   EXPECT_TRUE(kernel.links["knl-fake-n-a"].count("flannel.1"));
@@ -98,7 +99,9 @@ void expect_rollback_at_every_step(const Plan& plan) {
     auto journal = Journal::in_memory();
     FakeKernel kernel(counting, nullptr);
     FakeRuntime runtime(counting);
-    Executor(kernel, runtime, journal, {}).deploy(plan);
+    FakePrograms programs(counting);
+    auto copy = plan;
+    Executor(kernel, runtime, programs, journal, {}).deploy(copy);
   }
   ASSERT_GT(counting.calls, 40);
   for (int n = 1; n <= counting.calls; ++n) {
@@ -107,8 +110,10 @@ void expect_rollback_at_every_step(const Plan& plan) {
     auto journal = Journal::in_memory();
     FakeKernel kernel(injector, &journal);
     FakeRuntime runtime(injector);
+    FakePrograms programs(injector);
     try {
-      Executor(kernel, runtime, journal, {}).deploy(plan);
+      auto copy = plan;
+      Executor(kernel, runtime, programs, journal, {}).deploy(copy);
       FAIL() << "no failure at call " << n;
     } catch (const SystemError& e) {
       EXPECT_NE(std::string(e.what()).find("injected failure"), std::string::npos);
@@ -155,11 +160,12 @@ TEST(Executor, UndoIsIdempotent) {
   auto journal = Journal::in_memory();
   FakeKernel kernel(injector, &journal);
   FakeRuntime runtime(injector);
-  Executor(kernel, runtime, journal, {}).deploy(plan);
-  Executor::undo(journal.entries(), kernel, runtime);
+  FakePrograms programs(injector);
+  Executor(kernel, runtime, programs, journal, {}).deploy(plan);
+  Executor::undo(journal.entries(), kernel, runtime, programs);
   EXPECT_TRUE(kernel.links.empty());
   EXPECT_TRUE(runtime.running.empty());
-  EXPECT_NO_THROW(Executor::undo(journal.entries(), kernel, runtime));
+  EXPECT_NO_THROW(Executor::undo(journal.entries(), kernel, runtime, programs));
 }
 
 TEST(Executor, OnlyNamespacesThatWereCreatedAreUndone) {
@@ -170,7 +176,8 @@ TEST(Executor, OnlyNamespacesThatWereCreatedAreUndone) {
   auto journal = Journal::in_memory();
   FakeKernel kernel(injector, &journal);
   FakeRuntime runtime(injector);
-  EXPECT_THROW(Executor(kernel, runtime, journal, {}).deploy(plan), SystemError);
+  FakePrograms programs(injector);
+  EXPECT_THROW(Executor(kernel, runtime, programs, journal, {}).deploy(plan), SystemError);
   std::set<std::string> journaled;
   for (const auto& e : journal.entries()) journaled.insert(e.name);
   // All were journaled before any was created; the failed one's name may be

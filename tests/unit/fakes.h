@@ -323,7 +323,7 @@ struct FakeLab {
     auto topology = parse_topology(text, file);
     add_cluster_objects(topology);
     auto plan = make_plan(topology, test_context());
-    auto pods = Executor(kernel, runtime, journal, {}).deploy(plan);
+    auto pods = Executor(kernel, runtime, programs, journal, {}).deploy(plan);
     ControllerOptions options;
     options.restart_backoff = std::chrono::milliseconds(0);
     options.publish = [this](const LabState&) { ++published; };

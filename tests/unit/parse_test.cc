@@ -215,10 +215,10 @@ TEST(Parse, RejectsBridgeCniWithSeveralNodes) {
 }
 
 TEST(Parse, RefusesWhatIsParsedButNotBuiltYet) {
-  auto r = reject(std::string("name = \"demo\"\n[network]\ncni = \"external\"\n") +
-                  "[network.cniConfig]\nconflist = \"c.conflist\"\n" + kNodes);
+  auto r = reject(std::string("name = \"demo\"\n[network]\nipFamily = \"dual\"\n") + kNodes);
   EXPECT_EQ(r.line, 3u) << r.message;
-  EXPECT_NE(r.message.find("cni = \"external\" is understood but not built yet"), std::string::npos)
+  EXPECT_NE(r.message.find("ipFamily = \"dual\" is understood but not built yet"),
+            std::string::npos)
       << r.message;
 }
 

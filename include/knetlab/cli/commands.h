@@ -26,6 +26,7 @@ struct CheckOptions {
   std::string lab;
   bool policies = false;         // the network-policy truth tables instead
   std::string format = "table";  // table | json
+  std::string junit;             // where to write every probe as JUnit XML; empty: nowhere
 };
 int check(const CheckOptions& options);
 /// FRR's shell of node/NAME or router/NAME; each of `commands` as vtysh -c.
@@ -33,5 +34,9 @@ int vtysh(const std::string& lab, const std::string& target,
           const std::vector<std::string>& commands);
 int exec(const std::string& lab, const std::string& target, const std::string& container,
          const std::vector<std::string>& command);
+/// cni = "external": `action` "check" runs the CHECK of pod `target`'s chain
+/// and prints each plugin's verdict (1 when one fails); "result" prints its
+/// cached ADD result.
+int cni(const std::string& lab, const std::string& action, const std::string& target);
 
 }  // namespace knl::cli

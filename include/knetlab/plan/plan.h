@@ -71,6 +71,7 @@ struct PodPlan {
   std::string node_netns;  // where the kubelet's probes come from
   bool host_network = false;
   Labels labels;
+  Labels annotations;
   std::string hostname;   // its UTS name: the spec's hostname, or the pod's name
   std::string subdomain;  // with a headless service of that name, HOSTNAME.SUBDOMAIN.NS.svc.ZONE
   std::string dir;        // resolv.conf, hosts, hostname and the container logs

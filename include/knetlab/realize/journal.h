@@ -18,8 +18,10 @@ inline constexpr const char* kSupervisorEntry = "supervisor";
 inline constexpr const char* kMountTemplateEntry = "mount-template";
 
 struct JournalEntry {
-  enum class Kind { netns, dir, process, mount } kind;
-  std::string name;  // netns name, folder, mount point, or what the process is
+  enum class Kind { netns, dir, process, mount, cni } kind;
+  /// netns name, folder, mount point, what the process is, or the cache file
+  /// of a pod's CNI attachment (realize/cni.h)
+  std::string name;
   ProcessRecord process;
   auto operator<=>(const JournalEntry&) const = default;
 };

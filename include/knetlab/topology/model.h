@@ -208,9 +208,24 @@ struct BgpConfig {
   bool operator==(const BgpConfig&) const = default;
 };
 
+/// How pod CIDRs reach the other nodes with cni = "external".
+enum class CniRouting { host_gw, vxlan, none };
+template <>
+struct EnumNames<CniRouting> {
+  static constexpr std::array table{std::pair{CniRouting::host_gw, std::string_view("host-gw")},
+                                    std::pair{CniRouting::vxlan, std::string_view("vxlan")},
+                                    std::pair{CniRouting::none, std::string_view("none")}};
+};
+
+/// [network.cniConfig]: the conflist as written (a template, rendered per
+/// node) and where its plugins are.
 struct CniConfig {
-  std::string conflist;
-  std::string bin_dir = "/usr/lib/cni";
+  std::string conflist;       // its path, relative to the topology file's folder
+  std::string conflist_text;  // its text, read when the topology is
+  std::vector<std::string> bin_dirs{"/usr/lib/cni"};
+  CniRouting routing = CniRouting::host_gw;
+  int timeout_seconds = 30;  // a plugin that runs longer is killed and fails
+  Where where_conflist, where_bin_dir;
 };
 
 struct Network {
@@ -267,6 +282,7 @@ struct ContainerPort {
   std::string name;
   int container_port = 0;
   Protocol protocol = Protocol::tcp;
+  int host_port = 0;  // 0: none; cni = "external" only (the portmap plugin)
   bool operator==(const ContainerPort&) const = default;
 };
 
@@ -303,8 +319,16 @@ struct DnsConfig {
   bool operator==(const DnsConfig&) const = default;
 };
 
+/// The pod annotations the bandwidth CNI plugin reads (through runtimeConfig).
+inline constexpr const char* kIngressBandwidth = "kubernetes.io/ingress-bandwidth";
+inline constexpr const char* kEgressBandwidth = "kubernetes.io/egress-bandwidth";
+/// A Kubernetes quantity of bits per second ("10M", "1Gi", "500k", "1000"),
+/// as kubelet reads those annotations; nullopt when it is not one or is 0.
+std::optional<int64_t> bandwidth_bits(std::string_view quantity);
+
 struct PodTemplate {
   Labels labels;
+  Labels annotations;  // as written
   bool host_network = false;
   std::string hostname;   // a pod's; a deployment's pods take their own names with a subdomain
   std::string subdomain;  // with a headless service of that name: HOSTNAME.SUBDOMAIN.NS.svc.ZONE
