@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <type_traits>
 #include <variant>
@@ -133,23 +135,47 @@ void Executor::remove_pod(const Plan& plan, const PodPlan& pod, const PodProcess
 void Executor::attach_pods(Plan& plan) {
   if (plan.network.cni != Cni::external) return;
   CniPlugins plugins(programs_, std::chrono::seconds(plan.network.cni_config->timeout_seconds));
-  std::set<std::string> nodes;
-  for (const auto& pod : plan.pods)
-    if (!pod.host_network) nodes.insert(pod.node);
+  std::map<std::string, std::vector<PodPlan*>> by_node;
+  for (auto& pod : plan.pods)
+    if (!pod.host_network) by_node[pod.node].push_back(&pod);
   std::vector<std::string> conflists;
-  for (const auto& node : nodes) conflists.push_back(CniPlugins::conflist(plan.run_dir, node));
+  for (const auto& [node, pods] : by_node)
+    conflists.push_back(CniPlugins::conflist(plan.run_dir, node));
   plugins.prepare(conflists, plan.network.cni_config->bin_dirs);
-  const auto total = static_cast<size_t>(std::count_if(
-      plan.pods.begin(), plan.pods.end(), [](const PodPlan& p) { return !p.host_network; }));
-  size_t done = 0;
-  for (auto& pod : plan.pods) {
-    if (pod.host_network) continue;
-    pod.ip = plugins.add(plan, pod, [&](const std::string& cache) {
-      journal_.record({JournalEntry::Kind::cni, cache, {}});
-    });
-    runtime_.write_file({pod.dir + "/hosts", pod_hosts_file(plan.network, pod)});
-    if (++done % 10 == 0 || done == total) report("CNI ADD", done, total);
+  size_t total = 0, done = 0;
+  for (const auto& [node, pods] : by_node) total += pods.size();
+  // Each node's pods one after the other, the nodes side by side, as each
+  // node's kubelet runs its own: a pod's chain is mostly waiting for the
+  // plugins' own programs (iptables).
+  std::mutex mutex;
+  std::exception_ptr first;
+  {
+    std::vector<std::jthread> threads;
+    for (auto& [node, pods] : by_node)
+      threads.emplace_back([&, &pods = pods] {
+        for (auto* pod : pods) {
+          try {
+            {
+              std::lock_guard lock(mutex);
+              if (first) return;
+            }
+            auto ip = plugins.add(plan, *pod, [&](const std::string& cache) {
+              std::lock_guard lock(mutex);
+              journal_.record({JournalEntry::Kind::cni, cache, {}});
+            });
+            pod->ip = ip;
+            runtime_.write_file({pod->dir + "/hosts", pod_hosts_file(plan.network, *pod)});
+            std::lock_guard lock(mutex);
+            if (++done % 10 == 0 || done == total) report("CNI ADD", done, total);
+          } catch (...) {
+            std::lock_guard lock(mutex);
+            if (!first) first = std::current_exception();
+            return;
+          }
+        }
+      });
   }
+  if (first) std::rethrow_exception(first);
 }
 
 std::map<std::string, PodProcesses> Executor::build(
@@ -267,9 +293,27 @@ void Executor::undo(const std::vector<JournalEntry>& entries, Kernel& kernel, Ru
       (it->name == kSupervisorEntry ? supervisors : processes).push_back(it->process);
   attempt([&] { runtime.stop(processes); });
   // A pod's DEL runs while its namespace is there, as a runtime runs it
-  // before it removes the sandbox.
+  // before it removes the sandbox; each node's newest first, the nodes side
+  // by side (their caches are in their own folders).
+  std::map<std::string, std::vector<std::string>> dels;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-    if (it->kind == JournalEntry::Kind::cni) attempt([&] { CniPlugins::del(programs, it->name); });
+    if (it->kind == JournalEntry::Kind::cni)
+      dels[it->name.substr(0, it->name.rfind("/lib/results/"))].push_back(it->name);
+  {
+    std::mutex mutex;
+    std::vector<std::jthread> threads;
+    for (const auto& [node, caches] : dels)
+      threads.emplace_back([&, &caches = caches] {
+        for (const auto& cache : caches) {
+          try {
+            CniPlugins::del(programs, cache);
+          } catch (...) {
+            std::lock_guard lock(mutex);
+            if (!first) first = std::current_exception();
+          }
+        }
+      });
+  }
   std::vector<std::string> netns;
   for (const auto& e : entries)
     if (e.kind == JournalEntry::Kind::netns) netns.push_back(e.name);
