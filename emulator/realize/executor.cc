@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <exception>
 #include <mutex>
-#include <thread>
 #include <set>
+#include <thread>
 #include <type_traits>
 #include <variant>
 
