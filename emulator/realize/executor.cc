@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <exception>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <type_traits>
 #include <variant>

@@ -3,7 +3,6 @@
 // LoadBalancer addresses announced by BGP. Real packets; assertions on which
 // pod answered, which address it saw and which routes the kernels hold.
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -357,15 +356,8 @@ TEST(ROOT_Bgp, SigkillDuringDeployThenDestroyLeavesNoFrrBehind) {
   auto crash_logs = entries("/var/tmp/frr");
   auto file = "/tmp/knetlab-test-itbgpcrash.toml";
   std::ofstream(file) << renamed(source_file("topologies/racks.toml"), "itbgpcrash");
-  pid_t pid = ::fork();
+  pid_t pid = deploy_in_background(file);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 1), ::dup2(null, 2);
-    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
-    ::execl(program.c_str(), "knetlab", "deploy", file, nullptr);
-    ::_exit(127);
-  }
   // Kill it once FRR runs everywhere, before BGP has converged.
   EXPECT_TRUE(eventually(60, [] {
     auto journal = read_text("/run/knetlab/itbgpcrash/journal");

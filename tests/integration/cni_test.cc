@@ -5,7 +5,6 @@
 // shaping; CHECK; and every failure path with a real exec, after which
 // nothing may be left and every ADD has had its DEL.
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -354,15 +353,8 @@ TEST(ROOT_CniFailures, DestroyAfterADeployKilledMidChainRunsTheDels) {
           log));
   auto file = fmt::format("/tmp/knetlab-test-{}.toml", name);
   std::ofstream(file) << failing_lab(name, conflist, 60);
-  pid_t pid = ::fork();
+  pid_t pid = deploy_in_background(file);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 1), ::dup2(null, 2);
-    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
-    ::execl(program.c_str(), "knetlab", "deploy", file.c_str(), nullptr);
-    ::_exit(127);
-  }
   // Killed while web-1's chain hangs: web-0 is wired, web-1 half.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (plugin_log(log).size() < 2 && std::chrono::steady_clock::now() < deadline)

@@ -183,6 +183,18 @@ std::string renamed(std::string topology, const std::string& name) {
   return topology.replace(at, end - at, fmt::format("name = \"{}\"", name));
 }
 
+pid_t deploy_in_background(const std::string& file) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1), ::dup2(null, 2);
+    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
+    ::execl(program.c_str(), "knetlab", "deploy", file.c_str(), nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
 Lab::Lab(const std::string& name, std::string topology)
     : name_(name), file_(fmt::format("/tmp/knetlab-test-{}.toml", name)) {
   std::ofstream(file_) << renamed(std::move(topology), name);

@@ -4,6 +4,7 @@
 // snapshot of the machine's own network namespace.
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -20,6 +21,9 @@ struct Result {
 Result run(const std::vector<std::string>& argv, int timeout_seconds = 120);
 /// Runs the knetlab binary of this build.
 Result knetlab(const std::vector<std::string>& args, int timeout_seconds = 120);
+/// Starts `knetlab deploy FILE` with its output discarded, without waiting
+/// for it; returns its pid, or -1 when fork failed.
+pid_t deploy_in_background(const std::string& file);
 /// `knetlab exec --lab LAB TARGET -- CMD...`, stdout without its last newline.
 Result exec(const std::string& lab, const std::string& target,
             const std::vector<std::string>& command);

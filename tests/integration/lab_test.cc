@@ -579,15 +579,8 @@ TEST(ROOT_Lifecycle, SigkillDuringDeployThenDestroyLeavesNothing) {
       "[[deployments.containers]]\nname = \"c\"\nimage = \"shell\"\n";
   auto file = "/tmp/knetlab-test-itkill.toml";
   std::ofstream(file) << topology;
-  pid_t pid = ::fork();
+  pid_t pid = deploy_in_background(file);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 1), ::dup2(null, 2);
-    auto program = std::string(KNL_BIN_DIR) + "/knetlab";
-    ::execl(program.c_str(), "knetlab", "deploy", file, nullptr);
-    ::_exit(127);
-  }
   // Kill it once some pods run: namespaces, links and processes all exist.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (;;) {
