@@ -144,8 +144,8 @@ void Executor::attach_pods(Plan& plan) {
   size_t total = 0, done = 0;
   for (const auto& [node, pods] : by_node) total += pods.size();
   // Each node's pods one after the other, the nodes side by side, as each
-  // node's kubelet runs its own: a pod's chain is mostly waiting for the
-  // plugins' own programs (iptables).
+  // node's kubelet runs its own; the first failure stops every node's next
+  // ADD, and undo runs the DELs of what was journaled.
   std::mutex mutex;
   std::exception_ptr first;
   {
