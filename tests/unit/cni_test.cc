@@ -153,6 +153,29 @@ TEST(CniPlan, LeavesThePodsWiringToThePluginsAndRendersEachNodesConflist) {
   EXPECT_TRUE(routed);
 }
 
+TEST(CniPlan, RoutesOtherNodesPodCidrsAsRoutingSays) {
+  Folder folder;
+  auto routes_to_b = [&](const std::string& routing) {
+    auto t = parse_topology(
+        lab_text("[network.cniConfig]\nconflist = \"net.conflist\"\nrouting = \"" + routing + "\""),
+        folder.file());
+    add_cluster_objects(t);
+    auto plan = make_plan(t, test_context());
+    std::vector<std::string> out;
+    for (const auto& r : plan.routes)
+      if (r.netns == plan.nodes[0].netns && r.dst == plan.nodes[1].pod_cidr)
+        out.push_back(r.dev + " via " + r.via.str());
+    for (const auto& l : plan.links)
+      if (l.name == "flannel.1") out.push_back("flannel.1 in " + l.netns);
+    return out;
+  };
+  EXPECT_EQ(routes_to_b("host-gw"), std::vector<std::string>{"eth0 via 172.18.0.3"});
+  EXPECT_EQ(routes_to_b("vxlan"),
+            (std::vector<std::string>{"flannel.1 via 10.244.1.0", "flannel.1 in knl-ext-n-a",
+                                      "flannel.1 in knl-ext-n-b"}));
+  EXPECT_TRUE(routes_to_b("none").empty()) << "the plugins' own job";
+}
+
 TEST(CniPlan, RefusesATemplateThatIsNotAConflistOnceRendered) {
   for (const auto& [conflist, why] : std::vector<std::pair<std::string, std::string>>{
            {R"({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "x", "v": "{{pod}}"}]})",
