@@ -196,8 +196,8 @@ std::optional<Ipv4> result_address(const nlohmann::json& result) {
 
 }  // namespace
 
-void CniPlugins::prepare(const std::vector<std::string>& conflists,
-                         const std::vector<std::string>& bin_dirs) {
+std::vector<std::string> CniPlugins::prepare(const std::vector<std::string>& conflists,
+                                             const std::vector<std::string>& bin_dirs) {
   std::map<std::string, std::set<std::string>> supported;  // binary -> versions
   for (const auto& text : conflists) {
     if (versions_.count(text)) continue;
@@ -258,6 +258,9 @@ void CniPlugins::prepare(const std::vector<std::string>& conflists,
               });
     versions_[text] = chosen;
   }
+  std::vector<std::string> out;
+  for (const auto& text : conflists) out.push_back(versions_.at(text));
+  return out;
 }
 
 std::string CniPlugins::conflist(const std::string& run_dir, const std::string& node) {
@@ -269,11 +272,21 @@ std::string CniPlugins::conflist(const std::string& run_dir, const std::string& 
   return text.str();
 }
 
+namespace {
+
+// libcni's place for an attachment: results/NETWORK-CONTAINERID-IFNAME.
+std::string cache_file(const std::string& run_dir, const std::string& node,
+                       const nlohmann::json& list, const std::string& container_id) {
+  return fmt::format("{}/lib/results/{}-{}-{}", cni_node_dir(run_dir, node),
+                     list["name"].get<std::string>(), container_id, kIfName);
+}
+
+}  // namespace
+
 std::string CniPlugins::cache_path(const std::string& run_dir, const std::string& lab,
                                    const std::string& node, const std::string& pod_key) {
-  auto list = nlohmann::json::parse(conflist(run_dir, node));
-  return fmt::format("{}/lib/results/{}-{}-{}", cni_node_dir(run_dir, node),
-                     list["name"].get<std::string>(), cni_container_id(lab, pod_key), kIfName);
+  return cache_file(run_dir, node, nlohmann::json::parse(conflist(run_dir, node)),
+                    cni_container_id(lab, pod_key));
 }
 
 Ipv4 CniPlugins::add(const Plan& plan, const PodPlan& pod,
@@ -284,7 +297,7 @@ Ipv4 CniPlugins::add(const Plan& plan, const PodPlan& pod,
   Attachment a;
   a.list = nlohmann::json::parse(text);
   const auto id = cni_container_id(plan.lab, pod.key());
-  a.path = cache_path(plan, pod);
+  a.path = cache_file(plan.run_dir, pod.node, a.list, id);
   nlohmann::json capabilities = nlohmann::json::object();
   for (const auto& c : pod.containers)
     for (const auto& p : c.ports)

@@ -320,7 +320,7 @@ TEST(ROOT_CniFailures, APluginThatHangsIsKilledAtTheTimeout) {
   std::filesystem::remove(conflist);
 }
 
-TEST(ROOT_CniFailures, AMissingPluginOrVersionIsFoundBeforeAnyPlugin) {
+TEST(ROOT_CniFailures, AMissingPluginIsFoundBeforeAnyPluginRuns) {
   KNL_REQUIRE_ROOT();
   const std::string name = "itcnimiss";
   const auto log = fmt::format("/tmp/knetlab-test-{}.log", name);

@@ -328,9 +328,15 @@ TEST(CniPlugins, PicksTheHighestVersionEveryPluginSupports) {
     std::ofstream(dir / name) << "#!/bin/sh\n";
     std::filesystem::permissions(dir / name, std::filesystem::perms::owner_all);
   }
-  EXPECT_NO_THROW(plugins.prepare(
-      {R"({"cniVersion": "1.1.0", "name": "n", "plugins": [{"type": "new"}, {"type": "old"}]})"},
-      {dir.string()}));
+  // 1.1.0 is neither's; of what both support, the highest is 0.4.0; and the
+  // conflist's own when both support it.
+  EXPECT_EQ(
+      plugins.prepare(
+          {R"({"cniVersion": "1.1.0", "name": "n", "plugins": [{"type": "new"}, {"type": "old"}]})",
+           R"({"cniVersion": "1.0.0", "name": "o", "plugins": [{"type": "new"}]})",
+           R"({"cniVersion": "0.4.0", "name": "p", "plugins": [{"type": "new"}]})"},
+          {dir.string()}),
+      (std::vector<std::string>{"0.4.0", "1.0.0", "0.4.0"}));
   try {
     plugins.prepare({R"({"cniVersion": "1.0.0", "name": "m", "plugins": [{"type": "gone"}]})"},
                     {dir.string()});

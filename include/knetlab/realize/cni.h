@@ -45,8 +45,9 @@ class CniPlugins {
   /// plugin supports it and the highest one they all support otherwise.
   /// UserError naming the plugin, its place in the chain and the folders when
   /// a binary is missing, or the versions when none is common. Called before
-  /// any pod is made.
-  void prepare(const std::vector<std::string>& conflists, const std::vector<std::string>& bin_dirs);
+  /// any pod is made. Returns the version kept for each conflist.
+  std::vector<std::string> prepare(const std::vector<std::string>& conflists,
+                                   const std::vector<std::string>& bin_dirs);
 
   /// The conflist of `node` of the lab whose files are in `run_dir`, as
   /// deploy rendered it in the node's CNI folder; SystemError when it cannot
