@@ -52,6 +52,7 @@ using kube_proxy::kTable;
 using kube_proxy::lower;
 
 constexpr size_t kServicesPerTable = 1000;
+constexpr size_t kChainsPerTable = 10000;
 
 // base32 (RFC 4648 alphabet, as Go's base32.StdEncoding) of sha256(text).
 std::string sha256_base32(const std::string& text) {
@@ -75,18 +76,26 @@ std::string sha256_base32(const std::string& text) {
 
 }  // namespace
 
-ProxyNode proxy_node(const Plan& plan, const NodePlan& node) {
+ProxyNode proxy_node(const Plan& plan, const NodePlan& node, const EndpointMap& endpoints) {
+  size_t chains = 0;
+  for (const auto& s : plan.services) {
+    chains += s.ports.size();
+    auto it = endpoints.find(s.key());
+    if (it != endpoints.end())
+      for (const auto& port : it->second) chains += port.size();
+  }
   return {node.name,
           node.ip,
           plan.network.pod_subnet,
           plan.network.service_subnet,
           plan.network.nftables_picker == NftPicker::rules,
-          nft_tables_for(plan.services.size())};
+          nft_tables_for(plan.services.size(), chains)};
 }
 
-int nft_tables_for(size_t services) {
+int nft_tables_for(size_t services, size_t chains) {
+  auto tables = [](size_t count, size_t per) { return (count + per - 1) / per; };
   return static_cast<int>(
-      std::max<size_t>(1, (services + kServicesPerTable - 1) / kServicesPerTable));
+      std::max<size_t>({1, tables(services, kServicesPerTable), tables(chains, kChainsPerTable)}));
 }
 
 std::string nft_table(int shard) {

@@ -267,40 +267,104 @@ std::string nft_table_of(const std::string& name, const std::string& table) {
   return in_first_table(name) ? kTable : table;
 }
 
-std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
-                     const EndpointMap& endpoints) {
-  NftTransaction tx(false, nft_table_of);
-  for (const auto& s : services) {
-    auto it = endpoints.find(s.key());
-    tx.change({}, nft_service(node, s, it == endpoints.end() ? ServiceEndpoints{} : it->second));
-  }
-  return nft_base(node) + tx.str();
+namespace {
+
+// A service's chains as blocks, each after the chains it jumps to, so that
+// none needs declaring first: endpoint chains, then the service and local
+// chains that pick one, then the external and firewall chains.
+std::string nft_blocks(const NftPiece& piece) {
+  auto rank = [](const std::string& chain) {
+    if (chain.rfind("endpoint-", 0) == 0) return 0;
+    if (chain.rfind("service-", 0) == 0 || chain.rfind("local-", 0) == 0) return 1;
+    return 2;
+  };
+  std::string out;
+  for (int r = 0; r < 3; ++r)
+    for (const auto& [name, rules] : piece.chains)
+      if (rank(name) == r)
+        out +=
+            fmt::format("add chain {} {}{}\n", nft_table_of(name, piece.table), name,
+                        rules.empty() ? "" : fmt::format(" {{ {} ; }}", fmt::join(rules, " ; ")));
+  return out;
 }
+
+// A node's first load, in the order that costs the kernel least: the base
+// tables (after deleting what an earlier, refused first load left); then the
+// chains of services without sets, kFirstLoadChains at a time as blocks
+// (unreachable until the end, so each commit validates little, and small,
+// because the kernel walks the whole transaction for every anonymous map a
+// rule binds); then, in one transaction, the sets, the chains that use them
+// and every map element, which make libnftables list the tables' chains
+// once. Only that last step brings the services to their state.
+std::vector<NftStep> nft_first_load(const ProxyNode& node,
+                                    const std::vector<const ServicePlan*>& services,
+                                    const EndpointMap& endpoints) {
+  std::string clean;
+  for (int shard = 0; shard < node.shards; ++shard)
+    clean += fmt::format("add table {0}\ndelete table {0}\n", nft_table(shard));
+  std::vector<NftStep> steps(1);
+  steps[0].script = clean + nft_base(node);
+  NftTransaction rest(true, nft_table_of);
+  NftStep last;
+  std::string chains;
+  size_t chain_count = 0, total_chains = 0;
+  auto close_chains = [&] {
+    if (!chains.empty()) steps.push_back({std::move(chains), {}, {}, {}, {}});
+    chains.clear(), chain_count = 0;
+  };
+  for (const auto* s : services) {
+    auto eps = endpoints.find(s->key());
+    auto piece = nft_service(node, *s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
+    // A service with sets (session affinity) keeps its chains together in
+    // the last step: they refer to each other and to the sets.
+    NftPiece other{piece.table, {}, piece.sets, piece.elements};
+    if (!piece.sets.empty()) other.chains = piece.chains;
+    rest.change({}, other);
+    last.services.emplace_back(s->key(), std::move(piece));
+  }
+  // Table by table: the kernel validates the tables a transaction changed.
+  for (int shard = 0; shard < node.shards; ++shard) {
+    for (const auto& [key, piece] : last.services)
+      if (piece.sets.empty() && piece.table == nft_table(shard)) {
+        chains += nft_blocks(piece);
+        chain_count += piece.chains.size(), total_chains += piece.chains.size();
+        if (chain_count >= kFirstLoadChains) close_chains();
+      }
+    close_chains();
+  }
+  last.script = rest.str();
+  last.created = rest.created();
+  // A lab whose chains fit one step loads in one transaction.
+  if (total_chains < kFirstLoadChains) {
+    for (auto step = steps.rbegin(); step != steps.rend(); ++step)
+      last.script.insert(0, step->script);
+    steps.clear();
+  }
+  steps.push_back(std::move(last));
+  return steps;
+}
+
+}  // namespace
 
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first) {
-  std::vector<NftStep> steps;
-  const size_t chunk = first ? kFirstLoadServices : std::max<size_t>(changed.size(), 1);
-  for (size_t at = 0; at == 0 || at < changed.size(); at += chunk) {
-    NftTransaction tx(!first, nft_table_of);
-    NftStep step;
-    for (size_t i = at; i < std::min(at + chunk, changed.size()); ++i) {
-      const auto& s = *changed[i];
-      auto eps = endpoints.find(s.key());
-      auto next = nft_service(node, s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
-      auto was = applied.find(s.key());
-      tx.change(was == applied.end() ? NftPiece{} : was->second, next);
-      step.services.emplace_back(s.key(), std::move(next));
-    }
-    if (!first && tx.empty()) continue;
-    step.script = (first && at == 0 ? nft_base(node) : "") + tx.str();
-    step.stale_chains = tx.stale_chains();
-    step.stale_sets = tx.stale_sets();
-    step.created = tx.created();
-    steps.push_back(std::move(step));
+  if (first) return nft_first_load(node, changed, endpoints);
+  NftTransaction tx(true, nft_table_of);
+  NftStep step;
+  for (const auto* s : changed) {
+    auto eps = endpoints.find(s->key());
+    auto next = nft_service(node, *s, eps == endpoints.end() ? ServiceEndpoints{} : eps->second);
+    auto was = applied.find(s->key());
+    tx.change(was == applied.end() ? NftPiece{} : was->second, next);
+    step.services.emplace_back(s->key(), std::move(next));
   }
-  return steps;
+  if (tx.empty()) return {};
+  step.script = tx.str();
+  step.stale_chains = tx.stale_chains();
+  step.stale_sets = tx.stale_sets();
+  step.created = tx.created();
+  return {std::move(step)};
 }
 
 }  // namespace knl

@@ -143,6 +143,76 @@ TEST(KubeProxyNft, TransactionTouchesOnlyWhatChanged) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST(KubeProxyNft, ABigFirstLoadAddsChainsInStepsThenEveryElementAndSetAtTheEnd) {
+  auto node = test_node();
+  node.shards = 2;
+  std::vector<ServicePlan> services;
+  EndpointMap endpoints;
+  // 250 services of 10 endpoints: 11 chains each, 2750 in all; one with
+  // session affinity.
+  for (int i = 0; i < 250; ++i) {
+    auto name = "svc" + std::to_string(i);
+    auto cip = "172.30." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 10);
+    services.push_back(service("ns", name.c_str(), cip.c_str()));
+    services.back().affinity = i == 7;
+    std::vector<Endpoint> eps;
+    for (int e = 0; e < 10; ++e)
+      eps.push_back({net("10.180.0.0/16").at(i * 10 + e + 1), 80, "node2", "ns/p"});
+    endpoints[services.back().key()] = {eps};
+  }
+  std::vector<const ServicePlan*> all;
+  for (const auto& s : services) all.push_back(&s);
+  auto steps = nft_sync(node, {}, all, endpoints, true);
+  ASSERT_GE(steps.size(), 5u) << "base, chain steps of both tables, elements";
+  EXPECT_EQ(steps[0].script.rfind("add table ip kube-proxy\ndelete table ip kube-proxy\nadd table "
+                                  "ip kube-proxy-1\ndelete table ip kube-proxy-1\n",
+                                  0),
+            0u)
+      << "a refused first load's remains go first";
+  EXPECT_NE(steps[0].script.find("add chain ip kube-proxy services"), std::string::npos);
+  const auto affinity_chain = "service-" + nft_hash_name("ns/svc7/tcp/p80");
+  size_t chains = 0;
+  for (size_t i = 1; i + 1 < steps.size(); ++i) {
+    const auto& text = steps[i].script;
+    EXPECT_TRUE(steps[i].services.empty()) << "chains alone do not bring a service up";
+    EXPECT_EQ(text.find("add element"), std::string::npos) << text.substr(0, 500);
+    EXPECT_EQ(text.find('@'), std::string::npos) << "no set named before the last step";
+    EXPECT_EQ(text.find(affinity_chain), std::string::npos);
+    EXPECT_TRUE(text.find("add chain ip kube-proxy ") == std::string::npos ||
+                text.find("add chain ip kube-proxy-1 ") == std::string::npos)
+        << "one table per step";
+    size_t in_step = 0;
+    for (size_t at = text.find(" ; }\n"); at != std::string::npos; at = text.find(" ; }\n", at + 1))
+      ++in_step;
+    EXPECT_LT(in_step, kFirstLoadChains + 11);
+    chains += in_step;
+    // Each chain comes after those it jumps to: nothing is declared empty.
+    EXPECT_EQ(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), in_step)
+        << "every line a block";
+    for (size_t at = text.find("goto endpoint-"); at != std::string::npos;
+         at = text.find("goto endpoint-", at + 1)) {
+      auto name = text.substr(at + 5, text.find_first_of(" ;,", at + 5) - at - 5);
+      EXPECT_LT(text.find(name + " {"), at) << name;
+    }
+  }
+  EXPECT_EQ(chains, 249u * 11) << "every chain of the services without sets, as a block";
+  const auto& last = steps.back();
+  EXPECT_EQ(last.services.size(), 250u);
+  EXPECT_NE(last.script.find(affinity_chain + " ip saddr @affinity-"), std::string::npos);
+  EXPECT_NE(last.script.find("add element ip kube-proxy cluster-ips { 172.30.1.49 }"),
+            std::string::npos);
+  EXPECT_EQ(last.script.find("service-" + nft_hash_name("ns/svc8/tcp/p80") + " {"),
+            std::string::npos);
+
+  // A small lab loads in one transaction.
+  all.resize(3);
+  steps = nft_sync(node, {}, all, endpoints, true);
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_NE(steps[0].script.find("add chain ip kube-proxy services"), std::string::npos);
+  EXPECT_NE(steps[0].script.find("service-ips { 172.30.0.10 . tcp . 80"), std::string::npos);
+  EXPECT_EQ(steps[0].services.size(), 3u);
+}
+
 TEST(KubeProxyIptables, ChainNamesAndProbabilities) {
   auto s = service("ns1", "svc1", "172.30.0.41");
   IptablesSynced synced;
@@ -233,10 +303,11 @@ namespace knl {
 namespace {
 
 TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
-  EXPECT_EQ(nft_tables_for(10), 1);
-  EXPECT_EQ(nft_tables_for(1000), 1);
-  EXPECT_EQ(nft_tables_for(1001), 2);
-  EXPECT_EQ(nft_tables_for(10000), 10);
+  EXPECT_EQ(nft_tables_for(10, 30), 1);
+  EXPECT_EQ(nft_tables_for(1000, 10000), 1);
+  EXPECT_EQ(nft_tables_for(1001, 2000), 2);
+  EXPECT_EQ(nft_tables_for(10000, 30000), 10);
+  EXPECT_EQ(nft_tables_for(1000, 101000), 11) << "1000 services of 100 endpoints";
   auto node = test_node();
   node.shards = 3;
   auto base = nft_base(node);

@@ -87,7 +87,7 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
     if (std::none_of(nodes_.begin(), nodes_.end(),
                      [&](const auto& n) { return n->node.name == node.name; })) {
       auto n = std::make_unique<NodeProxy>();
-      n->node = proxy_node(lab.plan, node);
+      n->node = proxy_node(lab.plan, node, lab.endpoints);
       n->netns = node.netns;
       nodes_.push_back(std::move(n));
     }

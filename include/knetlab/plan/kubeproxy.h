@@ -35,15 +35,18 @@ struct ProxyNode {
   int shards = 1;
 };
 
-/// `node` of `plan`, as kube-proxy's rules see it.
-ProxyNode proxy_node(const Plan& plan, const NodePlan& node);
+/// `node` of `plan`, as kube-proxy's rules see it, its tables sized for
+/// `endpoints` (the lab's when its kube-proxy starts; they stay).
+ProxyNode proxy_node(const Plan& plan, const NodePlan& node, const EndpointMap& endpoints);
 
-/// How many tables a lab of `services` services uses: one (kube-proxy's own
-/// shape) up to 1000, then one per 1000. The kernel revalidates every chain
-/// of a table at each commit that adds a jump, NAT or mark rule, so a
+/// How many tables a lab of `services` services and about `chains` service
+/// and endpoint chains uses: one (kube-proxy's own shape) up to 1000 services
+/// and 10000 chains, then one per 1000 services or 10000 chains, whichever
+/// needs more. Each commit walks every chain of the ruleset and revalidates
+/// every chain of the tables it changed that a base chain reaches, so a
 /// one-service change costs what its table holds. The further tables hold
 /// only the services' NAT (see nft_base()).
-int nft_tables_for(size_t services);
+int nft_tables_for(size_t services, size_t chains);
 /// "ip kube-proxy" for shard 0, "ip kube-proxy-K" for shard K.
 std::string nft_table(int shard);
 
@@ -88,24 +91,19 @@ struct NftStep {
   std::vector<std::string> created;                        // no longer stale
 };
 
-/// Services per transaction of a node's first load: the kernel walks the
-/// whole transaction for every anonymous set a rule binds (each service's
-/// endpoint vmap), and smaller ones make libnftables fetch the growing table
-/// more often.
-inline constexpr size_t kFirstLoadServices = 750;
+/// Chains per transaction of a node's first load (see nft_sync).
+inline constexpr size_t kFirstLoadChains = 1000;
 
 /// The transactions that take `node`'s tables from `applied` (by service
 /// key) to what the `changed` services need with `endpoints`. A first load
-/// begins with the base tables (nft_base) and goes kFirstLoadServices at a
-/// time, as `add rule` lines; a later sync is one transaction of chain
-/// blocks, and none when nothing differs.
+/// (of every service) begins with the base tables (nft_base), then goes
+/// kFirstLoadChains chains at a time, and ends with one transaction of every
+/// set and map element and the chains of services with sets; only that last
+/// step carries the services. A later sync is one transaction of chain blocks, and none when
+/// nothing differs.
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first);
-
-/// Every line of a ruleset as one transaction (tests and full syncs).
-std::string nft_full(const ProxyNode& node, const std::vector<ServicePlan>& services,
-                     const EndpointMap& endpoints);
 
 // --- iptables ----------------------------------------------------------------
 
