@@ -315,6 +315,12 @@ class NetlinkKernel final : public Kernel {
     nft_[netns] = std::make_unique<NftSession>(netns);
   }
 
+  std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) override {
+    auto results = nft_load_in_children(loads, std::max(1u, std::thread::hardware_concurrency()));
+    for (const auto& load : loads) nft_.erase(load.netns);
+    return results;
+  }
+
   void release_handles() override {
     std::lock_guard lock(mutex_);
     sockets_.clear();

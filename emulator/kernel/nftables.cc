@@ -1,10 +1,20 @@
 #include "knetlab/kernel/nftables.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <nftables/libnftables.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <type_traits>
 
 #include "knetlab/kernel/netns.h"
@@ -55,7 +65,124 @@ const Libnftables& libnftables() {
   return lib;
 }
 
+// What a refused run throws: nft's own message names the line.
+SystemError refusal(const std::string& netns, nft_ctx* ctx) {
+  return SystemError(fmt::format("load nftables rules in netns {}: {}", netns,
+                                 libnftables().get_error_buffer(ctx)),
+                     0);
+}
+
 }  // namespace
+
+void to_json(nlohmann::json& j, const NftLoadResult& r) {
+  j = {{"applied", r.applied}, {"error", r.error}};
+}
+void from_json(const nlohmann::json& j, NftLoadResult& r) {
+  j.at("applied").get_to(r.applied);
+  j.at("error").get_to(r.error);
+}
+
+namespace {
+
+// In the child, whose only thread enters the namespace itself (the parent's
+// namespace worker thread is not in it): runs the load and writes its
+// NftLoadResult, as JSON, to `out`.
+[[noreturn]] void load_in_child(const NftLoad& load, const std::vector<std::string>& transactions,
+                                int out) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  NftLoadResult result;
+  try {
+    Fd netns = open_netns(load.netns);
+    if (::setns(netns.get(), CLONE_NEWNET) != 0)
+      throw errno_error("enter", "network namespace", load.netns, errno);
+    const auto& nft = libnftables();
+    nft_ctx* ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+    if (!ctx) throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
+    nft.buffer_output(ctx);
+    nft.buffer_error(ctx);
+    for (const auto& t : transactions) {
+      if (nft.run_cmd_from_buffer(ctx, t.c_str()) != 0) throw refusal(load.netns, ctx);
+      ++result.applied;
+    }
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  const auto text = nlohmann::json(result).dump();
+  for (size_t at = 0; at < text.size();) {
+    auto n = ::write(out, text.data() + at, text.size() - at);
+    if (n <= 0) break;
+    at += static_cast<size_t>(n);
+  }
+  ::_exit(0);
+}
+
+}  // namespace
+
+std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& loads, size_t jobs) {
+  libnftables();  // loaded once, before the forks, and its failure reported here
+  struct Running {
+    size_t index;
+    Fd out;
+    std::string text;
+  };
+  std::vector<NftLoadResult> results(loads.size());
+  std::map<pid_t, Running> running;
+  size_t next = 0;
+  auto finish = [&](pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    auto& r = running.at(pid);
+    auto& result = results[r.index];
+    if (WIFSIGNALED(status))
+      result.error = fmt::format(
+          "load nftables rules in netns {}: the loading process was "
+          "killed by signal {} ({})",
+          loads[r.index].netns, WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+    else
+      try {
+        result = nlohmann::json::parse(r.text).get<NftLoadResult>();
+      } catch (const std::exception& e) {
+        result.error = fmt::format(
+            "load nftables rules in netns {}: no result from the loading "
+            "process (exit status {}): {}",
+            loads[r.index].netns, WEXITSTATUS(status), e.what());
+      }
+    running.erase(pid);
+  };
+  while (next < loads.size() || !running.empty()) {
+    while (next < loads.size() && running.size() < jobs) {
+      auto transactions = loads[next].transactions();
+      int pipe[2];
+      if (::pipe2(pipe, O_CLOEXEC) != 0)
+        throw errno_error("create pipe", "nftables load", loads[next].netns, errno);
+      Fd in(pipe[0]), out(pipe[1]);
+      pid_t pid = ::fork();
+      if (pid < 0) throw errno_error("fork", "nftables load", loads[next].netns, errno);
+      if (pid == 0) load_in_child(loads[next], transactions, out.get());
+      running.emplace(pid, Running{next++, std::move(in), {}});
+    }
+    std::vector<pollfd> fds;
+    std::vector<pid_t> pids;
+    for (const auto& [pid, r] : running) {
+      fds.push_back({r.out.get(), POLLIN, 0});
+      pids.push_back(pid);
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR)
+      throw errno_error("poll", "nftables loads", "", errno);
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      auto& r = running.at(pids[i]);
+      char buffer[4096];
+      auto n = ::read(r.out.get(), buffer, sizeof buffer);
+      if (n > 0)
+        r.text.append(buffer, static_cast<size_t>(n));
+      else if (n == 0 || errno != EINTR)
+        finish(pids[i]);
+    }
+  }
+  return results;
+}
 
 NftSession::NftSession(const std::string& netns) : netns_(netns), fd_(open_netns(netns)) {
   const auto& nft = libnftables();
@@ -73,10 +200,7 @@ void NftSession::run(const std::string& commands) {
   const auto& nft = libnftables();
   int rc = 0;
   run_in_netns(fd_.get(), [&] { rc = nft.run_cmd_from_buffer(ctx_, commands.c_str()); });
-  if (rc != 0) {
-    std::string error = nft.get_error_buffer(ctx_);
-    throw SystemError(fmt::format("load nftables rules in netns {}: {}", netns_, error), 0);
-  }
+  if (rc != 0) throw refusal(netns_, ctx_);
 }
 
 std::string NftSession::list(const std::string& command) {

@@ -165,6 +165,23 @@ class FakeKernel final : public Kernel {
     nft[netns].push_back(script);
   }
   void nft_renew(const std::string& netns) override { in_.log.push_back("nft_renew " + netns); }
+  /// Each load's transactions through nft_apply, one load after the other.
+  std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) override {
+    std::vector<NftLoadResult> results;
+    for (const auto& load : loads) {
+      auto& result = results.emplace_back();
+      try {
+        for (const auto& t : load.transactions()) {
+          nft_apply(load.netns, t);
+          ++result.applied;
+        }
+      } catch (const SystemError& e) {
+        result.error = e.what();
+      }
+      nft_renew(load.netns);
+    }
+    return results;
+  }
 
   std::map<std::string, std::set<std::string>> links;          // netns -> link names
   std::map<std::string, std::map<Ipv4Net, RouteSpec>> routes;  // netns -> routes added

@@ -21,6 +21,17 @@ struct KubeProxyReconciler::NodeProxy {
   IptablesSynced iptables;                         // iptables: what the last sync left
   std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
   std::set<std::string> retry;                     // services whose sync was refused
+
+  /// Records what `step` did, once the kernel took it.
+  void take(NftStep& step) {
+    for (auto& [key, rules] : step.services) {
+      applied[key] = std::move(rules);
+      retry.erase(key);
+    }
+    for (const auto& c : step.stale_chains) stale_chains.insert(c);
+    for (const auto& c : step.stale_sets) stale_sets.insert(c);
+    for (const auto& c : step.created) stale_chains.erase(c), stale_sets.erase(c);
+  }
 };
 
 KubeProxyReconciler::KubeProxyReconciler(Effects& effects) : effects_(effects) {}
@@ -47,29 +58,51 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
     n.loaded = true;
     return true;
   }
-  auto steps = nft_sync(n.node, n.applied, services, lab.endpoints, first);
-  for (size_t i = 0; i < steps.size(); ++i) {
-    auto& step = steps[i];
+  if (first) {
+    failure = first_loads(lab, {&n}, services)[0];
+    return failure.empty();
+  }
+  auto steps = nft_sync(n.node, n.applied, services, lab.endpoints, false);
+  for (auto& step : steps) {
     try {
       effects_.kernel.nft_apply(n.netns, step.script);
     } catch (const SystemError& e) {
       failure = e.what();
-      for (size_t k = i; k < steps.size(); ++k)
-        for (const auto& [key, rules] : steps[k].services) n.retry.insert(key);
+      for (const auto& [key, rules] : step.services) n.retry.insert(key);
       return false;
     }
-    for (auto& [key, rules] : step.services) {
-      n.applied[key] = std::move(rules);
-      n.retry.erase(key);
-    }
-    for (const auto& c : step.stale_chains) n.stale_chains.insert(c);
-    for (const auto& c : step.stale_sets) n.stale_sets.insert(c);
-    for (const auto& c : step.created) n.stale_chains.erase(c), n.stale_sets.erase(c);
+    n.take(step);
   }
-  // The context learnt every object of the first load: a new one starts empty.
-  if (first) effects_.kernel.nft_renew(n.netns);
-  n.loaded = true;
   return true;
+}
+
+std::vector<std::string> KubeProxyReconciler::first_loads(
+    const LabState& lab, const std::vector<NodeProxy*>& nodes,
+    const std::vector<const ServicePlan*>& services) {
+  std::vector<std::vector<NftStep>> steps(nodes.size());
+  std::vector<NftLoad> loads;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    loads.push_back({nodes[i]->netns, [&, i] {
+                       steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
+                       std::vector<std::string> scripts;
+                       for (auto& step : steps[i]) scripts.push_back(std::move(step.script));
+                       return scripts;
+                     }});
+  auto results = effects_.kernel.nft_load(loads);
+  std::vector<std::string> failures(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto& n = *nodes[i];
+    for (size_t k = 0; k < steps[i].size(); ++k)
+      if (k < results[i].applied)
+        n.take(steps[i][k]);
+      else
+        for (const auto& [key, rules] : steps[i][k].services) n.retry.insert(key);
+    if (results[i].applied == steps[i].size())
+      n.loaded = true;
+    else
+      failures[i] = results[i].error;
+  }
+  return failures;
 }
 
 void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
@@ -93,7 +126,25 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
     }
   std::string first_failure;
   size_t synced = 0;
+  auto refused = [&](const NodeProxy& n, const std::string& failure) {
+    effects_.event(fmt::format("kube-proxy: sync of node {} refused, retried on the next tick: {}",
+                               n.node.name, failure));
+    if (first_failure.empty()) first_failure = failure;
+  };
+  std::vector<NodeProxy*> unloaded;
+  if (lab.plan.network.kube_proxy_mode == ProxyMode::nftables)
+    for (auto& n : nodes_)
+      if (!n->loaded) unloaded.push_back(n.get());
+  if (!unloaded.empty()) {
+    auto failures = first_loads(lab, unloaded, every_service());
+    for (size_t i = 0; i < unloaded.size(); ++i)
+      if (!failures[i].empty())
+        refused(*unloaded[i], failures[i]);
+      else
+        synced = services.size();
+  }
   for (auto& n : nodes_) {
+    if (std::find(unloaded.begin(), unloaded.end(), n.get()) != unloaded.end()) continue;
     // A node not loaded yet takes every service; one whose last sync was
     // refused takes those again with this sync's.
     std::vector<const ServicePlan*> wanted = n->loaded ? changed : every_service();
@@ -109,10 +160,7 @@ void KubeProxyReconciler::reconcile(LabState& lab, Changes& changes) {
     if (!sync(lab, *n, wanted, failure)) {
       if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables)
         for (const auto* s : every_service()) n->retry.insert(s->key());
-      effects_.event(
-          fmt::format("kube-proxy: sync of node {} refused, retried on the next tick: {}",
-                      n->node.name, failure));
-      if (first_failure.empty()) first_failure = failure;
+      refused(*n, failure);
       continue;
     }
     if (lab.plan.network.kube_proxy_mode == ProxyMode::iptables) n->retry.clear();

@@ -17,6 +17,21 @@
 
 namespace knl {
 
+/// A namespace's nftables transactions, run in order by Kernel::nft_load.
+struct NftLoad {
+  std::string netns;
+  /// Renders the transactions; called just before this load starts, so that
+  /// only the loads under way hold their text.
+  std::function<std::vector<std::string>()> transactions;
+};
+
+/// How far an NftLoad went: all its transactions, or `applied` of them and
+/// then the refusal of the next (nft's message, as nft_apply throws it).
+struct NftLoadResult {
+  size_t applied = 0;
+  std::string error;  // empty when every transaction was applied
+};
+
 class Kernel {
  public:
   virtual ~Kernel() = default;
@@ -52,6 +67,12 @@ class Kernel {
   /// run once the ruleset changed, which after a full load or a delete by
   /// name costs that run as much as the ruleset is large.
   virtual void nft_renew(const std::string& netns) = 0;
+  /// Runs every load, each in a child process of its own, as many at once as
+  /// there are CPUs: loads into different namespaces proceed in parallel, and
+  /// the copy of a ruleset that libnftables builds stays in the child. A
+  /// result per load, in order; a child that dies is a refusal naming its
+  /// signal. Afterwards each load's namespace has a new context (nft_renew).
+  virtual std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) = 0;
 };
 
 /// The real kernel. Its methods are called from one thread at a time.

@@ -3,8 +3,10 @@
 // atomic transaction per call inside a lab namespace.
 
 #include <string>
+#include <vector>
 
 #include "knetlab/kernel/fd.h"
+#include "knetlab/kernel/kernel.h"
 
 struct nft_ctx;
 
@@ -30,5 +32,9 @@ class NftSession {
   Fd fd_;
   nft_ctx* ctx_ = nullptr;
 };
+
+/// Kernel::nft_load's work: `loads` in forked children, at most `jobs` at a
+/// time. Fork or pipe failures throw SystemError.
+std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& loads, size_t jobs);
 
 }  // namespace knl

@@ -81,7 +81,8 @@ class EndpointsReconciler final : public Reconciler {
 
 /// kube-proxy on every node: the rules of the services in Changes::services
 /// (all of a node's the first time), in one nftables transaction or one
-/// iptables-restore per node, and the UDP conntrack entries toward removed
+/// iptables-restore per node (nftables first loads: several nodes at once,
+/// see Kernel::nft_load), and the UDP conntrack entries toward removed
 /// endpoints. A node whose sync was refused keeps its last rules and is
 /// synced again on the next tick. Chains and sets that fell out of use are
 /// deleted on a tick, off the sync's path, as kube-proxy defers it.
@@ -99,6 +100,10 @@ class KubeProxyReconciler final : public Reconciler {
   /// refused, the error kept in `failure`.
   bool sync(const LabState& lab, NodeProxy& node, const std::vector<const ServicePlan*>& services,
             std::string& failure);
+  /// nftables: loads `services` on `nodes`, none loaded yet, in parallel; a
+  /// failure per node, empty for those that took their whole load.
+  std::vector<std::string> first_loads(const LabState& lab, const std::vector<NodeProxy*>& nodes,
+                                       const std::vector<const ServicePlan*>& services);
   void clear_conntrack(const LabState& lab, const Changes& changes);
   Effects& effects_;
   std::vector<std::unique_ptr<NodeProxy>> nodes_;  // in node order
