@@ -324,8 +324,9 @@ std::vector<NftStep> nft_first_load(const ProxyNode& node,
   }
   // Table by table: the kernel validates the tables a transaction changed.
   for (int shard = 0; shard < node.shards; ++shard) {
+    const auto table = nft_table(shard);
     for (const auto& [key, piece] : last.services)
-      if (piece.sets.empty() && piece.table == nft_table(shard)) {
+      if (piece.sets.empty() && piece.table == table) {
         chains += nft_blocks(piece);
         chain_count += piece.chains.size(), total_chains += piece.chains.size();
         if (chain_count >= kFirstLoadChains) close_chains();
