@@ -290,7 +290,7 @@ std::string nft_blocks(const NftPiece& piece) {
 
 // A node's first load, in the order that costs the kernel least: the base
 // tables (after deleting what an earlier, refused first load left); then the
-// chains of services without sets, kFirstLoadChains at a time as blocks
+// chains of services without sets, about kFirstLoadBytes at a time as blocks
 // (unreachable until the end, so each commit validates little, and small,
 // because the kernel walks the whole transaction for every anonymous map a
 // rule binds); then, in one transaction, the sets, the chains that use them
@@ -307,10 +307,10 @@ std::vector<NftStep> nft_first_load(const ProxyNode& node,
   NftTransaction rest(true, nft_table_of);
   NftStep last;
   std::string chains;
-  size_t chain_count = 0, total_chains = 0;
+  size_t total = 0;
   auto close_chains = [&] {
     if (!chains.empty()) steps.push_back({std::move(chains), {}, {}, {}, {}});
-    chains.clear(), chain_count = 0;
+    chains.clear();
   };
   for (const auto* s : services) {
     auto eps = endpoints.find(s->key());
@@ -327,16 +327,16 @@ std::vector<NftStep> nft_first_load(const ProxyNode& node,
     const auto table = nft_table(shard);
     for (const auto& [key, piece] : last.services)
       if (piece.sets.empty() && piece.table == table) {
-        chains += nft_blocks(piece);
-        chain_count += piece.chains.size(), total_chains += piece.chains.size();
-        if (chain_count >= kFirstLoadChains) close_chains();
+        const auto blocks = nft_blocks(piece);
+        chains += blocks, total += blocks.size();
+        if (chains.size() >= kFirstLoadBytes) close_chains();
       }
     close_chains();
   }
   last.script = rest.str();
   last.created = rest.created();
   // A lab whose chains fit one step loads in one transaction.
-  if (total_chains < kFirstLoadChains) {
+  if (total < kFirstLoadBytes) {
     for (auto step = steps.rbegin(); step != steps.rend(); ++step)
       last.script.insert(0, step->script);
     steps.clear();

@@ -91,13 +91,14 @@ struct NftStep {
   std::vector<std::string> created;                        // no longer stale
 };
 
-/// Chains per transaction of a node's first load (see nft_sync).
-inline constexpr size_t kFirstLoadChains = 1000;
+/// Bytes of chain blocks per transaction of a node's first load (see
+/// nft_sync): the kernel's cost of a transaction grows faster than its size.
+inline constexpr size_t kFirstLoadBytes = 100000;
 
 /// The transactions that take `node`'s tables from `applied` (by service
 /// key) to what the `changed` services need with `endpoints`. A first load
 /// (of every service) begins with the base tables (nft_base), then goes
-/// kFirstLoadChains chains at a time, and ends with one transaction of every
+/// about kFirstLoadBytes of chains at a time, and ends with one transaction of every
 /// set and map element and the chains of services with sets; only that last
 /// step carries the services. A later sync is one transaction of chain
 /// blocks, and none when nothing differs.
