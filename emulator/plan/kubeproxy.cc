@@ -81,14 +81,17 @@ ProxyNode proxy_node(const Plan& plan, const NodePlan& node, const EndpointMap& 
   for (const auto& s : plan.services) {
     chains += s.ports.size();
     auto it = endpoints.find(s.key());
-    if (it != endpoints.end())
+    // The map picker writes endpoint chains only for session affinity.
+    bool endpoint_chains = plan.network.nftables_picker != NftPicker::map || s.affinity;
+    if (endpoint_chains && it != endpoints.end())
       for (const auto& port : it->second) chains += port.size();
   }
   return {node.name,
           node.ip,
           plan.network.pod_subnet,
           plan.network.service_subnet,
-          plan.network.nftables_picker == NftPicker::rules,
+          node.pod_cidr,
+          plan.network.nftables_picker,
           nft_tables_for(plan.services.size(), chains)};
 }
 

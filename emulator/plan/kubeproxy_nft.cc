@@ -58,13 +58,24 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
     auto endpoint_name = [&](const Endpoint& e) {
       return nft_hash_name(fmt::format("{}__{}/{}", base, e.ip.str(), e.port));
     };
+    // NftPicker::map keeps kube-proxy's endpoint chains only for affinity,
+    // whose sets are per endpoint.
+    const bool lean = node.picker == NftPicker::map && !s.affinity;
     // numgen over `eps`, after the affinity lookups.
     auto pick = [&](std::vector<std::string>& rules, const std::vector<Endpoint>& eps) {
+      if (lean) {
+        std::string map;
+        for (size_t k = 0; k < eps.size(); ++k)
+          map += fmt::format("{}{} : {} . {}", k ? " , " : "", k, eps[k].ip.str(), eps[k].port);
+        rules.push_back(fmt::format("meta l4proto {} dnat ip to numgen random mod {} map {{ {} }}",
+                                    proto, eps.size(), map));
+        return;
+      }
       if (s.affinity)
         for (const auto& e : eps)
           rules.push_back(
               fmt::format("ip saddr @affinity-{0} goto endpoint-{0}", endpoint_name(e)));
-      if (node.pick_by_rules) {
+      if (node.picker == NftPicker::rules) {
         // Endpoint k of n is taken with probability 1/(n-k), as iptables mode does.
         for (size_t k = 0; k + 1 < eps.size(); ++k)
           rules.push_back(fmt::format("numgen random mod {} 0 goto endpoint-{}", eps.size() - k,
@@ -103,6 +114,7 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
       }
     }
     for (const auto& e : c.reachable) {
+      if (lean) break;
       auto name = endpoint_name(e);
       auto& rules = out.chains["endpoint-" + name];
       rules.push_back(fmt::format("ip saddr {} jump mark-for-masquerade", e.ip.str()));
@@ -252,6 +264,24 @@ std::string nft_first_table(const ProxyNode& node) {
            "@no-endpoint-services"})
     line(fmt::format("add rule {} {}", t, rule));
   line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
+  if (node.picker == NftPicker::map) {
+    // Without endpoint chains nothing marks a pod's connection to a service
+    // that picked the pod itself; this set of (address . same address) for
+    // every pod address of the node does, as nft compares no two fields.
+    line(
+        fmt::format("add set {} pod-hairpin {{ type ipv4_addr . ipv4_addr ; comment \"a "
+                    "pod's own address twice: hairpin connections\" ; }}",
+                    t));
+    line(
+        fmt::format("insert rule {} masquerading ct status dnat ip saddr . ip daddr "
+                    "@pod-hairpin jump mark-for-masquerade",
+                    t));
+    std::string pairs;
+    for (uint64_t k = 1; k + 1 < node.node_pods.size(); ++k)
+      pairs += fmt::format("{}{} . {}", k > 1 ? ", " : "", node.node_pods.at(k).str(),
+                           node.node_pods.at(k).str());
+    if (!pairs.empty()) line(fmt::format("add element {} pod-hairpin {{ {} }}", t, pairs));
+  }
   return out;
 }
 

@@ -176,6 +176,11 @@ void Parser::network() {
   if (n.service_subnet.prefix > 28)
     t->fail("serviceSubnet", "serviceSubnet is too small; use a /28 or larger network");
   n.node_mask_size = static_cast<int>(t->integer("nodeMaskSize", 24, n.pod_subnet.prefix, 29));
+  if (n.nftables_picker == NftPicker::map && n.node_mask_size < kMapPickerMaskSize)
+    t->fail("nftablesPicker",
+            fmt::format("nftablesPicker = \"map\" lists every pod address of a node for "
+                        "hairpin connections; it needs nodeMaskSize {} or more (it is {})",
+                        kMapPickerMaskSize, n.node_mask_size));
   auto [lo, hi] = parse_range(*t, "nodePortRange", "30000-32767");
   n.node_port_min = static_cast<int>(lo), n.node_port_max = static_cast<int>(hi);
   n.load_balancer_mode = t->choice("loadBalancerMode", LoadBalancerMode::cloud);

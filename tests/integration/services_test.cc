@@ -27,10 +27,11 @@ class ROOT_Services : public ::testing::TestWithParam<std::string> {
     auto mode = GetParam();
     auto at = topology.find("kubeProxyMode = \"nftables\"");
     ASSERT_NE(at, std::string::npos);
-    // "rules": nftables mode with one numgen rule per endpoint (nftablesPicker).
+    // "rules", "map": nftables mode with that nftablesPicker.
     topology.replace(at, std::string("kubeProxyMode = \"nftables\"").size(),
-                     mode == "rules" ? "kubeProxyMode = \"nftables\"\nnftablesPicker = \"rules\""
-                                     : "kubeProxyMode = \"" + mode + "\"");
+                     mode == "rules" || mode == "map"
+                         ? "kubeProxyMode = \"nftables\"\nnftablesPicker = \"" + mode + "\""
+                         : "kubeProxyMode = \"" + mode + "\"");
     lab_ = std::make_unique<Lab>("itsvc" + mode.substr(0, 1), topology);
     ASSERT_TRUE(lab_->ok()) << lab_->deployed().err;
     auto state = lab_->inspect();
@@ -273,10 +274,11 @@ TEST_P(ROOT_Services, RulesHaveKubeProxysNames) {
     auto r = lab_->exec("node/worker1", {"nft", "list", "table", "ip", "kube-proxy"});
     EXPECT_NE(r.out.find("chain service-"), std::string::npos);
     EXPECT_NE(r.out.find("map service-ips"), std::string::npos);
-    EXPECT_NE(r.out.find(GetParam() == "rules" ? "numgen random mod 3 0 goto endpoint-"
-                                               : "numgen random mod 3 vmap"),
-              std::string::npos)
-        << r.out;
+    const std::map<std::string, std::string> picks{
+        {"nftables", "numgen random mod 3 vmap"},
+        {"rules", "numgen random mod 3 0 goto endpoint-"},
+        {"map", "dnat ip to numgen random mod 3 map"}};
+    EXPECT_NE(r.out.find(picks.at(GetParam())), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("masquerade fully-random"), std::string::npos);
   } else {
     auto r = lab_->exec("node/worker1", {"iptables-save", "-t", "nat"});
@@ -288,7 +290,8 @@ TEST_P(ROOT_Services, RulesHaveKubeProxysNames) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ROOT_Services, ::testing::Values("nftables", "iptables", "rules"),
+INSTANTIATE_TEST_SUITE_P(Modes, ROOT_Services,
+                         ::testing::Values("nftables", "iptables", "rules", "map"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -285,7 +285,7 @@ namespace {
 
 TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
   auto node = test_node();
-  node.pick_by_rules = true;
+  node.picker = NftPicker::rules;
   auto out = nft_service(
       node, service("ns4", "svc4", "172.30.0.44"),
       {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}, {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
@@ -301,6 +301,37 @@ TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
 
 namespace knl {
 namespace {
+
+TEST(KubeProxyNft, MapPickerDnatsFromOneMapWithoutEndpointChainsAndMasqueradesHairpins) {
+  auto node = test_node();
+  node.picker = NftPicker::map;
+  node.node_pods = net("10.180.0.0/29");
+  auto out = nft_service(
+      node, service("ns4", "svc4", "172.30.0.44"),
+      {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}, {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
+  EXPECT_EQ(out.chains.size(), 1u) << "no endpoint- chains";
+  EXPECT_EQ(out.chains["service-LAUZTJTB-ns4/svc4/tcp/p80"],
+            (std::vector<std::string>{
+                "ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+                "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.180.0.4 . 80 , 1 : "
+                "10.180.0.5 . 80 }"}));
+  // Affinity needs a set per endpoint: such a service keeps its endpoint chains.
+  auto sticky = service("ns4", "sticky", "172.30.0.45");
+  sticky.affinity = true;
+  EXPECT_EQ(nft_service(node, sticky, {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}}}).chains.size(),
+            2u);
+  auto base = nft_base(node);
+  EXPECT_NE(base.find("insert rule ip kube-proxy masquerading ct status dnat ip saddr . ip daddr "
+                      "@pod-hairpin jump mark-for-masquerade"),
+            std::string::npos)
+      << base;
+  EXPECT_NE(base.find("add element ip kube-proxy pod-hairpin { 10.180.0.1 . 10.180.0.1, "
+                      "10.180.0.2 . 10.180.0.2, 10.180.0.3 . 10.180.0.3, 10.180.0.4 . 10.180.0.4, "
+                      "10.180.0.5 . 10.180.0.5, 10.180.0.6 . 10.180.0.6 }"),
+            std::string::npos)
+      << base;
+  EXPECT_EQ(nft_base(test_node()).find("pod-hairpin"), std::string::npos) << "vmap: no set";
+}
 
 TEST(KubeProxyNft, ThousandsOfServicesSpreadTheirNatOverTablesWithOneFilter) {
   EXPECT_EQ(nft_tables_for(10, 30), 1);

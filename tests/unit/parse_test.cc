@@ -188,6 +188,14 @@ TEST(Parse, RejectsExhaustedPodSubnet) {
   EXPECT_NE(r.message.find("holds 1 node pod CIDRs"), std::string::npos) << r.message;
 }
 
+TEST(Parse, RejectsTheMapPickerWithNodePodCidrsTooBigToListForHairpins) {
+  auto r = reject(std::string("name = \"demo\"\n[network]\nnftablesPicker = \"map\"\n"
+                              "nodeMaskSize = 19\n") +
+                  kNodes);
+  EXPECT_EQ(r.line, 3u) << r.message;
+  EXPECT_NE(r.message.find("nodeMaskSize 20 or more (it is 19)"), std::string::npos) << r.message;
+}
+
 TEST(Parse, RejectsNamesAKernelOrShellWouldChokeOn) {
   for (const char* bad : {"Demo", "de mo", "demo;rm", "a-very-long-lab-name", "-demo"}) {
     auto r = reject(std::string("name = \"") + bad + "\"\n" + kNodes);

@@ -29,7 +29,8 @@ struct ProxyNode {
   Ipv4 ip;             // the node IP: NodePorts answer on it
   Ipv4Net pod_subnet;  // kube-proxy's --cluster-cidr
   Ipv4Net service_subnet;
-  bool pick_by_rules = false;  // Network::nftables_picker is NftPicker::rules
+  Ipv4Net node_pods;  // the node's own pod CIDR: NftPicker::map masquerades hairpins in it
+  NftPicker picker = NftPicker::vmap;  // Network::nftables_picker
   /// nftables tables the services are spread over: `kube-proxy`, then
   /// `kube-proxy-1` … (see nft_tables_for()).
   int shards = 1;
@@ -98,9 +99,9 @@ inline constexpr size_t kFirstLoadBytes = 100000;
 /// The transactions that take `node`'s tables from `applied` (by service
 /// key) to what the `changed` services need with `endpoints`. A first load
 /// (of every service) begins with the base tables (nft_base), then goes
-/// about kFirstLoadBytes of chains at a time, and ends with one transaction of every
-/// set and map element and the chains of services with sets; only that last
-/// step carries the services. A later sync is one transaction of chain
+/// about kFirstLoadBytes of chains at a time, and ends with one transaction
+/// of every set and map element and the chains of services with sets; only
+/// that last step carries the services. A later sync is one transaction of chain
 /// blocks, and none when nothing differs.
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,

@@ -23,7 +23,7 @@ enum class ProxyMode { nftables, iptables };
 /// random mod N vmap { … }`; `rules` is one `numgen` rule per endpoint
 /// (iptables' probabilities) with no anonymous map, for labs of thousands of
 /// services (the kernel's cost per anonymous map grows with their number).
-enum class NftPicker { vmap, rules };
+enum class NftPicker { vmap, rules, map };
 enum class LoadBalancerMode { cloud, bgp };
 enum class IpFamily { ipv4, ipv6, dual };
 enum class BgpPeering { mesh, tor };
@@ -64,7 +64,8 @@ struct EnumNames<ProxyMode> {
 template <>
 struct EnumNames<NftPicker> {
   static constexpr std::array table{std::pair{NftPicker::vmap, std::string_view("vmap")},
-                                    std::pair{NftPicker::rules, std::string_view("rules")}};
+                                    std::pair{NftPicker::rules, std::string_view("rules")},
+                                    std::pair{NftPicker::map, std::string_view("map")}};
 };
 template <>
 struct EnumNames<LoadBalancerMode> {
@@ -198,6 +199,9 @@ using Labels = std::map<std::string, std::string>;
 
 /// The ASN of the spine (with racks) or of the LAN's router (without).
 inline constexpr uint32_t kSpineAsn = 65000;
+/// The largest node pod CIDR (smallest nodeMaskSize) NftPicker::map takes:
+/// its hairpin set holds every address of the node's CIDR.
+inline constexpr int kMapPickerMaskSize = 20;
 /// Where the spine's point-to-point links to the racks' routers are numbered.
 inline constexpr const char* kDefaultFabric = "10.255.255.0/24";
 
