@@ -181,7 +181,7 @@ void write_state(const std::string& lab, const LabRecord& record) {
   auto tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << json(record).dump(1) << "\n";
+    write_record(out, record);
     if (!out) throw errno_error("write state", tmp, "", errno);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) throw errno_error("write state", path, "", errno);

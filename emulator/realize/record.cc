@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <utility>
 
 #include "knetlab/util/error.h"
 #include "record_json.h"
@@ -259,9 +260,11 @@ LabRecord desired_part(LabRecord r) {
   return r;
 }
 
-void to_json(json& j, const LabRecord& r) {
-  json nodes = json::array(), hosts = json::array(), routers = json::array(), pods = json::array(),
-       services = json::array();
+namespace {
+
+// Everything of json(r) but its pods and services.
+json record_head(const LabRecord& r) {
+  json nodes = json::array(), hosts = json::array(), routers = json::array();
   for (const auto& n : r.nodes)
     nodes.push_back({{"name", n.name},
                      {"role", enum_name(n.role)},
@@ -285,31 +288,51 @@ void to_json(json& j, const LabRecord& r) {
          {"subnet", optional_json(router.subnet, [](const Ipv4Net& n) { return n.str(); })},
          {"asn", optional_json(router.asn, [](uint32_t a) { return a; })},
          {"frr", optional_json(router.frr, frr_json)}});
+  return {
+      {"name", r.name},
+      {"file", r.file},
+      {"phase", enum_name(r.phase)},
+      {"network",
+       {{"cni", enum_name(r.network.cni)},
+        {"kubeProxyMode", enum_name(r.network.kube_proxy_mode)},
+        {"podSubnet", r.network.pod_subnet.str()},
+        {"serviceSubnet", r.network.service_subnet.str()},
+        {"loadBalancerMode", enum_name(r.network.load_balancer_mode)},
+        {"dnsDomain", r.network.dns_domain}}},
+      {"lan", {{"netns", r.lan_netns}, {"gateway", r.lan_gateway.str()}}},
+      {"nodes", std::move(nodes)},
+      {"hosts", std::move(hosts)},
+      {"routers", std::move(routers)},
+      {"namespaces", r.namespaces},
+      {"networkPolicies", r.network_policies},
+      {"ingresses", r.ingresses},
+      {"gateways", r.gateways},
+      {"httpRoutes", r.http_routes},
+      {"cloudLoadBalancer",
+       r.lb_netns.empty() ? json(nullptr) : json{{"netns", r.lb_netns}, {"ip", r.lb_ip.str()}}}};
+}
+
+}  // namespace
+
+void to_json(json& j, const LabRecord& r) {
+  j = record_head(r);
+  json pods = json::array(), services = json::array();
   for (const auto& p : r.pods) pods.push_back(pod_json(p));
   for (const auto& s : r.services) services.push_back(service_json(s));
-  j = {{"name", r.name},
-       {"file", r.file},
-       {"phase", enum_name(r.phase)},
-       {"network",
-        {{"cni", enum_name(r.network.cni)},
-         {"kubeProxyMode", enum_name(r.network.kube_proxy_mode)},
-         {"podSubnet", r.network.pod_subnet.str()},
-         {"serviceSubnet", r.network.service_subnet.str()},
-         {"loadBalancerMode", enum_name(r.network.load_balancer_mode)},
-         {"dnsDomain", r.network.dns_domain}}},
-       {"lan", {{"netns", r.lan_netns}, {"gateway", r.lan_gateway.str()}}},
-       {"nodes", std::move(nodes)},
-       {"hosts", std::move(hosts)},
-       {"routers", std::move(routers)},
-       {"pods", std::move(pods)},
-       {"services", std::move(services)},
-       {"namespaces", r.namespaces},
-       {"networkPolicies", r.network_policies},
-       {"ingresses", r.ingresses},
-       {"gateways", r.gateways},
-       {"httpRoutes", r.http_routes},
-       {"cloudLoadBalancer",
-        r.lb_netns.empty() ? json(nullptr) : json{{"netns", r.lb_netns}, {"ip", r.lb_ip.str()}}}};
+  j["pods"] = std::move(pods);
+  j["services"] = std::move(services);
+}
+
+void write_record(std::ostream& out, const LabRecord& r) {
+  auto head = record_head(r).dump();
+  head.pop_back();  // its closing brace
+  out << head << ",\n\"pods\": [";
+  const char* separator = "\n";
+  for (const auto& p : r.pods) out << std::exchange(separator, ",\n") << pod_json(p).dump();
+  out << "],\n\"services\": [";
+  separator = "\n";
+  for (const auto& s : r.services) out << std::exchange(separator, ",\n") << service_json(s).dump();
+  out << "]}\n";
 }
 
 void from_json(const json& j, LabRecord& r) {

@@ -10,6 +10,7 @@
 #include "knetlab/plan/endpoints.h"
 #include "knetlab/plan/plan.h"
 #include "knetlab/plan/scheduler.h"
+#include "knetlab/realize/record.h"
 #include "knetlab/topology/parse.h"
 #include "knetlab/util/error.h"
 
@@ -68,6 +69,28 @@ std::string dump(const Plan& p) {
     out << "fdb " << f.netns << " " << f.mac << " " << f.dst.str() << "\n";
   for (const auto& f : p.files) out << "file " << f.path << "\n" << f.content;
   return out.str();
+}
+
+TEST(Record, WrittenAPodAndAServiceAtATimeIsTheSameDocument) {
+  auto plan = plan_of(std::string(kLab) +
+                      "[[services]]\nname = \"web\"\nselector = { app = \"web\" }\n"
+                      "ports = [{ port = 80, targetPort = 8080 }]\n"
+                      "[[services]]\nname = \"db\"\nselector = { app = \"db\" }\n"
+                      "ports = [{ port = 5432 }]\n");
+  auto record = make_record(plan, {}, LabPhase::ready);
+  ASSERT_EQ(record.services.size(), 2u);
+  std::ostringstream out;
+  write_record(out, record);
+  auto written = nlohmann::json::parse(out.str());
+  EXPECT_EQ(written, nlohmann::json(record));
+  EXPECT_EQ(written["services"].size(), 2u);
+  EXPECT_EQ(written["pods"].size(), record.pods.size());
+  EXPECT_EQ(written.get<LabRecord>().services[1].name, record.services[1].name);
+
+  record.pods.clear(), record.services.clear();
+  std::ostringstream empty;
+  write_record(empty, record);
+  EXPECT_EQ(nlohmann::json::parse(empty.str()), nlohmann::json(record));
 }
 
 TEST(Plan, AllocatesNodeAndHostAddressesInOrder) {
