@@ -2,6 +2,7 @@
 // fakes, then scaled, deleted from, probed, applied to and made to fail, each
 // test asserting the kernel calls and program runs made and the state left.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -147,6 +148,25 @@ TEST(Controller, ScaleUpPlacesPodsOnTheEmptiestNodesAndSyncsOnlyTheirService) {
     EXPECT_FALSE(contains(added[0], "pinned")) << "an unchanged service was rewritten";
   }
   EXPECT_TRUE(lab.programs.runs_of("conntrack").empty()) << "no endpoint went away";
+}
+
+TEST(Controller, ASyncOfManyServicesRunsInAChildLikeAFirstLoad) {
+  std::string text = lab_text();
+  for (int i = 0; i < 600; ++i)
+    text += fmt::format(
+        "[[services]]\nname = \"s{}\"\nselector = {{ app = \"web\" }}\n"
+        "ports = [{{ port = 80, targetPort = 8080 }}]\n",
+        i);
+  Lab lab(text);
+  const auto renewed = lab.injector.calls_of("nft_renew").size();
+  lab.controller->request(ScaleRequest{"web", 5});
+  EXPECT_EQ(lab.injector.calls_of("nft_renew").size(), renewed + 3)
+      << "601 services changed on each of three nodes: Kernel::nft_load";
+  for (const auto* node : {"a", "b", "c"})
+    EXPECT_TRUE(contains(lab.kernel.nft[lab.node_netns(node)].back(), lab.ip_of("web-4")));
+  // One service's change stays in the supervisor's own context.
+  lab.controller->request(ScaleRequest{"pinned", 2});
+  EXPECT_EQ(lab.injector.calls_of("nft_renew").size(), renewed + 3);
 }
 
 TEST(Controller, ScaleDownRemovesTheNewestPodsAndTheirUdpConntrackEntries) {

@@ -11,6 +11,11 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// A later nftables sync whose scripts are this big runs in a child, as a
+// first load does: libnftables' memory for a sync of every service of a big
+// lab would otherwise stay with the supervisor.
+constexpr size_t kSyncInChildBytes = 256 * 1024;
+
 }  // namespace
 
 struct KubeProxyReconciler::NodeProxy {
@@ -21,6 +26,17 @@ struct KubeProxyReconciler::NodeProxy {
   IptablesSynced iptables;                         // iptables: what the last sync left
   std::set<std::string> stale_chains, stale_sets;  // nftables: flushed, deleted on a tick
   std::set<std::string> retry;                     // services whose sync was refused
+
+  /// Records the first `result.applied` of `steps`; the services of the
+  /// others are retried. False when not all were applied.
+  bool took(std::vector<NftStep>& steps, const NftLoadResult& result) {
+    for (size_t k = 0; k < steps.size(); ++k)
+      if (k < result.applied)
+        take(steps[k]);
+      else
+        for (const auto& [key, rules] : steps[k].services) retry.insert(key);
+    return result.applied == steps.size();
+  }
 
   /// Records what `step` did, once the kernel took it.
   void take(NftStep& step) {
@@ -63,6 +79,18 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
     return failure.empty();
   }
   auto steps = nft_sync(n.node, n.applied, services, lab.endpoints, false);
+  size_t bytes = 0;
+  for (const auto& step : steps) bytes += step.script.size();
+  if (bytes >= kSyncInChildBytes) {
+    auto result = effects_.kernel.nft_load({{n.netns, [&] {
+                                               std::vector<std::string> scripts;
+                                               for (auto& step : steps)
+                                                 scripts.push_back(std::move(step.script));
+                                               return scripts;
+                                             }}})[0];
+    if (!n.took(steps, result)) failure = result.error;
+    return failure.empty();
+  }
   for (auto& step : steps) {
     try {
       effects_.kernel.nft_apply(n.netns, step.script);
@@ -91,14 +119,8 @@ std::vector<std::string> KubeProxyReconciler::first_loads(
   auto results = effects_.kernel.nft_load(loads);
   std::vector<std::string> failures(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
-    auto& n = *nodes[i];
-    for (size_t k = 0; k < steps[i].size(); ++k)
-      if (k < results[i].applied)
-        n.take(steps[i][k]);
-      else
-        for (const auto& [key, rules] : steps[i][k].services) n.retry.insert(key);
-    if (results[i].applied == steps[i].size())
-      n.loaded = true;
+    if (nodes[i]->took(steps[i], results[i]))
+      nodes[i]->loaded = true;
     else
       failures[i] = results[i].error;
   }
