@@ -113,8 +113,7 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
         if (local_chain_used) rules.push_back("goto " + local_chain);
       }
     }
-    for (const auto& e : c.reachable) {
-      if (lean) break;
+    for (const auto& e : lean ? kNone : c.reachable) {
       auto name = endpoint_name(e);
       auto& rules = out.chains["endpoint-" + name];
       rules.push_back(fmt::format("ip saddr {} jump mark-for-masquerade", e.ip.str()));

@@ -16,6 +16,13 @@ double seconds_since(Clock::time_point start) {
 // lab would otherwise stay with the supervisor.
 constexpr size_t kSyncInChildBytes = 256 * 1024;
 
+// The scripts of `steps`, moved out for Kernel::nft_load.
+std::vector<std::string> take_scripts(std::vector<NftStep>& steps) {
+  std::vector<std::string> scripts;
+  for (auto& step : steps) scripts.push_back(std::move(step.script));
+  return scripts;
+}
+
 }  // namespace
 
 struct KubeProxyReconciler::NodeProxy {
@@ -82,12 +89,7 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
   size_t bytes = 0;
   for (const auto& step : steps) bytes += step.script.size();
   if (bytes >= kSyncInChildBytes) {
-    auto result = effects_.kernel.nft_load({{n.netns, [&] {
-                                               std::vector<std::string> scripts;
-                                               for (auto& step : steps)
-                                                 scripts.push_back(std::move(step.script));
-                                               return scripts;
-                                             }}})[0];
+    auto result = effects_.kernel.nft_load({{n.netns, [&] { return take_scripts(steps); }}})[0];
     if (!n.took(steps, result)) failure = result.error;
     return failure.empty();
   }
@@ -112,9 +114,7 @@ std::vector<std::string> KubeProxyReconciler::first_loads(
   for (size_t i = 0; i < nodes.size(); ++i)
     loads.push_back({nodes[i]->netns, [&, i] {
                        steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
-                       std::vector<std::string> scripts;
-                       for (auto& step : steps[i]) scripts.push_back(std::move(step.script));
-                       return scripts;
+                       return take_scripts(steps[i]);
                      }});
   auto results = effects_.kernel.nft_load(loads);
   std::vector<std::string> failures(nodes.size());

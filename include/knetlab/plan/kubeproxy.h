@@ -101,8 +101,8 @@ inline constexpr size_t kFirstLoadBytes = 100000;
 /// (of every service) begins with the base tables (nft_base), then goes
 /// about kFirstLoadBytes of chains at a time, and ends with one transaction
 /// of every set and map element and the chains of services with sets; only
-/// that last step carries the services. A later sync is one transaction of chain
-/// blocks, and none when nothing differs.
+/// that last step carries the services. A later sync is one transaction of
+/// chain blocks, and none when nothing differs.
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first);

@@ -22,7 +22,9 @@ enum class ProxyMode { nftables, iptables };
 /// How nftables mode picks an endpoint: `vmap` is kube-proxy's own `numgen
 /// random mod N vmap { … }`; `rules` is one `numgen` rule per endpoint
 /// (iptables' probabilities) with no anonymous map, for labs of thousands of
-/// services (the kernel's cost per anonymous map grows with their number).
+/// services (the kernel's cost per anonymous map grows with their number);
+/// `map` is not kube-proxy's shape: one `dnat … numgen … map` rule per
+/// service and no endpoint chains, for big labs.
 enum class NftPicker { vmap, rules, map };
 enum class LoadBalancerMode { cloud, bgp };
 enum class IpFamily { ipv4, ipv6, dual };
