@@ -67,6 +67,22 @@ std::vector<ProgramResult> run_probes(const std::vector<ProgramCall>& calls, siz
   return results;
 }
 
+ProbeResults run_probes_again(const std::vector<ProgramCall>& calls, size_t at_once,
+                              const std::function<bool(size_t, const ProgramResult&)>& expected) {
+  ProbeResults out{run_probes(calls, at_once)};
+  std::vector<size_t> again;
+  std::vector<ProgramCall> retry;
+  for (size_t i = 0; i < calls.size(); ++i)
+    if (!expected(i, out.results[i])) {
+      again.push_back(i);
+      retry.push_back(calls[i]);
+    }
+  auto second = run_probes(retry, at_once);
+  for (size_t k = 0; k < again.size(); ++k) out.results[again[k]] = std::move(second[k]);
+  out.asked_again = again.size();
+  return out;
+}
+
 namespace {
 
 std::string xml_escaped(const std::string& text) {
