@@ -81,9 +81,7 @@ ProxyNode proxy_node(const Plan& plan, const NodePlan& node, const EndpointMap& 
   for (const auto& s : plan.services) {
     chains += s.ports.size();
     auto it = endpoints.find(s.key());
-    // The map picker writes endpoint chains only for session affinity.
-    bool endpoint_chains = plan.network.nftables_picker != NftPicker::map || s.affinity;
-    if (endpoint_chains && it != endpoints.end())
+    if (nft_endpoint_chains(plan.network.nftables_picker, s) && it != endpoints.end())
       for (const auto& port : it->second) chains += port.size();
   }
   return {node.name,

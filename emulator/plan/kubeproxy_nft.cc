@@ -58,9 +58,7 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
     auto endpoint_name = [&](const Endpoint& e) {
       return nft_hash_name(fmt::format("{}__{}/{}", base, e.ip.str(), e.port));
     };
-    // NftPicker::map keeps kube-proxy's endpoint chains only for affinity,
-    // whose sets are per endpoint.
-    const bool lean = node.picker == NftPicker::map && !s.affinity;
+    const bool lean = !nft_endpoint_chains(node.picker, s);
     // numgen over `eps`, after the affinity lookups.
     auto pick = [&](std::vector<std::string>& rules, const std::vector<Endpoint>& eps) {
       if (lean) {

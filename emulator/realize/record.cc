@@ -262,7 +262,7 @@ LabRecord desired_part(LabRecord r) {
 
 namespace {
 
-// Everything of json(r) but its pods and services.
+// The record's JSON document but its pods and services.
 json record_head(const LabRecord& r) {
   json nodes = json::array(), hosts = json::array(), routers = json::array();
   for (const auto& n : r.nodes)
@@ -313,15 +313,6 @@ json record_head(const LabRecord& r) {
 }
 
 }  // namespace
-
-void to_json(json& j, const LabRecord& r) {
-  j = record_head(r);
-  json pods = json::array(), services = json::array();
-  for (const auto& p : r.pods) pods.push_back(pod_json(p));
-  for (const auto& s : r.services) services.push_back(service_json(s));
-  j["pods"] = std::move(pods);
-  j["services"] = std::move(services);
-}
 
 void write_record(std::ostream& out, const LabRecord& r) {
   auto head = record_head(r).dump();

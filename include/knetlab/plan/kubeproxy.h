@@ -40,6 +40,13 @@ struct ProxyNode {
 /// `endpoints` (the lab's when its kube-proxy starts; they stay).
 ProxyNode proxy_node(const Plan& plan, const NodePlan& node, const EndpointMap& endpoints);
 
+/// Whether nftables mode gives `s` kube-proxy's endpoint chains: always but
+/// with NftPicker::map, which keeps them only for session affinity (its sets
+/// are per endpoint).
+inline bool nft_endpoint_chains(NftPicker picker, const ServicePlan& s) {
+  return picker != NftPicker::map || s.affinity;
+}
+
 /// How many tables a lab of `services` services and about `chains` service
 /// and endpoint chains uses: one (kube-proxy's own shape) up to 1000 services
 /// and 10000 chains, then one per 1000 services or 10000 chains, whichever

@@ -175,12 +175,11 @@ LabRecord make_record(const Plan& plan, const std::map<std::string, PodProcesses
 /// processes, readiness, endpoints and file.
 LabRecord desired_part(LabRecord record);
 
-void to_json(nlohmann::json& j, const LabRecord& r);
-void from_json(const nlohmann::json& j, LabRecord& r);
-/// Writes json(r) to `out`, its pods and services one at a time and one to
-/// a line: a big lab's record as one json tree was the peak of the
-/// supervisor's memory.
+/// Writes `r` to `out` as the JSON document from_json reads, its pods and
+/// services one at a time and one to a line: a big lab's record as one json
+/// tree was the peak of the supervisor's memory.
 void write_record(std::ostream& out, const LabRecord& r);
+void from_json(const nlohmann::json& j, LabRecord& r);
 /// A network policy as Kubernetes writes one's spec (record_policy.cc).
 void to_json(nlohmann::json& j, const NetworkPolicy& p);
 void from_json(const nlohmann::json& j, NetworkPolicy& p);
