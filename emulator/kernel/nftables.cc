@@ -87,19 +87,24 @@ namespace {
 // In the child, whose only thread enters the namespace itself (the parent's
 // namespace worker thread is not in it): runs the load and writes its
 // NftLoadResult, as JSON, to `out`.
-[[noreturn]] void load_in_child(const NftLoad& load, const std::vector<std::string>& transactions,
-                                int out) {
+[[noreturn]] void load_in_child(const NftLoad& load, const NftTablesCopy* copy,
+                                const std::vector<std::string>& transactions, int out) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   NftLoadResult result;
   try {
-    Fd netns = open_netns(load.netns);
-    if (::setns(netns.get(), CLONE_NEWNET) != 0)
-      throw errno_error("enter", "network namespace", load.netns, errno);
+    if (copy) {
+      copy->into(load.netns, load.copy->elements);
+      ++result.applied;
+    } else {
+      Fd netns = open_netns(load.netns);
+      if (::setns(netns.get(), CLONE_NEWNET) != 0)
+        throw errno_error("enter", "network namespace", load.netns, errno);
+    }
     const auto& nft = libnftables();
-    nft_ctx* ctx = nft.ctx_new(NFT_CTX_DEFAULT);
-    if (!ctx) throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
-    nft.buffer_output(ctx);
-    nft.buffer_error(ctx);
+    nft_ctx* ctx = transactions.empty() ? nullptr : nft.ctx_new(NFT_CTX_DEFAULT);
+    if (!transactions.empty() && !ctx)
+      throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
+    if (ctx) nft.buffer_output(ctx), nft.buffer_error(ctx);
     for (const auto& t : transactions) {
       if (nft.run_cmd_from_buffer(ctx, t.c_str()) != 0) throw refusal(load.netns, ctx);
       ++result.applied;
@@ -126,6 +131,20 @@ std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& load
     std::string text;
   };
   std::vector<NftLoadResult> results(loads.size());
+  // Each copy's source is dumped once, here, before the children that copy
+  // it: they inherit what was rendered.
+  std::map<std::pair<std::string, std::vector<std::string>>, std::unique_ptr<NftTablesCopy>> copies;
+  std::vector<const NftTablesCopy*> copy_of(loads.size());
+  for (size_t i = 0; i < loads.size(); ++i) {
+    if (!loads[i].copy) continue;
+    auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
+    try {
+      if (!copy) copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
+      copy_of[i] = copy.get();
+    } catch (const SystemError& e) {
+      results[i].error = e.what();
+    }
+  }
   std::map<pid_t, Running> running;
   size_t next = 0;
   auto finish = [&](pid_t pid) {
@@ -152,6 +171,10 @@ std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& load
   };
   while (next < loads.size() || !running.empty()) {
     while (next < loads.size() && running.size() < jobs) {
+      if (loads[next].copy && !copy_of[next]) {
+        ++next;  // its source could not be dumped: results[next] says why
+        continue;
+      }
       auto transactions = loads[next].transactions();
       int pipe[2];
       if (::pipe2(pipe, O_CLOEXEC) != 0)
@@ -159,9 +182,10 @@ std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& load
       Fd in(pipe[0]), out(pipe[1]);
       pid_t pid = ::fork();
       if (pid < 0) throw errno_error("fork", "nftables load", loads[next].netns, errno);
-      if (pid == 0) load_in_child(loads[next], transactions, out.get());
+      if (pid == 0) load_in_child(loads[next], copy_of[next], transactions, out.get());
       running.emplace(pid, Running{next++, std::move(in), {}});
     }
+    if (running.empty()) continue;
     std::vector<pollfd> fds;
     std::vector<pid_t> pids;
     for (const auto& [pid, r] : running) {

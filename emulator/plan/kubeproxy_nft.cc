@@ -157,7 +157,7 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
 namespace {
 
 // A further table: the NAT part of kube-proxy's table for its services.
-std::string nft_nat_table(const ProxyNode& node, int shard) {
+std::string nft_nat_table(int shard) {
   const std::string t = nft_table(shard);
   std::string out = fmt::format(
       "add table {0} {{ comment \"rules for kube-proxy: NAT of a share of the services\" ; }}\n"
@@ -170,9 +170,8 @@ std::string nft_nat_table(const ProxyNode& node, int shard) {
       "add chain {0} mark-for-masquerade\n"
       "add chain {0} nat-output {{ type nat hook output priority -100 ; }}\n"
       "add chain {0} nat-prerouting {{ type nat hook prerouting priority -100 ; }}\n"
-      "add rule {0} mark-for-masquerade mark set mark or 0x4000\n"
-      "add element {0} nodeport-ips {{ {1} }}\n",
-      t, node.ip.str());
+      "add rule {0} mark-for-masquerade mark set mark or 0x4000\n",
+      t);
   // The first table's services chain, in each base chain itself: one jump
   // less for every new connection.
   for (const char* chain : {"nat-output", "nat-prerouting"})
@@ -260,7 +259,6 @@ std::string nft_first_table(const ProxyNode& node) {
            "service-endpoints-check ip daddr . meta l4proto . th dport vmap "
            "@no-endpoint-services"})
     line(fmt::format("add rule {} {}", t, rule));
-  line(fmt::format("add element {} nodeport-ips {{ {} }}", t, node.ip.str()));
   if (node.picker == NftPicker::map) {
     // Without endpoint chains nothing marks a pod's connection to a service
     // that picked the pod itself; this set of (address . same address) for
@@ -273,20 +271,40 @@ std::string nft_first_table(const ProxyNode& node) {
         fmt::format("insert rule {} masquerading ct status dnat ip saddr . ip daddr "
                     "@pod-hairpin jump mark-for-masquerade",
                     t));
-    std::string pairs;
-    for (uint64_t k = 1; k + 1 < node.node_pods.size(); ++k)
-      pairs += fmt::format("{}{} . {}", k > 1 ? ", " : "", node.node_pods.at(k).str(),
-                           node.node_pods.at(k).str());
-    if (!pairs.empty()) line(fmt::format("add element {} pod-hairpin {{ {} }}", t, pairs));
   }
   return out;
 }
 
 }  // namespace
 
+NftNodeElements nft_node_elements(const ProxyNode& node) {
+  NftNodeElements out;
+  for (int shard = 0; shard < node.shards; ++shard) {
+    auto table = nft_table(shard).substr(std::string_view("ip ").size());
+    out[table]["nodeport-ips"] = {{node.ip}};
+    if (shard == 0 && node.picker == NftPicker::map) {
+      auto& pairs = out[table]["pod-hairpin"];
+      for (uint64_t k = 1; k + 1 < node.node_pods.size(); ++k)
+        pairs.push_back({node.node_pods.at(k), node.node_pods.at(k)});
+    }
+  }
+  return out;
+}
+
 std::string nft_base(const ProxyNode& node) {
   std::string out = nft_first_table(node);
-  for (int shard = 1; shard < node.shards; ++shard) out += nft_nat_table(node, shard);
+  for (int shard = 1; shard < node.shards; ++shard) out += nft_nat_table(shard);
+  for (const auto& [table, sets] : nft_node_elements(node))
+    for (const auto& [set, keys] : sets) {
+      if (keys.empty()) continue;
+      std::vector<std::string> texts;
+      for (const auto& key : keys) {
+        std::vector<std::string> fields;
+        for (const auto& ip : key) fields.push_back(ip.str());
+        texts.push_back(fmt::format("{}", fmt::join(fields, " . ")));
+      }
+      out += fmt::format("add element ip {} {} {{ {} }}\n", table, set, fmt::join(texts, ", "));
+    }
   return out;
 }
 
@@ -373,6 +391,17 @@ std::vector<NftStep> nft_first_load(const ProxyNode& node,
 }
 
 }  // namespace
+
+std::vector<NftStep> nft_after_copy(const ProxyNode& node,
+                                    const std::map<std::string, NftPiece>& copied,
+                                    const std::vector<const ServicePlan*>& services,
+                                    const EndpointMap& endpoints) {
+  NftStep copy;
+  for (const auto& [key, piece] : copied) copy.services.emplace_back(key, piece);
+  auto steps = nft_sync(node, copied, services, endpoints, false);
+  steps.insert(steps.begin(), std::move(copy));
+  return steps;
+}
 
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,

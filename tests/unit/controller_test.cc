@@ -110,13 +110,23 @@ bool contains(const std::string& text, const std::string& part) {
 
 TEST(Controller, StartLoadsEveryNodesRulesInOneTransactionAndRoutesTheLoadBalancer) {
   Lab lab(lab_text());
-  for (const auto* node : {"a", "b", "c"}) {
+  for (const auto* node : {"a", "b"}) {
     ASSERT_EQ(lab.nft_count(node), 1u) << node;
     const auto& script = lab.kernel.nft[lab.node_netns(node)][0];
     EXPECT_TRUE(contains(script, "add table ip kube-proxy")) << script;
     for (const auto* pod : {"web-0", "web-1", "web-2"})
       EXPECT_TRUE(contains(script, "__" + lab.ip_of(pod) + "/8081")) << pod << " in " << node;
+    EXPECT_FALSE(lab.kernel.nft_copies.count(lab.node_netns(node))) << node;
   }
+  // The third node copies the first one's tables with its own node IP, and
+  // none of its services' rules differ from a's.
+  ASSERT_TRUE(lab.kernel.nft_copies.count(lab.node_netns("c")));
+  const auto& copy = lab.kernel.nft_copies.at(lab.node_netns("c"));
+  EXPECT_EQ(copy.from, lab.node_netns("a"));
+  EXPECT_EQ(copy.tables, std::vector<std::string>{"kube-proxy"});
+  EXPECT_EQ(copy.elements.at("kube-proxy").at("nodeport-ips"),
+            std::vector<std::vector<Ipv4>>{{*Ipv4::parse("172.18.0.4")}});
+  EXPECT_EQ(lab.nft_count("c"), 0u);
   EXPECT_EQ(lab.injector.calls_of("nft_renew").size(), 3u) << "a fresh context after the load";
   EXPECT_EQ(lab.endpoints("web"),
             (std::set<std::string>{"default/web-0", "default/web-1", "default/web-2"}));
@@ -128,9 +138,23 @@ TEST(Controller, StartLoadsEveryNodesRulesInOneTransactionAndRoutesTheLoadBalanc
   EXPECT_GE(lab.published, 1);
 }
 
+TEST(Controller, ANodeThatCopiesTheFirstNodesTablesLoadsTheServicesWhoseRulesDifferOnIt) {
+  // pinned-0 on c: the Local service has a local endpoint on c, none on a.
+  std::string text = lab_text();
+  text.replace(text.find("nodes = [\"b\"]"), 13, "nodes = [\"c\"]");
+  Lab lab(text);
+  ASSERT_TRUE(lab.kernel.nft_copies.count(lab.node_netns("c")));
+  ASSERT_EQ(lab.nft_count("c"), 1u);
+  const auto& diff = lab.kernel.nft[lab.node_netns("c")][0];
+  EXPECT_TRUE(contains(diff, "add chain ip kube-proxy local-")) << diff;
+  EXPECT_TRUE(contains(diff, "__" + lab.ip_of("pinned-0") + "/8080")) << diff;
+  EXPECT_FALSE(contains(diff, "default/web")) << "web's rules are the same on a and c: " << diff;
+}
+
 TEST(Controller, ScaleUpPlacesPodsOnTheEmptiestNodesAndSyncsOnlyTheirService) {
   Lab lab(lab_text());
-  size_t before = lab.nft_count("a");
+  std::map<std::string, size_t> before;
+  for (const auto* node : {"a", "b", "c"}) before[node] = lab.nft_count(node);
   auto r = lab.controller->request(ScaleRequest{"web", 5}).get<ScaleResult>();
   EXPECT_EQ(r.added, (std::vector<std::string>{"default/web-3", "default/web-4"}));
   // a, b and c held web-0, web-1 + pinned-0, web-2, and the cluster DNS's
@@ -142,7 +166,7 @@ TEST(Controller, ScaleUpPlacesPodsOnTheEmptiestNodesAndSyncsOnlyTheirService) {
   EXPECT_EQ(lab.ip_of("web-3"), "10.244.0.4");  // a's next address, after coredns-0's
   EXPECT_EQ(lab.endpoints("web").size(), 5u);
   for (const auto* node : {"a", "b", "c"}) {
-    auto added = lab.nft_after(node, before);
+    auto added = lab.nft_after(node, before[node]);
     ASSERT_EQ(added.size(), 1u) << node << ": one transaction per node and sync";
     EXPECT_TRUE(contains(added[0], "__" + lab.ip_of("web-4") + "/8081")) << added[0];
     EXPECT_FALSE(contains(added[0], "pinned")) << "an unchanged service was rewritten";

@@ -171,6 +171,11 @@ class FakeKernel final : public Kernel {
     for (const auto& load : loads) {
       auto& result = results.emplace_back();
       try {
+        if (load.copy) {
+          need_netns(load.copy->from);
+          nft_copies[load.netns] = *load.copy;
+          ++result.applied;
+        }
         for (const auto& t : load.transactions()) {
           nft_apply(load.netns, t);
           ++result.applied;
@@ -186,6 +191,7 @@ class FakeKernel final : public Kernel {
   std::map<std::string, std::set<std::string>> links;          // netns -> link names
   std::map<std::string, std::map<Ipv4Net, RouteSpec>> routes;  // netns -> routes added
   std::map<std::string, std::vector<std::string>> nft;         // netns -> transactions taken
+  std::map<std::string, NftCopy> nft_copies;                   // netns -> the copy it took
 
  private:
   void need_netns(const std::string& netns) {

@@ -16,6 +16,10 @@ double seconds_since(Clock::time_point start) {
 // lab would otherwise stay with the supervisor.
 constexpr size_t kSyncInChildBytes = 256 * 1024;
 
+// Nodes whose first load compiles its text, at once (see first_loads): one
+// per CPU of the machines knetlab runs on.
+constexpr size_t kCompiledLoads = 2;
+
 // The scripts of `steps`, moved out for Kernel::nft_load.
 std::vector<std::string> take_scripts(std::vector<NftStep>& steps) {
   std::vector<std::string> scripts;
@@ -110,20 +114,54 @@ std::vector<std::string> KubeProxyReconciler::first_loads(
     const LabState& lab, const std::vector<NodeProxy*>& nodes,
     const std::vector<const ServicePlan*>& services) {
   std::vector<std::vector<NftStep>> steps(nodes.size());
+  // The first kCompiledLoads nodes load the text, at once; the others copy
+  // the first one's tables, which spares them libnftables' compile of the
+  // same text, and then load what differs on them.
+  const size_t compiled = std::min(nodes.size(), kCompiledLoads);
   std::vector<NftLoad> loads;
-  for (size_t i = 0; i < nodes.size(); ++i)
+  for (size_t i = 0; i < compiled; ++i)
     loads.push_back({nodes[i]->netns, [&, i] {
                        steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
                        return take_scripts(steps[i]);
                      }});
   auto results = effects_.kernel.nft_load(loads);
-  std::vector<std::string> failures(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i]->took(steps[i], results[i]))
-      nodes[i]->loaded = true;
-    else
-      failures[i] = results[i].error;
+  results.resize(nodes.size());
+  auto took = [&](size_t i) {
+    if (!nodes[i]->took(steps[i], results[i])) return false;
+    nodes[i]->loaded = true;
+    return true;
+  };
+  const bool copy = took(0);
+  for (size_t i = 1; i < compiled; ++i) took(i);
+  loads.clear();
+  for (size_t i = compiled; i < nodes.size(); ++i) {
+    if (!copy) {
+      loads.push_back({nodes[i]->netns, [&, i] {
+                         steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
+                         return take_scripts(steps[i]);
+                       }});
+      continue;
+    }
+    NftCopy spec{nodes[0]->netns, {}, nft_node_elements(nodes[i]->node)};
+    for (const auto& [table, sets] : spec.elements) spec.tables.push_back(table);
+    loads.push_back({nodes[i]->netns,
+                     [&, i] {
+                       steps[i] = nft_after_copy(nodes[i]->node, nodes[0]->applied, services,
+                                                 lab.endpoints);
+                       auto scripts = take_scripts(steps[i]);
+                       scripts.erase(scripts.begin());
+                       return scripts;
+                     },
+                     std::move(spec)});
   }
+  if (!loads.empty()) {
+    auto rest = effects_.kernel.nft_load(loads);
+    std::move(rest.begin(), rest.end(), results.begin() + static_cast<long>(compiled));
+    for (size_t i = compiled; i < nodes.size(); ++i) took(i);
+  }
+  std::vector<std::string> failures(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (!nodes[i]->loaded) failures[i] = results[i].error;
   return failures;
 }
 

@@ -9,7 +9,9 @@
 /// already gone succeeds.
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,12 +19,28 @@
 
 namespace knl {
 
+/// Tables (family ip) copied from one namespace into another as the kernel
+/// holds them: a node's first load then skips compiling the same text again.
+struct NftCopy {
+  std::string from;                 // the namespace whose tables are copied
+  std::vector<std::string> tables;  // every one of them must exist there
+  /// Sets whose elements are not copied but are these keys instead, each key
+  /// the concatenation of its IPv4 fields: by table, then by set (as
+  /// NftNodeElements).
+  using Elements = std::map<std::string, std::map<std::string, std::vector<std::vector<Ipv4>>>>;
+  Elements elements;
+};
+
 /// A namespace's nftables transactions, run in order by Kernel::nft_load.
 struct NftLoad {
   std::string netns;
   /// Renders the transactions; called just before this load starts, so that
   /// only the loads under way hold their text.
   std::function<std::vector<std::string>()> transactions;
+  /// If set, done first and counted as the first transaction applied: the
+  /// copy replaces those tables in `netns`, in a few transactions of its own.
+  /// Its source must not be loaded by the same Kernel::nft_load call.
+  std::optional<NftCopy> copy;
 };
 
 /// How far an NftLoad went: all its transactions, or `applied` of them and

@@ -2,6 +2,7 @@
 // nftables through libnftables: the same language as `nft -f`, applied as one
 // atomic transaction per call inside a lab namespace.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,32 @@ class NftSession {
   std::string netns_;
   Fd fd_;
   nft_ctx* ctx_ = nullptr;
+};
+
+/// Tables of one namespace as the kernel holds them, dumped once (through
+/// libnftnl) to be copied into other namespaces (NftCopy).
+class NftTablesCopy {
+ public:
+  /// Dumps `tables` (family ip) of netns `from`; the calling thread stays
+  /// where it is. SystemError naming the step and errno when a table is
+  /// missing or a dump fails.
+  NftTablesCopy(const std::string& from, const std::vector<std::string>& tables);
+  ~NftTablesCopy();
+  NftTablesCopy(const NftTablesCopy&) = delete;
+  NftTablesCopy& operator=(const NftTablesCopy&) = delete;
+
+  /// Moves the calling thread into `netns` (for a single-threaded child:
+  /// it stays there) and replaces the tables there with the copy, the sets
+  /// of `replaced` with those elements instead of the dumped ones. Sets that
+  /// a rule updates (dynamic) are copied empty. SystemError naming errno when
+  /// the kernel refuses; a refused transaction leaves nothing of itself, the
+  /// earlier ones stay.
+  void into(const std::string& netns, const NftCopy::Elements& replaced) const;
+
+ private:
+  struct Rendered;
+  std::string from_;
+  std::unique_ptr<Rendered> rendered_;
 };
 
 /// Kernel::nft_load's work: `loads` in forked children, at most `jobs` at a

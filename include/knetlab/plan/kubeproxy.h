@@ -85,6 +85,14 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& service,
 /// add their filter chains to every packet.
 std::string nft_base(const ProxyNode& node);
 
+/// What makes one node's base tables differ from another's: the elements of
+/// these sets (its node IP in every nodeport-ips, its pods' hairpin pairs),
+/// each key the concatenation of its IPv4 fields, by table name without its
+/// family, then by set. Every table of the node is a key.
+using NftNodeElements =
+    std::map<std::string, std::map<std::string, std::vector<std::vector<Ipv4>>>>;
+NftNodeElements nft_node_elements(const ProxyNode& node);
+
 /// kube-proxy's NftTableOf: a service's filter maps and firewall chains
 /// (cluster-ips, no-endpoint-*, firewall-*) are in the first table whichever
 /// table holds its NAT chains.
@@ -113,6 +121,15 @@ inline constexpr size_t kFirstLoadBytes = 100000;
 std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string, NftPiece>& applied,
                               const std::vector<const ServicePlan*>& changed,
                               const EndpointMap& endpoints, bool first);
+
+/// A node's first load done by copying the tables of another node, whose
+/// services were loaded as `copied`, with this node's nft_node_elements():
+/// a first step without script stands for the copy and records `copied`;
+/// the steps after it bring the services whose rules differ on `node`.
+std::vector<NftStep> nft_after_copy(const ProxyNode& node,
+                                    const std::map<std::string, NftPiece>& copied,
+                                    const std::vector<const ServicePlan*>& services,
+                                    const EndpointMap& endpoints);
 
 // --- iptables ----------------------------------------------------------------
 

@@ -1,0 +1,399 @@
+// Copying nftables tables from one namespace into another through libnftnl:
+// the kernel's own description of every object, dumped and sent back as it
+// is, so the copy is what libnftables made for the first namespace.
+
+// Before the kernel headers, whose linux/in.h would clash with it.
+#include <netinet/in.h>
+
+#include <sched.h>
+
+#include "knetlab/kernel/netns.h"
+#include "knetlab/kernel/nftables.h"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "knetlab/util/error.h"
+
+namespace knl {
+
+namespace {
+
+template <class T, void (*Free)(const T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+using Table = std::unique_ptr<nftnl_table, Deleter<nftnl_table, nftnl_table_free>>;
+using Chain = std::unique_ptr<nftnl_chain, Deleter<nftnl_chain, nftnl_chain_free>>;
+using Rule = std::unique_ptr<nftnl_rule, Deleter<nftnl_rule, nftnl_rule_free>>;
+using Set = std::unique_ptr<nftnl_set, Deleter<nftnl_set, nftnl_set_free>>;
+struct SocketCloser {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+using Socket = std::unique_ptr<mnl_socket, SocketCloser>;
+
+// The largest nf_tables message: a set element list nest is at most 64 KiB.
+constexpr size_t kMessageMax = 65536 + 4096;
+// Bytes of rules (with the anonymous sets they bind) per transaction: the
+// kernel walks the whole transaction for every anonymous set a rule binds.
+constexpr size_t kRuleBytesPerTransaction = 256 * 1024;
+
+SystemError failure(const std::string& from, const std::string& what, int error) {
+  return SystemError(
+      fmt::format("copy nftables tables from netns {}: {}: {}", from, what, std::strerror(error)),
+      error);
+}
+
+// A netfilter socket in the calling thread's namespace.
+Socket open_socket(const std::string& from) {
+  Socket s(mnl_socket_open(NETLINK_NETFILTER));
+  if (!s || mnl_socket_bind(s.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    throw failure(from, "open a netfilter netlink socket", errno);
+  return s;
+}
+
+// Runs a dump request built by `build` and calls `parse` on every answer.
+template <class Build, class Parse>
+void dump(const std::string& from, mnl_socket* s, uint16_t type, const std::string& what,
+          Build&& build, Parse&& parse) {
+  std::vector<char> buffer(kMessageMax);
+  static uint32_t seq = 0;
+  ++seq;
+  auto* nlh = nftnl_nlmsg_build_hdr(buffer.data(), type, NFPROTO_IPV4, NLM_F_DUMP, seq);
+  build(nlh);
+  if (mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0) throw failure(from, "dump " + what, errno);
+  const auto portid = mnl_socket_get_portid(s);
+  buffer.resize(1 << 20);
+  auto callback = [](const nlmsghdr* h, void* data) {
+    return (*static_cast<Parse*>(data))(h) ? MNL_CB_OK : MNL_CB_ERROR;
+  };
+  for (;;) {
+    auto n = mnl_socket_recvfrom(s, buffer.data(), buffer.size());
+    if (n < 0) throw failure(from, "dump " + what, errno);
+    int ret = mnl_cb_run(buffer.data(), static_cast<size_t>(n), seq, portid, callback, &parse);
+    if (ret < 0) throw failure(from, "dump " + what, errno ? errno : EPROTO);
+    if (ret == MNL_CB_STOP) return;
+  }
+}
+
+// Everything of the copied tables, in the order of the kernel's dumps.
+struct Ruleset {
+  std::vector<Table> tables;
+  std::vector<Chain> chains;
+  std::vector<Rule> rules;
+  std::vector<Set> sets;  // with their elements
+};
+
+Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tables,
+                    mnl_socket* s) {
+  Ruleset r;
+  const std::set<std::string> wanted(tables.begin(), tables.end());
+  auto in_wanted = [&](const char* table) { return table && wanted.count(table); };
+  dump(
+      from, s, NFT_MSG_GETTABLE, "tables", [](nlmsghdr*) {},
+      [&](const nlmsghdr* h) {
+        Table t(nftnl_table_alloc());
+        if (nftnl_table_nlmsg_parse(h, t.get()) < 0) return false;
+        if (in_wanted(nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)))
+          r.tables.push_back(std::move(t));
+        return true;
+      });
+  if (r.tables.size() != wanted.size()) throw failure(from, "find every table", ENOENT);
+  dump(
+      from, s, NFT_MSG_GETCHAIN, "chains", [](nlmsghdr*) {},
+      [&](const nlmsghdr* h) {
+        Chain c(nftnl_chain_alloc());
+        if (nftnl_chain_nlmsg_parse(h, c.get()) < 0) return false;
+        if (in_wanted(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)))
+          r.chains.push_back(std::move(c));
+        return true;
+      });
+  dump(
+      from, s, NFT_MSG_GETSET, "sets", [](nlmsghdr*) {},
+      [&](const nlmsghdr* h) {
+        Set set(nftnl_set_alloc());
+        if (nftnl_set_nlmsg_parse(h, set.get()) < 0) return false;
+        if (in_wanted(nftnl_set_get_str(set.get(), NFTNL_SET_TABLE)))
+          r.sets.push_back(std::move(set));
+        return true;
+      });
+  for (auto& set : r.sets) {
+    const bool dynamic = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_EVAL;
+    const std::string name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+    if (dynamic) continue;
+    dump(
+        from, s, NFT_MSG_GETSETELEM, "elements of set " + name,
+        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, set.get()); },
+        [&](const nlmsghdr* h) { return nftnl_set_elems_nlmsg_parse(h, set.get()) >= 0; });
+  }
+  dump(
+      from, s, NFT_MSG_GETRULE, "rules", [](nlmsghdr*) {},
+      [&](const nlmsghdr* h) {
+        Rule rule(nftnl_rule_alloc());
+        if (nftnl_rule_nlmsg_parse(h, rule.get()) < 0) return false;
+        if (in_wanted(nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE)))
+          r.rules.push_back(std::move(rule));
+        return true;
+      });
+  return r;
+}
+
+// Transactions as netlink batches, each from BATCH_BEGIN to BATCH_END.
+class Batches {
+ public:
+  /// Appends one message of `type`, its payload written by `build`.
+  template <class Build>
+  void add(uint16_t type, uint16_t flags, Build&& build) {
+    if (open_.empty()) begin();
+    auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), type, NFPROTO_IPV4, flags, seq_++);
+    build(nlh);
+    open_.append(scratch_.data(), nlh->nlmsg_len);
+  }
+  /// Ends the transaction under way, if any.
+  void close() {
+    if (open_.empty()) return;
+    auto* nlh = nftnl_batch_end(scratch_.data(), seq_++);
+    open_.append(scratch_.data(), nlh->nlmsg_len);
+    done_.push_back(std::move(open_));
+    open_.clear();
+  }
+  /// Appends messages rendered by another Batches' messages().
+  void append(const std::string& messages) {
+    if (messages.empty()) return;
+    if (open_.empty()) begin();
+    open_ += messages;
+  }
+  size_t open_bytes() const { return open_.size(); }
+  const std::vector<std::string>& transactions() const { return done_; }
+  /// The messages of the transaction under way, without its BATCH_BEGIN.
+  std::string messages() const { return open_.empty() ? "" : open_.substr(begin_bytes_); }
+
+ private:
+  void begin() {
+    auto* nlh = nftnl_batch_begin(scratch_.data(), seq_++);
+    open_.append(scratch_.data(), nlh->nlmsg_len);
+    begin_bytes_ = nlh->nlmsg_len;
+  }
+  size_t begin_bytes_ = 0;
+  std::vector<char> scratch_ = std::vector<char>(kMessageMax);
+  uint32_t seq_ = 1;
+  std::string open_;
+  std::vector<std::string> done_;
+};
+
+// Every element message of `set` (elements as many as fit a message each).
+void add_elements(Batches& out, const nftnl_set* set) {
+  if (nftnl_set_elems_iter* probe = nftnl_set_elems_iter_create(set)) {
+    const bool empty = nftnl_set_elems_iter_cur(probe) == nullptr;
+    nftnl_set_elems_iter_destroy(probe);
+    if (empty) return;
+  }
+  nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(set);
+  int more = 1;
+  while (more > 0)
+    out.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE,
+            [&](nlmsghdr* nlh) { more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it); });
+  nftnl_set_elems_iter_destroy(it);
+}
+
+// The sets a rule names (lookups and dynamic updates).
+std::vector<std::string> sets_named(nftnl_rule* rule) {
+  std::vector<std::string> names;
+  nftnl_expr_foreach(
+      rule,
+      [](nftnl_expr* e, void* data) {
+        auto* out = static_cast<std::vector<std::string>*>(data);
+        const std::string kind = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+        if (kind == "lookup" && nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_SET))
+          out->push_back(nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+        else if (kind == "dynset" && nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_SET_NAME))
+          out->push_back(nftnl_expr_get_str(e, NFTNL_EXPR_DYNSET_SET_NAME));
+        return 0;
+      },
+      &names);
+  return names;
+}
+
+// Renders the transactions that make `r` in a namespace, but for the named
+// sets' elements: the tables, chains and named sets first (a table a refused
+// earlier load left behind is replaced), then the rules, each after the
+// anonymous sets it binds, kRuleBytesPerTransaction at a time.
+std::vector<std::string> render_objects(Ruleset& r) {
+  Batches out;
+  for (auto& t : r.tables) {
+    nftnl_table_unset(t.get(), NFTNL_TABLE_HANDLE);
+    nftnl_table_unset(t.get(), NFTNL_TABLE_USE);
+    const std::string name = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    auto bare = [&](nlmsghdr* nlh) {
+      Table only(nftnl_table_alloc());
+      nftnl_table_set_str(only.get(), NFTNL_TABLE_NAME, name.c_str());
+      nftnl_table_nlmsg_build_payload(nlh, only.get());
+    };
+    out.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, bare);
+    out.add(NFT_MSG_DELTABLE, 0, bare);
+    out.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
+            [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
+  }
+  for (auto& c : r.chains) {
+    for (auto attr : {NFTNL_CHAIN_HANDLE, NFTNL_CHAIN_USE, NFTNL_CHAIN_BYTES, NFTNL_CHAIN_PACKETS,
+                      NFTNL_CHAIN_FLAGS})
+      nftnl_chain_unset(c.get(), attr);
+    out.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL,
+            [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c.get()); });
+  }
+  std::map<std::pair<std::string, std::string>, nftnl_set*> anonymous;
+  uint32_t id = 1;
+  for (auto& set : r.sets) {
+    nftnl_set_unset(set.get(), NFTNL_SET_HANDLE);
+    nftnl_set_set_u32(set.get(), NFTNL_SET_ID, id++);
+    const std::string table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
+    const std::string name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+    if (nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS)
+      anonymous[{table, name}] = set.get();
+    else
+      out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
+              [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, set.get()); });
+  }
+  out.close();
+  for (auto& rule : r.rules) {
+    nftnl_rule_unset(rule.get(), NFTNL_RULE_HANDLE);
+    nftnl_rule_unset(rule.get(), NFTNL_RULE_POSITION);
+    const std::string table = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
+    for (const auto& name : sets_named(rule.get())) {
+      auto it = anonymous.find({table, name});
+      if (it == anonymous.end()) continue;
+      out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
+              [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, it->second); });
+      add_elements(out, it->second);
+    }
+    out.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+            [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rule.get()); });
+    if (out.open_bytes() >= kRuleBytesPerTransaction) out.close();
+  }
+  out.close();
+  return out.transactions();
+}
+
+// Sends one transaction; the kernel handles it within the send, so every
+// answer (only errors: no message asks for an acknowledgement) is queued
+// when the send returns.
+void send(const std::string& from, const std::string& netns, mnl_socket* s,
+          const std::string& transaction) {
+  int size = static_cast<int>(transaction.size() + 65536);
+  if (setsockopt(mnl_socket_get_fd(s), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+    throw failure(from, "size the send buffer", errno);
+  if (mnl_socket_sendto(s, transaction.data(), transaction.size()) < 0)
+    throw failure(from, "send to netns " + netns, errno);
+  std::vector<char> buffer(kMessageMax);
+  for (;;) {
+    auto n = ::recv(mnl_socket_get_fd(s), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0) throw failure(from, "read the answer of netns " + netns, errno);
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(h, left);
+         h = mnl_nlmsg_next(h, &left))
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(h));
+        if (err->error != 0) throw failure(from, "netns " + netns + " refused it", -err->error);
+      }
+  }
+}
+
+}  // namespace
+
+// What a copy sends, rendered once: the objects' transactions, and each named
+// set's element messages.
+struct NftTablesCopy::Rendered {
+  struct NamedSet {
+    std::string table, name, elements;
+    uint32_t id = 0;
+  };
+  std::vector<std::string> objects;
+  std::vector<NamedSet> sets;
+};
+
+NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::string>& tables)
+    : from_(from), rendered_(std::make_unique<Rendered>()) {
+  // The socket is opened inside `from` by a thread of its own, so that the
+  // calling thread's namespace never changes.
+  Socket s;
+  std::exception_ptr error;
+  std::thread([&] {
+    try {
+      Fd fd = open_netns(from);
+      if (::setns(fd.get(), CLONE_NEWNET) != 0)
+        throw errno_error("enter", "network namespace", from, errno);
+      s = open_socket(from);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }).join();
+  if (error) std::rethrow_exception(error);
+  auto ruleset = dump_tables(from, tables, s.get());
+  rendered_->objects = render_objects(ruleset);
+  for (auto& set : ruleset.sets) {
+    const auto flags = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS);
+    if (flags & NFT_SET_ANONYMOUS) continue;
+    Batches elements;
+    add_elements(elements, set.get());
+    rendered_->sets.push_back({nftnl_set_get_str(set.get(), NFTNL_SET_TABLE),
+                               nftnl_set_get_str(set.get(), NFTNL_SET_NAME), elements.messages(),
+                               nftnl_set_get_u32(set.get(), NFTNL_SET_ID)});
+  }
+}
+
+NftTablesCopy::~NftTablesCopy() = default;
+
+void NftTablesCopy::into(const std::string& netns, const NftCopy::Elements& replaced) const {
+  Fd fd = open_netns(netns);
+  if (::setns(fd.get(), CLONE_NEWNET) != 0)
+    throw errno_error("enter", "network namespace", netns, errno);
+  Socket to = open_socket(from_);
+  for (const auto& t : rendered_->objects) send(from_, netns, to.get(), t);
+  // Last the named sets' elements, which make the services reachable.
+  Batches last;
+  for (const auto& set : rendered_->sets) {
+    const std::vector<std::vector<Ipv4>>* keys = nullptr;
+    if (auto table = replaced.find(set.table); table != replaced.end())
+      if (auto found = table->second.find(set.name); found != table->second.end())
+        keys = &found->second;
+    if (!keys) {
+      last.append(set.elements);
+      continue;
+    }
+    Set mine(nftnl_set_alloc());
+    nftnl_set_set_str(mine.get(), NFTNL_SET_TABLE, set.table.c_str());
+    nftnl_set_set_str(mine.get(), NFTNL_SET_NAME, set.name.c_str());
+    nftnl_set_set_u32(mine.get(), NFTNL_SET_ID, set.id);
+    for (const auto& fields : *keys) {
+      std::vector<uint32_t> key;
+      for (const auto& ip : fields) key.push_back(htonl(ip.value));
+      nftnl_set_elem* e = nftnl_set_elem_alloc();
+      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), key.size() * sizeof(uint32_t));
+      nftnl_set_elem_add(mine.get(), e);
+    }
+    add_elements(last, mine.get());
+  }
+  last.close();
+  for (const auto& t : last.transactions()) send(from_, netns, to.get(), t);
+}
+
+}  // namespace knl
