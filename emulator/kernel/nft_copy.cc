@@ -54,7 +54,7 @@ using Socket = std::unique_ptr<mnl_socket, SocketCloser>;
 constexpr size_t kMessageMax = 65536 + 4096;
 // Bytes of rules (with the anonymous sets they bind) per transaction: the
 // kernel walks the whole transaction for every anonymous set a rule binds.
-constexpr size_t kRuleBytesPerTransaction = 256 * 1024;
+constexpr size_t kRuleBytesPerTransaction = 1024 * 1024;
 
 SystemError failure(const std::string& from, const std::string& what, int error) {
   return SystemError(
@@ -144,15 +144,22 @@ Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tab
         [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, set.get()); },
         [&](const nlmsghdr* h) { return nftnl_set_elems_nlmsg_parse(h, set.get()) >= 0; });
   }
-  dump(
-      from, s, NFT_MSG_GETRULE, "rules", [](nlmsghdr*) {},
-      [&](const nlmsghdr* h) {
-        Rule rule(nftnl_rule_alloc());
-        if (nftnl_rule_nlmsg_parse(h, rule.get()) < 0) return false;
-        if (in_wanted(nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE)))
+  // Table by table: the kernel's rule dump walks every rule it dumped
+  // before each part of its answer, so the walk is of one table at a time.
+  for (const auto& table : tables)
+    dump(
+        from, s, NFT_MSG_GETRULE, "rules of table " + table,
+        [&](nlmsghdr* nlh) {
+          Rule filter(nftnl_rule_alloc());
+          nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+          nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+        },
+        [&](const nlmsghdr* h) {
+          Rule rule(nftnl_rule_alloc());
+          if (nftnl_rule_nlmsg_parse(h, rule.get()) < 0) return false;
           r.rules.push_back(std::move(rule));
-        return true;
-      });
+          return true;
+        });
   return r;
 }
 
