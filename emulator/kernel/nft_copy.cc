@@ -9,8 +9,8 @@
 
 #include "knetlab/kernel/netns.h"
 #include "knetlab/kernel/nftables.h"
+#include "library.h"
 
-#include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
@@ -21,6 +21,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
@@ -37,18 +38,51 @@ namespace knl {
 
 namespace {
 
-template <class T, void (*Free)(const T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
+// libnftnl, loaded when first used (library.h), as nftnl_NAME is NAME here.
+// clang-format off
+#define KNL_NFTNL_FUNCTIONS(X)                                                                 \
+  X(table_alloc) X(table_free) X(table_nlmsg_parse) X(table_get_str) X(table_unset)            \
+  X(table_set_str) X(table_nlmsg_build_payload)                                                \
+  X(chain_alloc) X(chain_free) X(chain_nlmsg_parse) X(chain_get_str) X(chain_unset)            \
+  X(chain_nlmsg_build_payload)                                                                 \
+  X(rule_alloc) X(rule_free) X(rule_nlmsg_parse) X(rule_get_str) X(rule_set_str)               \
+  X(rule_unset) X(rule_nlmsg_build_payload) X(expr_foreach) X(expr_get_str) X(expr_is_set)     \
+  X(set_alloc) X(set_free) X(set_nlmsg_parse) X(set_get_str) X(set_get_u32) X(set_set_str)     \
+  X(set_set_u32) X(set_unset) X(set_nlmsg_build_payload) X(set_elems_nlmsg_parse)              \
+  X(set_elems_nlmsg_build_payload) X(set_elems_nlmsg_build_payload_iter)                       \
+  X(set_elems_iter_create) X(set_elems_iter_cur) X(set_elems_iter_destroy)                     \
+  X(set_elem_alloc) X(set_elem_set) X(set_elem_add)                                            \
+  X(nlmsg_build_hdr) X(batch_begin) X(batch_end)
+// clang-format on
+struct Libnftnl {
+#define KNL_NFTNL_FIELD(name) decltype(&nftnl_##name) name;
+  KNL_NFTNL_FUNCTIONS(KNL_NFTNL_FIELD)
+#undef KNL_NFTNL_FIELD
 };
-using Table = std::unique_ptr<nftnl_table, Deleter<nftnl_table, nftnl_table_free>>;
-using Chain = std::unique_ptr<nftnl_chain, Deleter<nftnl_chain, nftnl_chain_free>>;
-using Rule = std::unique_ptr<nftnl_rule, Deleter<nftnl_rule, nftnl_rule_free>>;
-using Set = std::unique_ptr<nftnl_set, Deleter<nftnl_set, nftnl_set_free>>;
-struct SocketCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+
+const Libnftnl& nl() {
+  static const Libnftnl lib = [] {
+    const Library library("libnftnl.so.11", "libnftnl11");
+    Libnftnl l;
+#define KNL_NFTNL_LOAD(name) library.load(l.name, "nftnl_" #name);
+    KNL_NFTNL_FUNCTIONS(KNL_NFTNL_LOAD)
+#undef KNL_NFTNL_LOAD
+    return l;
+  }();
+  return lib;
+}
+#undef KNL_NFTNL_FUNCTIONS
+
+struct Free {
+  void operator()(nftnl_table* p) const { nl().table_free(p); }
+  void operator()(nftnl_chain* p) const { nl().chain_free(p); }
+  void operator()(nftnl_rule* p) const { nl().rule_free(p); }
+  void operator()(nftnl_set* p) const { nl().set_free(p); }
 };
-using Socket = std::unique_ptr<mnl_socket, SocketCloser>;
+using Table = std::unique_ptr<nftnl_table, Free>;
+using Chain = std::unique_ptr<nftnl_chain, Free>;
+using Rule = std::unique_ptr<nftnl_rule, Free>;
+using Set = std::unique_ptr<nftnl_set, Free>;
 
 // The largest nf_tables message: a set element list nest is at most 64 KiB.
 constexpr size_t kMessageMax = 65536 + 4096;
@@ -62,35 +96,51 @@ SystemError failure(const std::string& from, const std::string& what, int error)
       error);
 }
 
-// A netfilter socket in the calling thread's namespace.
-Socket open_socket(const std::string& from) {
-  Socket s(mnl_socket_open(NETLINK_NETFILTER));
-  if (!s || mnl_socket_bind(s.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+// A netfilter netlink socket in the calling thread's namespace.
+Fd open_socket(const std::string& from) {
+  Fd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  if (!s || ::bind(s.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0)
     throw failure(from, "open a netfilter netlink socket", errno);
   return s;
 }
 
+// Sends `length` bytes at `data` to the kernel.
+bool send_to_kernel(int s, const void* data, size_t length) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  return ::sendto(s, data, length, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) ==
+         static_cast<ssize_t>(length);
+}
+
 // Runs a dump request built by `build` and calls `parse` on every answer.
 template <class Build, class Parse>
-void dump(const std::string& from, mnl_socket* s, uint16_t type, const std::string& what,
-          Build&& build, Parse&& parse) {
+void dump(const std::string& from, int s, uint16_t type, const std::string& what, Build&& build,
+          Parse&& parse) {
   std::vector<char> buffer(kMessageMax);
   static uint32_t seq = 0;
   ++seq;
-  auto* nlh = nftnl_nlmsg_build_hdr(buffer.data(), type, NFPROTO_IPV4, NLM_F_DUMP, seq);
-  build(nlh);
-  if (mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0) throw failure(from, "dump " + what, errno);
-  const auto portid = mnl_socket_get_portid(s);
+  auto* request = nl().nlmsg_build_hdr(buffer.data(), type, NFPROTO_IPV4, NLM_F_DUMP, seq);
+  build(request);
+  if (!send_to_kernel(s, request, request->nlmsg_len)) throw failure(from, "dump " + what, errno);
   buffer.resize(1 << 20);
-  auto callback = [](const nlmsghdr* h, void* data) {
-    return (*static_cast<Parse*>(data))(h) ? MNL_CB_OK : MNL_CB_ERROR;
-  };
   for (;;) {
-    auto n = mnl_socket_recvfrom(s, buffer.data(), buffer.size());
+    auto n = ::recv(s, buffer.data(), buffer.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw failure(from, "dump " + what, errno);
-    int ret = mnl_cb_run(buffer.data(), static_cast<size_t>(n), seq, portid, callback, &parse);
-    if (ret < 0) throw failure(from, "dump " + what, errno ? errno : EPROTO);
-    if (ret == MNL_CB_STOP) return;
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(h, left);
+         h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        if (err->error != 0) throw failure(from, "dump " + what, -err->error);
+        continue;
+      }
+      if (!parse(h)) throw failure(from, "read the dump of " + what, EPROTO);
+    }
   }
 }
 
@@ -102,17 +152,16 @@ struct Ruleset {
   std::vector<Set> sets;  // with their elements
 };
 
-Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tables,
-                    mnl_socket* s) {
+Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tables, int s) {
   Ruleset r;
   const std::set<std::string> wanted(tables.begin(), tables.end());
   auto in_wanted = [&](const char* table) { return table && wanted.count(table); };
   dump(
       from, s, NFT_MSG_GETTABLE, "tables", [](nlmsghdr*) {},
       [&](const nlmsghdr* h) {
-        Table t(nftnl_table_alloc());
-        if (nftnl_table_nlmsg_parse(h, t.get()) < 0) return false;
-        if (in_wanted(nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)))
+        Table t(nl().table_alloc());
+        if (nl().table_nlmsg_parse(h, t.get()) < 0) return false;
+        if (in_wanted(nl().table_get_str(t.get(), NFTNL_TABLE_NAME)))
           r.tables.push_back(std::move(t));
         return true;
       });
@@ -120,29 +169,29 @@ Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tab
   dump(
       from, s, NFT_MSG_GETCHAIN, "chains", [](nlmsghdr*) {},
       [&](const nlmsghdr* h) {
-        Chain c(nftnl_chain_alloc());
-        if (nftnl_chain_nlmsg_parse(h, c.get()) < 0) return false;
-        if (in_wanted(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)))
+        Chain c(nl().chain_alloc());
+        if (nl().chain_nlmsg_parse(h, c.get()) < 0) return false;
+        if (in_wanted(nl().chain_get_str(c.get(), NFTNL_CHAIN_TABLE)))
           r.chains.push_back(std::move(c));
         return true;
       });
   dump(
       from, s, NFT_MSG_GETSET, "sets", [](nlmsghdr*) {},
       [&](const nlmsghdr* h) {
-        Set set(nftnl_set_alloc());
-        if (nftnl_set_nlmsg_parse(h, set.get()) < 0) return false;
-        if (in_wanted(nftnl_set_get_str(set.get(), NFTNL_SET_TABLE)))
+        Set set(nl().set_alloc());
+        if (nl().set_nlmsg_parse(h, set.get()) < 0) return false;
+        if (in_wanted(nl().set_get_str(set.get(), NFTNL_SET_TABLE)))
           r.sets.push_back(std::move(set));
         return true;
       });
   for (auto& set : r.sets) {
-    const bool dynamic = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_EVAL;
-    const std::string name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+    const bool dynamic = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_EVAL;
+    const std::string name = nl().set_get_str(set.get(), NFTNL_SET_NAME);
     if (dynamic) continue;
     dump(
         from, s, NFT_MSG_GETSETELEM, "elements of set " + name,
-        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, set.get()); },
-        [&](const nlmsghdr* h) { return nftnl_set_elems_nlmsg_parse(h, set.get()) >= 0; });
+        [&](nlmsghdr* nlh) { nl().set_elems_nlmsg_build_payload(nlh, set.get()); },
+        [&](const nlmsghdr* h) { return nl().set_elems_nlmsg_parse(h, set.get()) >= 0; });
   }
   // Table by table: the kernel's rule dump walks every rule it dumped
   // before each part of its answer, so the walk is of one table at a time.
@@ -150,13 +199,13 @@ Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tab
     dump(
         from, s, NFT_MSG_GETRULE, "rules of table " + table,
         [&](nlmsghdr* nlh) {
-          Rule filter(nftnl_rule_alloc());
-          nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
-          nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+          Rule filter(nl().rule_alloc());
+          nl().rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+          nl().rule_nlmsg_build_payload(nlh, filter.get());
         },
         [&](const nlmsghdr* h) {
-          Rule rule(nftnl_rule_alloc());
-          if (nftnl_rule_nlmsg_parse(h, rule.get()) < 0) return false;
+          Rule rule(nl().rule_alloc());
+          if (nl().rule_nlmsg_parse(h, rule.get()) < 0) return false;
           r.rules.push_back(std::move(rule));
           return true;
         });
@@ -170,14 +219,14 @@ class Batches {
   template <class Build>
   void add(uint16_t type, uint16_t flags, Build&& build) {
     if (open_.empty()) begin();
-    auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), type, NFPROTO_IPV4, flags, seq_++);
+    auto* nlh = nl().nlmsg_build_hdr(scratch_.data(), type, NFPROTO_IPV4, flags, seq_++);
     build(nlh);
     open_.append(scratch_.data(), nlh->nlmsg_len);
   }
   /// Ends the transaction under way, if any.
   void close() {
     if (open_.empty()) return;
-    auto* nlh = nftnl_batch_end(scratch_.data(), seq_++);
+    auto* nlh = nl().batch_end(scratch_.data(), seq_++);
     open_.append(scratch_.data(), nlh->nlmsg_len);
     done_.push_back(std::move(open_));
     open_.clear();
@@ -195,7 +244,7 @@ class Batches {
 
  private:
   void begin() {
-    auto* nlh = nftnl_batch_begin(scratch_.data(), seq_++);
+    auto* nlh = nl().batch_begin(scratch_.data(), seq_++);
     open_.append(scratch_.data(), nlh->nlmsg_len);
     begin_bytes_ = nlh->nlmsg_len;
   }
@@ -208,31 +257,31 @@ class Batches {
 
 // Every element message of `set` (elements as many as fit a message each).
 void add_elements(Batches& out, const nftnl_set* set) {
-  if (nftnl_set_elems_iter* probe = nftnl_set_elems_iter_create(set)) {
-    const bool empty = nftnl_set_elems_iter_cur(probe) == nullptr;
-    nftnl_set_elems_iter_destroy(probe);
+  if (nftnl_set_elems_iter* probe = nl().set_elems_iter_create(set)) {
+    const bool empty = nl().set_elems_iter_cur(probe) == nullptr;
+    nl().set_elems_iter_destroy(probe);
     if (empty) return;
   }
-  nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(set);
+  nftnl_set_elems_iter* it = nl().set_elems_iter_create(set);
   int more = 1;
   while (more > 0)
     out.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE,
-            [&](nlmsghdr* nlh) { more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it); });
-  nftnl_set_elems_iter_destroy(it);
+            [&](nlmsghdr* nlh) { more = nl().set_elems_nlmsg_build_payload_iter(nlh, it); });
+  nl().set_elems_iter_destroy(it);
 }
 
 // The sets a rule names (lookups and dynamic updates).
 std::vector<std::string> sets_named(nftnl_rule* rule) {
   std::vector<std::string> names;
-  nftnl_expr_foreach(
+  nl().expr_foreach(
       rule,
       [](nftnl_expr* e, void* data) {
         auto* out = static_cast<std::vector<std::string>*>(data);
-        const std::string kind = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-        if (kind == "lookup" && nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_SET))
-          out->push_back(nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
-        else if (kind == "dynset" && nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_SET_NAME))
-          out->push_back(nftnl_expr_get_str(e, NFTNL_EXPR_DYNSET_SET_NAME));
+        const std::string kind = nl().expr_get_str(e, NFTNL_EXPR_NAME);
+        if (kind == "lookup" && nl().expr_is_set(e, NFTNL_EXPR_LOOKUP_SET))
+          out->push_back(nl().expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+        else if (kind == "dynset" && nl().expr_is_set(e, NFTNL_EXPR_DYNSET_SET_NAME))
+          out->push_back(nl().expr_get_str(e, NFTNL_EXPR_DYNSET_SET_NAME));
         return 0;
       },
       &names);
@@ -246,53 +295,53 @@ std::vector<std::string> sets_named(nftnl_rule* rule) {
 std::vector<std::string> render_objects(Ruleset& r) {
   Batches out;
   for (auto& t : r.tables) {
-    nftnl_table_unset(t.get(), NFTNL_TABLE_HANDLE);
-    nftnl_table_unset(t.get(), NFTNL_TABLE_USE);
-    const std::string name = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    nl().table_unset(t.get(), NFTNL_TABLE_HANDLE);
+    nl().table_unset(t.get(), NFTNL_TABLE_USE);
+    const std::string name = nl().table_get_str(t.get(), NFTNL_TABLE_NAME);
     auto bare = [&](nlmsghdr* nlh) {
-      Table only(nftnl_table_alloc());
-      nftnl_table_set_str(only.get(), NFTNL_TABLE_NAME, name.c_str());
-      nftnl_table_nlmsg_build_payload(nlh, only.get());
+      Table only(nl().table_alloc());
+      nl().table_set_str(only.get(), NFTNL_TABLE_NAME, name.c_str());
+      nl().table_nlmsg_build_payload(nlh, only.get());
     };
     out.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, bare);
     out.add(NFT_MSG_DELTABLE, 0, bare);
     out.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
-            [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
+            [&](nlmsghdr* nlh) { nl().table_nlmsg_build_payload(nlh, t.get()); });
   }
   for (auto& c : r.chains) {
     for (auto attr : {NFTNL_CHAIN_HANDLE, NFTNL_CHAIN_USE, NFTNL_CHAIN_BYTES, NFTNL_CHAIN_PACKETS,
                       NFTNL_CHAIN_FLAGS})
-      nftnl_chain_unset(c.get(), attr);
+      nl().chain_unset(c.get(), attr);
     out.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL,
-            [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c.get()); });
+            [&](nlmsghdr* nlh) { nl().chain_nlmsg_build_payload(nlh, c.get()); });
   }
   std::map<std::pair<std::string, std::string>, nftnl_set*> anonymous;
   uint32_t id = 1;
   for (auto& set : r.sets) {
-    nftnl_set_unset(set.get(), NFTNL_SET_HANDLE);
-    nftnl_set_set_u32(set.get(), NFTNL_SET_ID, id++);
-    const std::string table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
-    const std::string name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
-    if (nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS)
+    nl().set_unset(set.get(), NFTNL_SET_HANDLE);
+    nl().set_set_u32(set.get(), NFTNL_SET_ID, id++);
+    const std::string table = nl().set_get_str(set.get(), NFTNL_SET_TABLE);
+    const std::string name = nl().set_get_str(set.get(), NFTNL_SET_NAME);
+    if (nl().set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS)
       anonymous[{table, name}] = set.get();
     else
       out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
-              [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, set.get()); });
+              [&](nlmsghdr* nlh) { nl().set_nlmsg_build_payload(nlh, set.get()); });
   }
   out.close();
   for (auto& rule : r.rules) {
-    nftnl_rule_unset(rule.get(), NFTNL_RULE_HANDLE);
-    nftnl_rule_unset(rule.get(), NFTNL_RULE_POSITION);
-    const std::string table = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
+    nl().rule_unset(rule.get(), NFTNL_RULE_HANDLE);
+    nl().rule_unset(rule.get(), NFTNL_RULE_POSITION);
+    const std::string table = nl().rule_get_str(rule.get(), NFTNL_RULE_TABLE);
     for (const auto& name : sets_named(rule.get())) {
       auto it = anonymous.find({table, name});
       if (it == anonymous.end()) continue;
       out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
-              [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, it->second); });
+              [&](nlmsghdr* nlh) { nl().set_nlmsg_build_payload(nlh, it->second); });
       add_elements(out, it->second);
     }
     out.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
-            [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rule.get()); });
+            [&](nlmsghdr* nlh) { nl().rule_nlmsg_build_payload(nlh, rule.get()); });
     if (out.open_bytes() >= kRuleBytesPerTransaction) out.close();
   }
   out.close();
@@ -302,23 +351,24 @@ std::vector<std::string> render_objects(Ruleset& r) {
 // Sends one transaction; the kernel handles it within the send, so every
 // answer (only errors: no message asks for an acknowledgement) is queued
 // when the send returns.
-void send(const std::string& from, const std::string& netns, mnl_socket* s,
+void send(const std::string& from, const std::string& netns, int s,
           const std::string& transaction) {
   int size = static_cast<int>(transaction.size() + 65536);
-  if (setsockopt(mnl_socket_get_fd(s), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+  if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
     throw failure(from, "size the send buffer", errno);
-  if (mnl_socket_sendto(s, transaction.data(), transaction.size()) < 0)
+  if (!send_to_kernel(s, transaction.data(), transaction.size()))
     throw failure(from, "send to netns " + netns, errno);
   std::vector<char> buffer(kMessageMax);
   for (;;) {
-    auto n = ::recv(mnl_socket_get_fd(s), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    auto n = ::recv(s, buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw failure(from, "read the answer of netns " + netns, errno);
     int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(h, left);
-         h = mnl_nlmsg_next(h, &left))
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(h, left);
+         h = NLMSG_NEXT(h, left))
       if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(h));
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
         if (err->error != 0) throw failure(from, "netns " + netns + " refused it", -err->error);
       }
   }
@@ -341,7 +391,7 @@ NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::str
     : from_(from), rendered_(std::make_unique<Rendered>()) {
   // The socket is opened inside `from` by a thread of its own, so that the
   // calling thread's namespace never changes.
-  Socket s;
+  Fd s;
   std::exception_ptr error;
   std::thread([&] {
     try {
@@ -357,13 +407,13 @@ NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::str
   auto ruleset = dump_tables(from, tables, s.get());
   rendered_->objects = render_objects(ruleset);
   for (auto& set : ruleset.sets) {
-    const auto flags = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS);
+    const auto flags = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS);
     if (flags & NFT_SET_ANONYMOUS) continue;
     Batches elements;
     add_elements(elements, set.get());
-    rendered_->sets.push_back({nftnl_set_get_str(set.get(), NFTNL_SET_TABLE),
-                               nftnl_set_get_str(set.get(), NFTNL_SET_NAME), elements.messages(),
-                               nftnl_set_get_u32(set.get(), NFTNL_SET_ID)});
+    rendered_->sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
+                               nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages(),
+                               nl().set_get_u32(set.get(), NFTNL_SET_ID)});
   }
 }
 
@@ -373,7 +423,7 @@ void NftTablesCopy::into(const std::string& netns, const NftCopy::Elements& repl
   Fd fd = open_netns(netns);
   if (::setns(fd.get(), CLONE_NEWNET) != 0)
     throw errno_error("enter", "network namespace", netns, errno);
-  Socket to = open_socket(from_);
+  Fd to = open_socket(from_);
   for (const auto& t : rendered_->objects) send(from_, netns, to.get(), t);
   // Last the named sets' elements, which make the services reachable.
   Batches last;
@@ -386,16 +436,16 @@ void NftTablesCopy::into(const std::string& netns, const NftCopy::Elements& repl
       last.append(set.elements);
       continue;
     }
-    Set mine(nftnl_set_alloc());
-    nftnl_set_set_str(mine.get(), NFTNL_SET_TABLE, set.table.c_str());
-    nftnl_set_set_str(mine.get(), NFTNL_SET_NAME, set.name.c_str());
-    nftnl_set_set_u32(mine.get(), NFTNL_SET_ID, set.id);
+    Set mine(nl().set_alloc());
+    nl().set_set_str(mine.get(), NFTNL_SET_TABLE, set.table.c_str());
+    nl().set_set_str(mine.get(), NFTNL_SET_NAME, set.name.c_str());
+    nl().set_set_u32(mine.get(), NFTNL_SET_ID, set.id);
     for (const auto& fields : *keys) {
       std::vector<uint32_t> key;
       for (const auto& ip : fields) key.push_back(htonl(ip.value));
-      nftnl_set_elem* e = nftnl_set_elem_alloc();
-      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), key.size() * sizeof(uint32_t));
-      nftnl_set_elem_add(mine.get(), e);
+      nftnl_set_elem* e = nl().set_elem_alloc();
+      nl().set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), key.size() * sizeof(uint32_t));
+      nl().set_elem_add(mine.get(), e);
     }
     add_elements(last, mine.get());
   }

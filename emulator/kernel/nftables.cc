@@ -1,6 +1,5 @@
 #include "knetlab/kernel/nftables.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <nftables/libnftables.h>
 #include <poll.h>
@@ -19,14 +18,14 @@
 
 #include "knetlab/kernel/netns.h"
 #include "knetlab/util/error.h"
+#include "library.h"
 
 namespace knl {
 
 namespace {
 
-// libnftables, loaded the first time a lab needs it: loading it and the
-// libraries it pulls in would slow every knetlab command, and most commands
-// (destroy, get, exec, a lab without services) never use it.
+// libnftables, loaded the first time a lab needs it (library.h): most
+// commands (destroy, get, exec, a lab without services) never use it.
 struct Libnftables {
   decltype(&nft_ctx_new) ctx_new;
   decltype(&nft_ctx_free) ctx_free;
@@ -39,27 +38,15 @@ struct Libnftables {
 
 const Libnftables& libnftables() {
   static const Libnftables lib = [] {
-    constexpr const char* kSoname = "libnftables.so.1";
-    void* handle = ::dlopen(kSoname, RTLD_NOW | RTLD_LOCAL);
-    if (!handle)
-      throw SystemError(fmt::format("load {} ({}): install it with `apt-get install libnftables1` "
-                                    "(scripts/setup does)",
-                                    kSoname, ::dlerror()),
-                        ENOENT);
+    const Library library("libnftables.so.1", "libnftables1");
     Libnftables l;
-    auto load = [&](auto& function, const char* name) {
-      void* address = ::dlsym(handle, name);
-      if (!address)
-        throw SystemError(fmt::format("{} has no {}: {}", kSoname, name, ::dlerror()), ENOENT);
-      function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(address);
-    };
-    load(l.ctx_new, "nft_ctx_new");
-    load(l.ctx_free, "nft_ctx_free");
-    load(l.buffer_output, "nft_ctx_buffer_output");
-    load(l.buffer_error, "nft_ctx_buffer_error");
-    load(l.get_output_buffer, "nft_ctx_get_output_buffer");
-    load(l.get_error_buffer, "nft_ctx_get_error_buffer");
-    load(l.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
+    library.load(l.ctx_new, "nft_ctx_new");
+    library.load(l.ctx_free, "nft_ctx_free");
+    library.load(l.buffer_output, "nft_ctx_buffer_output");
+    library.load(l.buffer_error, "nft_ctx_buffer_error");
+    library.load(l.get_output_buffer, "nft_ctx_get_output_buffer");
+    library.load(l.get_error_buffer, "nft_ctx_get_error_buffer");
+    library.load(l.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
     return l;
   }();
   return lib;
