@@ -31,6 +31,7 @@
 #include <memory>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include "knetlab/util/error.h"
 
@@ -156,34 +157,25 @@ Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tab
   Ruleset r;
   const std::set<std::string> wanted(tables.begin(), tables.end());
   auto in_wanted = [&](const char* table) { return table && wanted.count(table); };
-  dump(
-      from, s, NFT_MSG_GETTABLE, "tables", [](nlmsghdr*) {},
-      [&](const nlmsghdr* h) {
-        Table t(nl().table_alloc());
-        if (nl().table_nlmsg_parse(h, t.get()) < 0) return false;
-        if (in_wanted(nl().table_get_str(t.get(), NFTNL_TABLE_NAME)))
-          r.tables.push_back(std::move(t));
-        return true;
-      });
+  // Dumps every object of `type` into `out`, keeping those of a wanted table.
+  auto keep = [&](auto& out, uint16_t type, const char* what, auto alloc, auto parse,
+                  auto table_of) {
+    dump(
+        from, s, type, what, [](nlmsghdr*) {},
+        [&](const nlmsghdr* h) {
+          typename std::decay_t<decltype(out)>::value_type object(alloc());
+          if (parse(h, object.get()) < 0) return false;
+          if (in_wanted(table_of(object.get()))) out.push_back(std::move(object));
+          return true;
+        });
+  };
+  keep(r.tables, NFT_MSG_GETTABLE, "tables", nl().table_alloc, nl().table_nlmsg_parse,
+       [](const nftnl_table* t) { return nl().table_get_str(t, NFTNL_TABLE_NAME); });
   if (r.tables.size() != wanted.size()) throw failure(from, "find every table", ENOENT);
-  dump(
-      from, s, NFT_MSG_GETCHAIN, "chains", [](nlmsghdr*) {},
-      [&](const nlmsghdr* h) {
-        Chain c(nl().chain_alloc());
-        if (nl().chain_nlmsg_parse(h, c.get()) < 0) return false;
-        if (in_wanted(nl().chain_get_str(c.get(), NFTNL_CHAIN_TABLE)))
-          r.chains.push_back(std::move(c));
-        return true;
-      });
-  dump(
-      from, s, NFT_MSG_GETSET, "sets", [](nlmsghdr*) {},
-      [&](const nlmsghdr* h) {
-        Set set(nl().set_alloc());
-        if (nl().set_nlmsg_parse(h, set.get()) < 0) return false;
-        if (in_wanted(nl().set_get_str(set.get(), NFTNL_SET_TABLE)))
-          r.sets.push_back(std::move(set));
-        return true;
-      });
+  keep(r.chains, NFT_MSG_GETCHAIN, "chains", nl().chain_alloc, nl().chain_nlmsg_parse,
+       [](const nftnl_chain* c) { return nl().chain_get_str(c, NFTNL_CHAIN_TABLE); });
+  keep(r.sets, NFT_MSG_GETSET, "sets", nl().set_alloc, nl().set_nlmsg_parse,
+       [](const nftnl_set* set) { return nl().set_get_str(set, NFTNL_SET_TABLE); });
   for (auto& set : r.sets) {
     const bool dynamic = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_EVAL;
     const std::string name = nl().set_get_str(set.get(), NFTNL_SET_NAME);
