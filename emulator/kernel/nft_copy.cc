@@ -5,8 +5,6 @@
 // Before the kernel headers, whose linux/in.h would clash with it.
 #include <netinet/in.h>
 
-#include <sched.h>
-
 #include "knetlab/kernel/netns.h"
 #include "knetlab/kernel/nftables.h"
 #include "library.h"
@@ -30,7 +28,6 @@
 #include <cstring>
 #include <memory>
 #include <set>
-#include <thread>
 #include <type_traits>
 
 #include "knetlab/util/error.h"
@@ -373,7 +370,6 @@ void send(const std::string& from, const std::string& netns, int s,
 struct NftTablesCopy::Rendered {
   struct NamedSet {
     std::string table, name, elements;
-    uint32_t id = 0;
   };
   std::vector<std::string> objects;
   std::vector<NamedSet> sets;
@@ -381,21 +377,9 @@ struct NftTablesCopy::Rendered {
 
 NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::string>& tables)
     : from_(from), rendered_(std::make_unique<Rendered>()) {
-  // The socket is opened inside `from` by a thread of its own, so that the
-  // calling thread's namespace never changes.
+  // A socket stays in the namespace it was opened in.
   Fd s;
-  std::exception_ptr error;
-  std::thread([&] {
-    try {
-      Fd fd = open_netns(from);
-      if (::setns(fd.get(), CLONE_NEWNET) != 0)
-        throw errno_error("enter", "network namespace", from, errno);
-      s = open_socket(from);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }).join();
-  if (error) std::rethrow_exception(error);
+  run_in_netns(open_netns(from).get(), [&] { s = open_socket(from); });
   auto ruleset = dump_tables(from, tables, s.get());
   rendered_->objects = render_objects(ruleset);
   for (auto& set : ruleset.sets) {
@@ -404,17 +388,13 @@ NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::str
     Batches elements;
     add_elements(elements, set.get());
     rendered_->sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
-                               nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages(),
-                               nl().set_get_u32(set.get(), NFTNL_SET_ID)});
+                               nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages()});
   }
 }
 
 NftTablesCopy::~NftTablesCopy() = default;
 
-void NftTablesCopy::into(const std::string& netns, const NftCopy::Elements& replaced) const {
-  Fd fd = open_netns(netns);
-  if (::setns(fd.get(), CLONE_NEWNET) != 0)
-    throw errno_error("enter", "network namespace", netns, errno);
+void NftTablesCopy::into(const std::string& netns, const NftSetElements& replaced) const {
   Fd to = open_socket(from_);
   for (const auto& t : rendered_->objects) send(from_, netns, to.get(), t);
   // Last the named sets' elements, which make the services reachable.
@@ -431,7 +411,6 @@ void NftTablesCopy::into(const std::string& netns, const NftCopy::Elements& repl
     Set mine(nl().set_alloc());
     nl().set_set_str(mine.get(), NFTNL_SET_TABLE, set.table.c_str());
     nl().set_set_str(mine.get(), NFTNL_SET_NAME, set.name.c_str());
-    nl().set_set_u32(mine.get(), NFTNL_SET_ID, set.id);
     for (const auto& fields : *keys) {
       std::vector<uint32_t> key;
       for (const auto& ip : fields) key.push_back(htonl(ip.value));

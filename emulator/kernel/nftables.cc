@@ -79,13 +79,12 @@ namespace {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   NftLoadResult result;
   try {
+    Fd netns = open_netns(load.netns);
+    if (::setns(netns.get(), CLONE_NEWNET) != 0)
+      throw errno_error("enter", "network namespace", load.netns, errno);
     if (copy) {
       copy->into(load.netns, load.copy->elements);
       ++result.applied;
-    } else {
-      Fd netns = open_netns(load.netns);
-      if (::setns(netns.get(), CLONE_NEWNET) != 0)
-        throw errno_error("enter", "network namespace", load.netns, errno);
     }
     const auto& nft = libnftables();
     nft_ctx* ctx = transactions.empty() ? nullptr : nft.ctx_new(NFT_CTX_DEFAULT);

@@ -277,8 +277,8 @@ std::string nft_first_table(const ProxyNode& node) {
 
 }  // namespace
 
-NftNodeElements nft_node_elements(const ProxyNode& node) {
-  NftNodeElements out;
+NftSetElements nft_node_elements(const ProxyNode& node) {
+  NftSetElements out;
   for (int shard = 0; shard < node.shards; ++shard) {
     auto table = nft_table(shard).substr(std::string_view("ip ").size());
     out[table]["nodeport-ips"] = {{node.ip}};

@@ -118,12 +118,14 @@ std::vector<std::string> KubeProxyReconciler::first_loads(
   // the first one's tables, which spares them libnftables' compile of the
   // same text, and then load what differs on them.
   const size_t compiled = std::min(nodes.size(), kCompiledLoads);
+  auto compile = [&](size_t i) -> NftLoad {
+    return {nodes[i]->netns, [&, i] {
+              steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
+              return take_scripts(steps[i]);
+            }};
+  };
   std::vector<NftLoad> loads;
-  for (size_t i = 0; i < compiled; ++i)
-    loads.push_back({nodes[i]->netns, [&, i] {
-                       steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
-                       return take_scripts(steps[i]);
-                     }});
+  for (size_t i = 0; i < compiled; ++i) loads.push_back(compile(i));
   auto results = effects_.kernel.nft_load(loads);
   results.resize(nodes.size());
   auto took = [&](size_t i) {
@@ -136,10 +138,7 @@ std::vector<std::string> KubeProxyReconciler::first_loads(
   loads.clear();
   for (size_t i = compiled; i < nodes.size(); ++i) {
     if (!copy) {
-      loads.push_back({nodes[i]->netns, [&, i] {
-                         steps[i] = nft_sync(nodes[i]->node, {}, services, lab.endpoints, true);
-                         return take_scripts(steps[i]);
-                       }});
+      loads.push_back(compile(i));
       continue;
     }
     NftCopy spec{nodes[0]->netns, {}, nft_node_elements(nodes[i]->node)};

@@ -9,7 +9,6 @@
 /// already gone succeeds.
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,11 +23,7 @@ namespace knl {
 struct NftCopy {
   std::string from;                 // the namespace whose tables are copied
   std::vector<std::string> tables;  // every one of them must exist there
-  /// Sets whose elements are not copied but are these keys instead, each key
-  /// the concatenation of its IPv4 fields: by table, then by set (as
-  /// NftNodeElements).
-  using Elements = std::map<std::string, std::map<std::string, std::vector<std::vector<Ipv4>>>>;
-  Elements elements;
+  NftSetElements elements;          // sets whose elements are these, not the copied ones
 };
 
 /// A namespace's nftables transactions, run in order by Kernel::nft_load.

@@ -46,13 +46,12 @@ class NftTablesCopy {
   NftTablesCopy(const NftTablesCopy&) = delete;
   NftTablesCopy& operator=(const NftTablesCopy&) = delete;
 
-  /// Moves the calling thread into `netns` (for a single-threaded child:
-  /// it stays there) and replaces the tables there with the copy, the sets
-  /// of `replaced` with those elements instead of the dumped ones. Sets that
-  /// a rule updates (dynamic) are copied empty. SystemError naming errno when
-  /// the kernel refuses; a refused transaction leaves nothing of itself, the
-  /// earlier ones stay.
-  void into(const std::string& netns, const NftCopy::Elements& replaced) const;
+  /// Replaces the tables in the calling thread's namespace (`netns`, named
+  /// in errors) with the copy, the sets of `replaced` with those elements
+  /// instead of the dumped ones. Sets that a rule updates (dynamic) are
+  /// copied empty. SystemError naming errno when the kernel refuses; a
+  /// refused transaction leaves nothing of itself, the earlier ones stay.
+  void into(const std::string& netns, const NftSetElements& replaced) const;
 
  private:
   struct Rendered;

@@ -4,6 +4,7 @@
 // depends on the other.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -91,5 +92,10 @@ struct KernelRoute {
   int protocol = 0;  // RTPROT_*: 186 is bgp
   int nexthops = 0;
 };
+
+/// nftables set elements that differ between namespaces, by table name
+/// (without its family), then by set: each key the concatenation of its IPv4
+/// fields.
+using NftSetElements = std::map<std::string, std::map<std::string, std::vector<std::vector<Ipv4>>>>;
 
 }  // namespace knl

@@ -86,12 +86,9 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& service,
 std::string nft_base(const ProxyNode& node);
 
 /// What makes one node's base tables differ from another's: the elements of
-/// these sets (its node IP in every nodeport-ips, its pods' hairpin pairs),
-/// each key the concatenation of its IPv4 fields, by table name without its
-/// family, then by set. Every table of the node is a key.
-using NftNodeElements =
-    std::map<std::string, std::map<std::string, std::vector<std::vector<Ipv4>>>>;
-NftNodeElements nft_node_elements(const ProxyNode& node);
+/// these sets (its node IP in every nodeport-ips, its pods' hairpin pairs).
+/// Every table of the node is a key.
+NftSetElements nft_node_elements(const ProxyNode& node);
 
 /// kube-proxy's NftTableOf: a service's filter maps and firewall chains
 /// (cluster-ips, no-endpoint-*, firewall-*) are in the first table whichever
