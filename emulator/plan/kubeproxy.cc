@@ -19,10 +19,22 @@ std::string lower(Protocol protocol) {
   return s;
 }
 
+namespace {
+
+bool externally(const ServicePlan& s) {
+  return s.node_ports() || s.load_balancer_ip.has_value();
+}
+
+}  // namespace
+
+bool node_dependent(const ServicePlan& s) {
+  return s.internal_local || (externally(s) && s.external_local);
+}
+
 Categories categorize(const ProxyNode& node, const ServicePlan& s,
                       const std::vector<Endpoint>& all) {
   Categories c;
-  c.externally = s.node_ports() || s.load_balancer_ip.has_value();
+  c.externally = externally(s);
   c.ext_local = c.externally && s.external_local;
   c.int_local = s.internal_local;
   std::vector<Endpoint> local;

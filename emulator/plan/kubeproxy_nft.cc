@@ -398,7 +398,10 @@ std::vector<NftStep> nft_after_copy(const ProxyNode& node,
                                     const EndpointMap& endpoints) {
   NftStep copy;
   for (const auto& [key, piece] : copied) copy.services.emplace_back(key, piece);
-  auto steps = nft_sync(node, copied, services, endpoints, false);
+  std::vector<const ServicePlan*> differing;
+  for (const auto* s : services)
+    if (kube_proxy::node_dependent(*s)) differing.push_back(s);
+  auto steps = nft_sync(node, copied, differing, endpoints, false);
   steps.insert(steps.begin(), std::move(copy));
   return steps;
 }

@@ -26,4 +26,8 @@ struct Categories {
 Categories categorize(const ProxyNode& node, const ServicePlan& s,
                       const std::vector<Endpoint>& all);
 
+/// Whether categorize() can divide `s`'s endpoints differently on two nodes:
+/// only a Local traffic policy that applies looks at where endpoints run.
+bool node_dependent(const ServicePlan& s);
+
 }  // namespace knl::kube_proxy

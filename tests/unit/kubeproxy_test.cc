@@ -105,6 +105,42 @@ TEST(KubeProxyNft, NoEndpointsRejects) {
             " comment \"ns6/svc6:p80\" : goto reject-chain");
 }
 
+TEST(KubeProxyNft, ANodeThatCopiedAnothersRulesChangesExactlyTheServicesThatDifferOnIt) {
+  const ProxyNode one = test_node();
+  ProxyNode two = one;
+  two.name = "node2", two.ip = ip("192.168.0.3");
+  auto same = [](const NftPiece& a, const NftPiece& b) {
+    return a.table == b.table && a.chains == b.chains && a.sets == b.sets &&
+           a.elements == b.elements;
+  };
+  int differing = 0, alike = 0;
+  for (auto type : {ServiceType::cluster_ip, ServiceType::node_port, ServiceType::load_balancer})
+    for (bool internal_local : {false, true})
+      for (bool external_local : {false, true}) {
+        auto s = service("ns9", "svc9", "172.30.0.49");
+        s.type = type, s.internal_local = internal_local, s.external_local = external_local;
+        if (type != ServiceType::cluster_ip) s.ports[0].node_port = 30009;
+        if (type == ServiceType::load_balancer) s.load_balancer_ip = ip("1.2.3.9");
+        const ServiceEndpoints eps{
+            {{ip("10.180.0.8"), 80, "node1", "ns9/a"}, {ip("10.180.0.9"), 80, "node2", "ns9/b"}}};
+        const auto on_one = nft_service(one, s, eps), on_two = nft_service(two, s, eps);
+        const std::map<std::string, NftPiece> copied{{s.key(), on_two}};
+        auto steps = nft_after_copy(one, copied, {&s}, {{s.key(), eps}});
+        ASSERT_FALSE(steps.empty());
+        const bool differs = !same(on_one, on_two);
+        (differs ? differing : alike)++;
+        EXPECT_EQ(steps.size() > 1, differs)
+            << "type " << static_cast<int>(type) << ", internal Local " << internal_local
+            << ", external Local " << external_local;
+        if (steps.size() > 1) {
+          ASSERT_EQ(steps.back().services.size(), 1u);
+          EXPECT_TRUE(same(steps.back().services[0].second, on_one));
+        }
+      }
+  EXPECT_GT(differing, 0);
+  EXPECT_GT(alike, 0);
+}
+
 TEST(KubeProxyNft, TwoEndpointsSpreadByNumgen) {
   auto out = nft_service(
       test_node(), service("ns4", "svc4", "172.30.0.44"),

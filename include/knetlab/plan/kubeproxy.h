@@ -122,7 +122,9 @@ std::vector<NftStep> nft_sync(const ProxyNode& node, const std::map<std::string,
 /// A node's first load done by copying the tables of another node, whose
 /// services were loaded as `copied`, with this node's nft_node_elements():
 /// a first step without script stands for the copy and records `copied`;
-/// the steps after it bring the services whose rules differ on `node`.
+/// the steps after it bring the services whose rules differ on `node`. Only
+/// a Local traffic policy makes them differ, so only those services are
+/// rendered again.
 std::vector<NftStep> nft_after_copy(const ProxyNode& node,
                                     const std::map<std::string, NftPiece>& copied,
                                     const std::vector<const ServicePlan*>& services,
