@@ -316,7 +316,7 @@ class NetlinkKernel final : public Kernel {
   }
 
   std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) override {
-    auto results = nft_load_in_children(loads, std::max(1u, std::thread::hardware_concurrency()));
+    auto results = nft_load_at_once(loads, std::max(1u, std::thread::hardware_concurrency()));
     for (const auto& load : loads) nft_.erase(load.netns);
     return results;
   }

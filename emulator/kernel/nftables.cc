@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <nftables/libnftables.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -71,26 +70,21 @@ void from_json(const nlohmann::json& j, NftLoadResult& r) {
 
 namespace {
 
-// In the child, whose only thread enters the namespace itself (the parent's
-// namespace worker thread is not in it): runs the load and writes its
-// NftLoadResult, as JSON, to `out`.
-[[noreturn]] void load_in_child(const NftLoad& load, const NftTablesCopy* copy,
-                                const std::vector<std::string>& transactions, int out) {
+// In the child: enters the namespace (the thread that forked it may not have)
+// and runs the transactions through a libnftables context of its own, then
+// writes its NftLoadResult, as JSON, to `out`.
+[[noreturn]] void load_in_child(const NftLoad& load, const std::vector<std::string>& transactions,
+                                int out) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   NftLoadResult result;
   try {
     Fd netns = open_netns(load.netns);
     if (::setns(netns.get(), CLONE_NEWNET) != 0)
       throw errno_error("enter", "network namespace", load.netns, errno);
-    if (copy) {
-      copy->into(load.netns, load.copy->elements);
-      ++result.applied;
-    }
     const auto& nft = libnftables();
-    nft_ctx* ctx = transactions.empty() ? nullptr : nft.ctx_new(NFT_CTX_DEFAULT);
-    if (!transactions.empty() && !ctx)
-      throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
-    if (ctx) nft.buffer_output(ctx), nft.buffer_error(ctx);
+    nft_ctx* ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+    if (!ctx) throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
+    nft.buffer_output(ctx), nft.buffer_error(ctx);
     for (const auto& t : transactions) {
       if (nft.run_cmd_from_buffer(ctx, t.c_str()) != 0) throw refusal(load.netns, ctx);
       ++result.applied;
@@ -107,90 +101,97 @@ namespace {
   ::_exit(0);
 }
 
+// The transactions in a forked child; what it reports, or the signal that
+// killed it. Fork or pipe failures throw SystemError.
+NftLoadResult load_in_a_child(const NftLoad& load, const std::vector<std::string>& transactions) {
+  int pipe[2];
+  if (::pipe2(pipe, O_CLOEXEC) != 0)
+    throw errno_error("create pipe", "nftables load", load.netns, errno);
+  Fd in(pipe[0]), out(pipe[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) throw errno_error("fork", "nftables load", load.netns, errno);
+  if (pid == 0) load_in_child(load, transactions, out.get());
+  out.reset();
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    auto n = ::read(in.get(), buffer, sizeof buffer);
+    if (n > 0)
+      text.append(buffer, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  NftLoadResult result;
+  if (WIFSIGNALED(status))
+    result.error = fmt::format(
+        "load nftables rules in netns {}: the loading process was killed by signal {} ({})",
+        load.netns, WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+  else
+    try {
+      result = nlohmann::json::parse(text).get<NftLoadResult>();
+    } catch (const std::exception& e) {
+      result.error = fmt::format(
+          "load nftables rules in netns {}: no result from the loading process (exit status "
+          "{}): {}",
+          load.netns, WEXITSTATUS(status), e.what());
+    }
+  return result;
+}
+
+// One load, on a thread that may enter namespaces: the copy over netlink from
+// this thread, the transactions (if any) in a child, whose libnftables
+// context, with its copy of the ruleset, goes with it.
+NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy) {
+  auto transactions = load.transactions();
+  NftLoadResult result;
+  if (copy) {
+    try {
+      Fd netns = open_netns(load.netns);
+      if (::setns(netns.get(), CLONE_NEWNET) != 0)
+        throw errno_error("enter", "network namespace", load.netns, errno);
+      copy->into(load.netns, load.copy->elements);
+      ++result.applied;
+    } catch (const std::exception& e) {
+      result.error = e.what();
+      return result;
+    }
+  }
+  if (transactions.empty()) return result;
+  auto rest = load_in_a_child(load, transactions);
+  rest.applied += result.applied;
+  return rest;
+}
+
 }  // namespace
 
-std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& loads, size_t jobs) {
+std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs) {
   libnftables();  // loaded once, before the forks, and its failure reported here
-  struct Running {
-    size_t index;
-    Fd out;
-    std::string text;
-  };
   std::vector<NftLoadResult> results(loads.size());
-  // Each copy's source is dumped once, here, before the children that copy
-  // it: they inherit what was rendered.
+  // Each copy's source is dumped once, here, before the loads that copy it.
   std::map<std::pair<std::string, std::vector<std::string>>, std::unique_ptr<NftTablesCopy>> copies;
   std::vector<const NftTablesCopy*> copy_of(loads.size());
+  std::vector<size_t> runnable;
   for (size_t i = 0; i < loads.size(); ++i) {
-    if (!loads[i].copy) continue;
-    auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
-    try {
-      if (!copy) copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
-      copy_of[i] = copy.get();
-    } catch (const SystemError& e) {
-      results[i].error = e.what();
-    }
-  }
-  std::map<pid_t, Running> running;
-  size_t next = 0;
-  auto finish = [&](pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    auto& r = running.at(pid);
-    auto& result = results[r.index];
-    if (WIFSIGNALED(status))
-      result.error = fmt::format(
-          "load nftables rules in netns {}: the loading process was "
-          "killed by signal {} ({})",
-          loads[r.index].netns, WTERMSIG(status), ::strsignal(WTERMSIG(status)));
-    else
+    if (loads[i].copy) {
+      auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
       try {
-        result = nlohmann::json::parse(r.text).get<NftLoadResult>();
-      } catch (const std::exception& e) {
-        result.error = fmt::format(
-            "load nftables rules in netns {}: no result from the loading "
-            "process (exit status {}): {}",
-            loads[r.index].netns, WEXITSTATUS(status), e.what());
+        if (!copy)
+          copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
+        copy_of[i] = copy.get();
+      } catch (const SystemError& e) {
+        results[i].error = e.what();
+        continue;  // its source could not be dumped
       }
-    running.erase(pid);
-  };
-  while (next < loads.size() || !running.empty()) {
-    while (next < loads.size() && running.size() < jobs) {
-      if (loads[next].copy && !copy_of[next]) {
-        ++next;  // its source could not be dumped: results[next] says why
-        continue;
-      }
-      auto transactions = loads[next].transactions();
-      int pipe[2];
-      if (::pipe2(pipe, O_CLOEXEC) != 0)
-        throw errno_error("create pipe", "nftables load", loads[next].netns, errno);
-      Fd in(pipe[0]), out(pipe[1]);
-      pid_t pid = ::fork();
-      if (pid < 0) throw errno_error("fork", "nftables load", loads[next].netns, errno);
-      if (pid == 0) load_in_child(loads[next], copy_of[next], transactions, out.get());
-      running.emplace(pid, Running{next++, std::move(in), {}});
     }
-    if (running.empty()) continue;
-    std::vector<pollfd> fds;
-    std::vector<pid_t> pids;
-    for (const auto& [pid, r] : running) {
-      fds.push_back({r.out.get(), POLLIN, 0});
-      pids.push_back(pid);
-    }
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR)
-      throw errno_error("poll", "nftables loads", "", errno);
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      auto& r = running.at(pids[i]);
-      char buffer[4096];
-      auto n = ::read(r.out.get(), buffer, sizeof buffer);
-      if (n > 0)
-        r.text.append(buffer, static_cast<size_t>(n));
-      else if (n == 0 || errno != EINTR)
-        finish(pids[i]);
-    }
+    runnable.push_back(i);
   }
+  run_on_own_threads(
+      runnable.size(),
+      [&](size_t k) { results[runnable[k]] = run_load(loads[runnable[k]], copy_of[runnable[k]]); },
+      {}, jobs);
   return results;
 }
 

@@ -1,4 +1,5 @@
-// The real kernel's nftables loads in child processes (Kernel::nft_load),
+// The real kernel's nftables loads (Kernel::nft_load): copies from threads,
+// transactions in child processes,
 // against namespaces made for the test alone.
 
 #include <gtest/gtest.h>
@@ -104,7 +105,7 @@ add table ip other
 
 TEST(ROOT_Kernel, ACopyGivesANamespaceAnothersTablesWithItsOwnElementsOfTheNamedSets) {
   KNL_REQUIRE_ROOT();
-  Namespaces made({"knl-kt-from", "knl-kt-to", "knl-kt-bad"});
+  Namespaces made({"knl-kt-from", "knl-kt-to", "knl-kt-bad", "knl-kt-only"});
   auto kernel = make_netlink_kernel();
   kernel->nft_apply("knl-kt-from", kCopied);
   NftCopy copy{"knl-kt-from", {"kp", "kp-1"}, {}};
@@ -117,12 +118,22 @@ TEST(ROOT_Kernel, ACopyGivesANamespaceAnothersTablesWithItsOwnElementsOfTheNamed
       "add element ip kp service-ips { 10.96.0.4 . tcp . 80 : goto service }\n";
   std::vector<NftLoad> loads;
   loads.push_back({"knl-kt-to", [&] { return std::vector<std::string>{later}; }, copy});
+  // A copy alone, and a copy into a namespace that does not exist.
+  loads.push_back({"knl-kt-only", [] { return std::vector<std::string>{}; }, copy});
+  loads.push_back({"knl-kt-nowhere", [] { return std::vector<std::string>{}; }, copy});
   copy.tables.push_back("missing");
   loads.push_back({"knl-kt-bad", [] { return std::vector<std::string>{}; }, copy});
   auto results = kernel->nft_load(loads);
-  ASSERT_EQ(results.size(), 2u);
+  ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[0].error, "");
   EXPECT_EQ(results[0].applied, 2u) << "the copy, then the transaction after it";
+  EXPECT_EQ(results[1].error, "");
+  EXPECT_EQ(results[1].applied, 1u);
+  EXPECT_EQ(results[2].applied, 0u);
+  EXPECT_NE(results[2].error.find("knl-kt-nowhere"), std::string::npos) << results[2].error;
+  EXPECT_EQ(tables_of("knl-kt-only"), "table ip kp\ntable ip kp-1\n");
+  EXPECT_NE(table_of("knl-kt-only", "kp").find("elements = { 172.18.0.9 }"), std::string::npos)
+      << "the copy alone has the node's own elements too";
 
   // What nft prints of the copy is what it prints of the original (given the
   // same later transaction), but for the replaced elements and the dynamic
@@ -147,9 +158,9 @@ TEST(ROOT_Kernel, ACopyGivesANamespaceAnothersTablesWithItsOwnElementsOfTheNamed
             "172.18.0.9 }\n\t}\n}\n");
   EXPECT_EQ(tables_of("knl-kt-to"), "table ip kp\ntable ip kp-1\n") << "only the tables named";
 
-  EXPECT_EQ(results[1].applied, 0u);
-  EXPECT_NE(results[1].error.find("copy nftables tables from netns knl-kt-from"), std::string::npos)
-      << results[1].error;
+  EXPECT_EQ(results[3].applied, 0u);
+  EXPECT_NE(results[3].error.find("copy nftables tables from netns knl-kt-from"), std::string::npos)
+      << results[3].error;
   EXPECT_EQ(tables_of("knl-kt-bad"), "") << "a copy that fails leaves nothing";
 }
 

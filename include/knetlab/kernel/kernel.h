@@ -29,8 +29,9 @@ struct NftCopy {
 /// A namespace's nftables transactions, run in order by Kernel::nft_load.
 struct NftLoad {
   std::string netns;
-  /// Renders the transactions; called just before this load starts, so that
-  /// only the loads under way hold their text.
+  /// Renders the transactions; called just before this load starts, on the
+  /// load's own thread (loads render side by side), so that only the loads
+  /// under way hold their text.
   std::function<std::vector<std::string>()> transactions;
   /// If set, done first and counted as the first transaction applied: the
   /// copy replaces those tables in `netns`, in a few transactions of its own.
@@ -80,11 +81,12 @@ class Kernel {
   /// run once the ruleset changed, which after a full load or a delete by
   /// name costs that run as much as the ruleset is large.
   virtual void nft_renew(const std::string& netns) = 0;
-  /// Runs every load, each in a child process of its own, as many at once as
-  /// there are CPUs: loads into different namespaces proceed in parallel, and
-  /// the copy of a ruleset that libnftables builds stays in the child. A
-  /// result per load, in order; a child that dies is a refusal naming its
-  /// signal. Afterwards each load's namespace has a new context (nft_renew).
+  /// Runs every load, as many at once as there are CPUs, each on a thread of
+  /// its own: a load's copy goes over netlink from that thread, its
+  /// transactions run in a child process of their own, where the copy of the
+  /// ruleset that libnftables builds stays. A result per load, in order; a
+  /// child that dies is a refusal naming its signal. Afterwards each load's
+  /// namespace has a new context (nft_renew).
   virtual std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) = 0;
 };
 

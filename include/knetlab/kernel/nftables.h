@@ -59,8 +59,10 @@ class NftTablesCopy {
   std::unique_ptr<Rendered> rendered_;
 };
 
-/// Kernel::nft_load's work: `loads` in forked children, at most `jobs` at a
-/// time. Fork or pipe failures throw SystemError.
-std::vector<NftLoadResult> nft_load_in_children(const std::vector<NftLoad>& loads, size_t jobs);
+/// Kernel::nft_load's work: at most `jobs` loads at a time, each on a thread
+/// of its own, which does the load's copy itself and runs its transactions in
+/// a forked child. Fork or pipe failures throw SystemError once the loads
+/// under way are done, and no further load starts.
+std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs);
 
 }  // namespace knl
