@@ -76,6 +76,11 @@ namespace {
 [[noreturn]] void load_in_child(const NftLoad& load, const std::vector<std::string>& transactions,
                                 int out) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Of the descriptors it was forked with, the child keeps only `out`: a pipe
+  // another thread's load had open would not see its end until this exits.
+  const auto kept = static_cast<unsigned>(out);
+  ::close_range(3, kept - 1, 0);
+  ::close_range(kept + 1, ~0U, 0);
   NftLoadResult result;
   try {
     Fd netns = open_netns(load.netns);
