@@ -70,6 +70,14 @@ void from_json(const nlohmann::json& j, NftLoadResult& r) {
 
 namespace {
 
+// Moves the calling thread into network namespace `netns`; SystemError
+// naming it and errno when it is missing or cannot be entered.
+void enter(const std::string& netns) {
+  Fd fd = open_netns(netns);
+  if (::setns(fd.get(), CLONE_NEWNET) != 0)
+    throw errno_error("enter", "network namespace", netns, errno);
+}
+
 // In the child: enters the namespace (the thread that forked it may not have)
 // and runs the transactions through a libnftables context of its own, then
 // writes its NftLoadResult, as JSON, to `out`.
@@ -83,9 +91,7 @@ namespace {
   ::close_range(kept + 1, ~0U, 0);
   NftLoadResult result;
   try {
-    Fd netns = open_netns(load.netns);
-    if (::setns(netns.get(), CLONE_NEWNET) != 0)
-      throw errno_error("enter", "network namespace", load.netns, errno);
+    enter(load.netns);
     const auto& nft = libnftables();
     nft_ctx* ctx = nft.ctx_new(NFT_CTX_DEFAULT);
     if (!ctx) throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
@@ -154,9 +160,7 @@ NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy) {
   NftLoadResult result;
   if (copy) {
     try {
-      Fd netns = open_netns(load.netns);
-      if (::setns(netns.get(), CLONE_NEWNET) != 0)
-        throw errno_error("enter", "network namespace", load.netns, errno);
+      enter(load.netns);
       copy->into(load.netns, load.copy->elements);
       ++result.applied;
     } catch (const std::exception& e) {
@@ -178,24 +182,22 @@ std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, s
   // Each copy's source is dumped once, here, before the loads that copy it.
   std::map<std::pair<std::string, std::vector<std::string>>, std::unique_ptr<NftTablesCopy>> copies;
   std::vector<const NftTablesCopy*> copy_of(loads.size());
-  std::vector<size_t> runnable;
   for (size_t i = 0; i < loads.size(); ++i) {
-    if (loads[i].copy) {
-      auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
-      try {
-        if (!copy)
-          copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
-        copy_of[i] = copy.get();
-      } catch (const SystemError& e) {
-        results[i].error = e.what();
-        continue;  // its source could not be dumped
-      }
+    if (!loads[i].copy) continue;
+    auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
+    try {
+      if (!copy) copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
+      copy_of[i] = copy.get();
+    } catch (const SystemError& e) {
+      results[i].error = e.what();
     }
-    runnable.push_back(i);
   }
   run_on_own_threads(
-      runnable.size(),
-      [&](size_t k) { results[runnable[k]] = run_load(loads[runnable[k]], copy_of[runnable[k]]); },
+      loads.size(),
+      [&](size_t i) {
+        if (loads[i].copy && !copy_of[i]) return;  // its source could not be dumped
+        results[i] = run_load(loads[i], copy_of[i]);
+      },
       {}, jobs);
   return results;
 }

@@ -43,7 +43,7 @@ Categories categorize(const ProxyNode& node, const ServicePlan& s,
   // Externally reachable services keep the cluster-wide set for the
   // short-circuit of pod and node traffic.
   if (!c.int_local || c.externally) c.cluster = all;
-  if (c.int_local || c.ext_local) c.local = local;
+  if (node_dependent(s)) c.local = local;
   c.has_endpoints = !all.empty();
   c.has_internal = c.int_local ? !local.empty() : !all.empty();
   c.has_external = c.ext_local ? !local.empty() : !all.empty();

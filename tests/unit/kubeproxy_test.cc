@@ -129,6 +129,11 @@ TEST(KubeProxyNft, ANodeThatCopiedAnothersRulesChangesExactlyTheServicesThatDiff
         ASSERT_FALSE(steps.empty());
         const bool differs = !same(on_one, on_two);
         (differs ? differing : alike)++;
+        // One endpoint on each node: a Local policy that applies keeps each
+        // node's own.
+        EXPECT_EQ(differs, internal_local || (external_local && type != ServiceType::cluster_ip))
+            << "type " << static_cast<int>(type) << ", internal Local " << internal_local
+            << ", external Local " << external_local;
         EXPECT_EQ(steps.size() > 1, differs)
             << "type " << static_cast<int>(type) << ", internal Local " << internal_local
             << ", external Local " << external_local;
