@@ -165,8 +165,8 @@ void create_one(const std::string& name, const std::function<void()>& inside) {
 
 void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
                         const std::function<void(size_t)>& on_start, size_t max_threads) {
-  size_t threads = std::min<size_t>(count, std::max(1U, std::thread::hardware_concurrency()));
-  if (max_threads) threads = std::min(threads, max_threads);
+  const size_t threads = std::min<size_t>(
+      count, max_threads ? max_threads : std::max(1U, std::thread::hardware_concurrency()));
   std::atomic<size_t> next = 0;
   std::atomic<bool> stop = false;
   std::mutex failure_mutex;

@@ -24,11 +24,17 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <type_traits>
+#include <utility>
 
 #include "knetlab/util/error.h"
 
@@ -117,8 +123,9 @@ template <class Build, class Parse>
 void dump(const std::string& from, int s, uint16_t type, const std::string& what, Build&& build,
           Parse&& parse) {
   std::vector<char> buffer(kMessageMax);
-  static uint32_t seq = 0;
-  ++seq;
+  // Dumps run on several threads at once: each keeps its own number.
+  static std::atomic<uint32_t> last_seq = 0;
+  const uint32_t seq = ++last_seq;
   auto* request = nl().nlmsg_build_hdr(buffer.data(), type, NFPROTO_IPV4, NLM_F_DUMP, seq);
   build(request);
   if (!send_to_kernel(s, request, request->nlmsg_len)) throw failure(from, "dump " + what, errno);
@@ -142,15 +149,17 @@ void dump(const std::string& from, int s, uint16_t type, const std::string& what
   }
 }
 
-// Everything of the copied tables, in the order of the kernel's dumps.
+// The copied tables' objects but their rules, in the order of the kernel's
+// dumps.
 struct Ruleset {
   std::vector<Table> tables;
   std::vector<Chain> chains;
-  std::vector<Rule> rules;
   std::vector<Set> sets;  // with their elements
 };
 
-Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tables, int s) {
+// Dumps the tables, chains and sets of `tables` and the elements of every set
+// that no rule updates.
+Ruleset dump_objects(const std::string& from, const std::vector<std::string>& tables, int s) {
   Ruleset r;
   const std::set<std::string> wanted(tables.begin(), tables.end());
   auto in_wanted = [&](const char* table) { return table && wanted.count(table); };
@@ -182,23 +191,27 @@ Ruleset dump_tables(const std::string& from, const std::vector<std::string>& tab
         [&](nlmsghdr* nlh) { nl().set_elems_nlmsg_build_payload(nlh, set.get()); },
         [&](const nlmsghdr* h) { return nl().set_elems_nlmsg_parse(h, set.get()) >= 0; });
   }
-  // Table by table: the kernel's rule dump walks every rule it dumped
-  // before each part of its answer, so the walk is of one table at a time.
-  for (const auto& table : tables)
-    dump(
-        from, s, NFT_MSG_GETRULE, "rules of table " + table,
-        [&](nlmsghdr* nlh) {
-          Rule filter(nl().rule_alloc());
-          nl().rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
-          nl().rule_nlmsg_build_payload(nlh, filter.get());
-        },
-        [&](const nlmsghdr* h) {
-          Rule rule(nl().rule_alloc());
-          if (nl().rule_nlmsg_parse(h, rule.get()) < 0) return false;
-          r.rules.push_back(std::move(rule));
-          return true;
-        });
   return r;
+}
+
+// The rules of `table`, in the kernel's order; one table a dump, since the
+// kernel's rule dump walks every rule it dumped before each part of its answer.
+std::vector<Rule> dump_rules(const std::string& from, const std::string& table, int s) {
+  std::vector<Rule> rules;
+  dump(
+      from, s, NFT_MSG_GETRULE, "rules of table " + table,
+      [&](nlmsghdr* nlh) {
+        Rule filter(nl().rule_alloc());
+        nl().rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+        nl().rule_nlmsg_build_payload(nlh, filter.get());
+      },
+      [&](const nlmsghdr* h) {
+        Rule rule(nl().rule_alloc());
+        if (nl().rule_nlmsg_parse(h, rule.get()) < 0) return false;
+        rules.push_back(std::move(rule));
+        return true;
+      });
+  return rules;
 }
 
 // Transactions as netlink batches, each from BATCH_BEGIN to BATCH_END.
@@ -227,7 +240,8 @@ class Batches {
     open_ += messages;
   }
   size_t open_bytes() const { return open_.size(); }
-  const std::vector<std::string>& transactions() const { return done_; }
+  /// Moves out the transactions ended so far.
+  std::vector<std::string> take() { return std::exchange(done_, {}); }
   /// The messages of the transaction under way, without its BATCH_BEGIN.
   std::string messages() const { return open_.empty() ? "" : open_.substr(begin_bytes_); }
 
@@ -277,12 +291,12 @@ std::vector<std::string> sets_named(nftnl_rule* rule) {
   return names;
 }
 
-// Renders the transactions that make `r` in a namespace, but for the named
-// sets' elements: the tables, chains and named sets first (a table a refused
-// earlier load left behind is replaced), then the rules, each after the
-// anonymous sets it binds, kRuleBytesPerTransaction at a time.
-std::vector<std::string> render_objects(Ruleset& r) {
-  Batches out;
+// Anonymous sets by table and name.
+using Anonymous = std::map<std::pair<std::string, std::string>, nftnl_set*>;
+
+// Renders into `out` the tables, chains and named sets of `r` (a table a
+// refused earlier load left behind is replaced), and finds its anonymous sets.
+void render_objects(Ruleset& r, Batches& out, Anonymous& anonymous) {
   for (auto& t : r.tables) {
     nl().table_unset(t.get(), NFTNL_TABLE_HANDLE);
     nl().table_unset(t.get(), NFTNL_TABLE_USE);
@@ -304,7 +318,6 @@ std::vector<std::string> render_objects(Ruleset& r) {
     out.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL,
             [&](nlmsghdr* nlh) { nl().chain_nlmsg_build_payload(nlh, c.get()); });
   }
-  std::map<std::pair<std::string, std::string>, nftnl_set*> anonymous;
   uint32_t id = 1;
   for (auto& set : r.sets) {
     nl().set_unset(set.get(), NFTNL_SET_HANDLE);
@@ -317,8 +330,12 @@ std::vector<std::string> render_objects(Ruleset& r) {
       out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
               [&](nlmsghdr* nlh) { nl().set_nlmsg_build_payload(nlh, set.get()); });
   }
-  out.close();
-  for (auto& rule : r.rules) {
+}
+
+// Renders `rules` into `out`, each after the anonymous sets it binds, ending a
+// transaction every kRuleBytesPerTransaction.
+void render_rules(std::vector<Rule>& rules, const Anonymous& anonymous, Batches& out) {
+  for (auto& rule : rules) {
     nl().rule_unset(rule.get(), NFTNL_RULE_HANDLE);
     nl().rule_unset(rule.get(), NFTNL_RULE_POSITION);
     const std::string table = nl().rule_get_str(rule.get(), NFTNL_RULE_TABLE);
@@ -333,8 +350,6 @@ std::vector<std::string> render_objects(Ruleset& r) {
             [&](nlmsghdr* nlh) { nl().rule_nlmsg_build_payload(nlh, rule.get()); });
     if (out.open_bytes() >= kRuleBytesPerTransaction) out.close();
   }
-  out.close();
-  return out.transactions();
 }
 
 // Sends one transaction; the kernel handles it within the send, so every
@@ -365,38 +380,89 @@ void send(const std::string& from, const std::string& netns, int s,
 
 }  // namespace
 
-// What a copy sends, rendered once: the objects' transactions, and each named
-// set's element messages.
+// What a copy sends, rendered once and published part by part as dump()
+// goes: the objects' transactions in order, then, once done, each named set's
+// element messages.
 struct NftTablesCopy::Rendered {
   struct NamedSet {
     std::string table, name, elements;
   };
-  std::vector<std::string> objects;
+  std::mutex mutex;
+  std::condition_variable more;
+  std::deque<std::string> objects;  // a deque: into() keeps references while it grows
   std::vector<NamedSet> sets;
+  bool done = false;
+  std::exception_ptr failure;
+
+  /// Appends `transactions` to the objects.
+  void publish(std::vector<std::string> transactions) {
+    std::lock_guard lock(mutex);
+    for (auto& t : transactions) objects.push_back(std::move(t));
+    more.notify_all();
+  }
+  /// Appends the last `transactions` and the named sets: the copy is whole.
+  void finish(std::vector<std::string> transactions, std::vector<NamedSet> named) {
+    std::lock_guard lock(mutex);
+    for (auto& t : transactions) objects.push_back(std::move(t));
+    sets = std::move(named);
+    done = true;
+    more.notify_all();
+  }
+  /// The `i`th transaction of the objects, waiting for it (dump() must have
+  /// started or start on another thread); nullptr when the objects end before
+  /// it; throws what dump() failed with.
+  const std::string* object(size_t i) {
+    std::unique_lock lock(mutex);
+    more.wait(lock, [&] { return failure || done || objects.size() > i; });
+    if (failure) std::rethrow_exception(failure);
+    return i < objects.size() ? &objects[i] : nullptr;
+  }
 };
 
 NftTablesCopy::NftTablesCopy(const std::string& from, const std::vector<std::string>& tables)
-    : from_(from), rendered_(std::make_unique<Rendered>()) {
-  // A socket stays in the namespace it was opened in.
-  Fd s;
-  run_in_netns(open_netns(from).get(), [&] { s = open_socket(from); });
-  auto ruleset = dump_tables(from, tables, s.get());
-  rendered_->objects = render_objects(ruleset);
-  for (auto& set : ruleset.sets) {
-    const auto flags = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS);
-    if (flags & NFT_SET_ANONYMOUS) continue;
-    Batches elements;
-    add_elements(elements, set.get());
-    rendered_->sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
-                               nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages()});
-  }
-}
+    : from_(from), tables_(tables), rendered_(std::make_unique<Rendered>()) {}
 
 NftTablesCopy::~NftTablesCopy() = default;
 
+void NftTablesCopy::dump() noexcept {
+  auto& out = *rendered_;
+  try {
+    // A socket stays in the namespace it was opened in.
+    Fd s;
+    run_in_netns(open_netns(from_).get(), [&] { s = open_socket(from_); });
+    auto ruleset = dump_objects(from_, tables_, s.get());
+    Batches batches;
+    Anonymous anonymous;
+    render_objects(ruleset, batches, anonymous);
+    batches.close();
+    out.publish(batches.take());
+    for (const auto& table : tables_) {
+      auto rules = dump_rules(from_, table, s.get());
+      render_rules(rules, anonymous, batches);
+      out.publish(batches.take());
+    }
+    batches.close();
+    std::vector<Rendered::NamedSet> sets;
+    for (auto& set : ruleset.sets) {
+      const auto flags = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS);
+      if (flags & NFT_SET_ANONYMOUS) continue;
+      Batches elements;
+      add_elements(elements, set.get());
+      sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
+                      nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages()});
+    }
+    out.finish(batches.take(), std::move(sets));
+  } catch (...) {
+    std::lock_guard lock(out.mutex);
+    out.failure = std::current_exception();
+    out.more.notify_all();
+  }
+}
+
 void NftTablesCopy::into(const std::string& netns, const NftSetElements& replaced) const {
   Fd to = open_socket(from_);
-  for (const auto& t : rendered_->objects) send(from_, netns, to.get(), t);
+  for (size_t i = 0; const std::string* t = rendered_->object(i); ++i)
+    send(from_, netns, to.get(), *t);
   // Last the named sets' elements, which make the services reachable.
   Batches last;
   for (const auto& set : rendered_->sets) {
@@ -421,7 +487,7 @@ void NftTablesCopy::into(const std::string& netns, const NftSetElements& replace
     add_elements(last, mine.get());
   }
   last.close();
-  for (const auto& t : last.transactions()) send(from_, netns, to.get(), t);
+  for (const auto& t : last.take()) send(from_, netns, to.get(), t);
 }
 
 }  // namespace knl

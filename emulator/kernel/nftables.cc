@@ -179,26 +179,30 @@ NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy) {
 std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs) {
   libnftables();  // loaded once, before the forks, and its failure reported here
   std::vector<NftLoadResult> results(loads.size());
-  // Each copy's source is dumped once, here, before the loads that copy it.
+  // Each copy's source is dumped once, by the first tasks: a task starts
+  // only after every task before it, so no load waits on a dump not started.
   std::map<std::pair<std::string, std::vector<std::string>>, std::unique_ptr<NftTablesCopy>> copies;
+  std::vector<NftTablesCopy*> dumps;
   std::vector<const NftTablesCopy*> copy_of(loads.size());
   for (size_t i = 0; i < loads.size(); ++i) {
     if (!loads[i].copy) continue;
     auto& copy = copies[{loads[i].copy->from, loads[i].copy->tables}];
-    try {
-      if (!copy) copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
-      copy_of[i] = copy.get();
-    } catch (const SystemError& e) {
-      results[i].error = e.what();
+    if (!copy) {
+      copy = std::make_unique<NftTablesCopy>(loads[i].copy->from, loads[i].copy->tables);
+      dumps.push_back(copy.get());
     }
+    copy_of[i] = copy.get();
   }
   run_on_own_threads(
-      loads.size(),
-      [&](size_t i) {
-        if (loads[i].copy && !copy_of[i]) return;  // its source could not be dumped
+      dumps.size() + loads.size(),
+      [&](size_t task) {
+        if (task < dumps.size()) return dumps[task]->dump();
+        const size_t i = task - dumps.size();
         results[i] = run_load(loads[i], copy_of[i]);
       },
-      {}, jobs);
+      // A dump takes a thread beyond `jobs`: a copy that waits on it leaves
+      // its CPU to the dump rather than idle.
+      {}, jobs + dumps.size());
   return results;
 }
 

@@ -33,11 +33,12 @@ void create_named_netns(const std::vector<std::string>& names,
                         const std::function<void(size_t)>& inside,
                         const std::function<void(size_t)>& made, std::vector<bool>& created);
 
-/// Runs work(0) ... work(count - 1) on new threads, one per core (at most
+/// Runs work(0) ... work(count - 1) on new threads, one per core (or
 /// `max_threads`, if not 0), which end afterwards: `work` may move its thread
 /// into other namespaces. Each thread first calls on_start(its number, from
 /// 0), if given. After the first failure no further item starts, and the
-/// failure is thrown once the items under way are done.
+/// failure is thrown once the items under way are done. Items start in order
+/// of their index.
 void run_on_own_threads(size_t count, const std::function<void(size_t)>& work,
                         const std::function<void(size_t)>& on_start = {}, size_t max_threads = 0);
 

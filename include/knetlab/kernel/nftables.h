@@ -35,34 +35,44 @@ class NftSession {
 };
 
 /// Tables of one namespace as the kernel holds them, dumped once (through
-/// libnftnl) to be copied into other namespaces (NftCopy).
+/// libnftnl) to be copied into other namespaces (NftCopy), part by part as the
+/// dump goes: copies may start while it runs.
 class NftTablesCopy {
  public:
-  /// Dumps `tables` (family ip) of netns `from`; the calling thread stays
-  /// where it is. SystemError naming the step and errno when a table is
-  /// missing or a dump fails.
+  /// A copy of `tables` (family ip) of netns `from`, made by dump().
   NftTablesCopy(const std::string& from, const std::vector<std::string>& tables);
   ~NftTablesCopy();
   NftTablesCopy(const NftTablesCopy&) = delete;
   NftTablesCopy& operator=(const NftTablesCopy&) = delete;
 
+  /// Dumps the tables, publishing each transaction of the copy as it is
+  /// rendered; the calling thread stays where it is. A failure (a table
+  /// missing, a dump refused: SystemError naming the step and errno) is kept
+  /// and thrown by into().
+  void dump() noexcept;
+
   /// Replaces the tables in the calling thread's namespace (`netns`, named
   /// in errors) with the copy, the sets of `replaced` with those elements
-  /// instead of the dumped ones. Sets that a rule updates (dynamic) are
-  /// copied empty. SystemError naming errno when the kernel refuses; a
-  /// refused transaction leaves nothing of itself, the earlier ones stay.
+  /// instead of the dumped ones; sends each part as soon as dump() published
+  /// it, waiting for dump(), which must have started or start on another
+  /// thread. Sets that a rule
+  /// updates (dynamic) are copied empty. SystemError naming errno when the
+  /// kernel refuses or the dump failed; a refused transaction leaves nothing
+  /// of itself, the earlier ones stay.
   void into(const std::string& netns, const NftSetElements& replaced) const;
 
  private:
   struct Rendered;
   std::string from_;
+  std::vector<std::string> tables_;
   std::unique_ptr<Rendered> rendered_;
 };
 
 /// Kernel::nft_load's work: at most `jobs` loads at a time, each on a thread
 /// of its own, which does the load's copy itself and runs its transactions in
-/// a forked child. Fork or pipe failures throw SystemError once the loads
-/// under way are done, and no further load starts.
+/// a forked child; each copy's source is dumped on a further thread while
+/// the loads that copy it start. Fork or pipe failures throw SystemError once
+/// the loads under way are done, and no further load starts.
 std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs);
 
 }  // namespace knl
