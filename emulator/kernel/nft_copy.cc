@@ -400,11 +400,11 @@ struct NftTablesCopy::Rendered {
     for (auto& t : transactions) objects.push_back(std::move(t));
     more.notify_all();
   }
-  /// Appends the last `transactions` and the named sets: the copy is whole.
-  void finish(std::vector<std::string> transactions, std::vector<NamedSet> named) {
+  /// Ends the copy: with the named sets when `error` is null, or failed.
+  void finish(std::vector<NamedSet> named, std::exception_ptr error = nullptr) {
     std::lock_guard lock(mutex);
-    for (auto& t : transactions) objects.push_back(std::move(t));
     sets = std::move(named);
+    failure = error;
     done = true;
     more.notify_all();
   }
@@ -413,7 +413,7 @@ struct NftTablesCopy::Rendered {
   /// it; throws what dump() failed with.
   const std::string* object(size_t i) {
     std::unique_lock lock(mutex);
-    more.wait(lock, [&] { return failure || done || objects.size() > i; });
+    more.wait(lock, [&] { return done || objects.size() > i; });
     if (failure) std::rethrow_exception(failure);
     return i < objects.size() ? &objects[i] : nullptr;
   }
@@ -451,11 +451,10 @@ void NftTablesCopy::dump() noexcept {
       sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
                       nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages()});
     }
-    out.finish(batches.take(), std::move(sets));
+    out.publish(batches.take());
+    out.finish(std::move(sets));
   } catch (...) {
-    std::lock_guard lock(out.mutex);
-    out.failure = std::current_exception();
-    out.more.notify_all();
+    out.finish({}, std::current_exception());
   }
 }
 
