@@ -90,9 +90,12 @@ using Set = std::unique_ptr<nftnl_set, Free>;
 
 // The largest nf_tables message: a set element list nest is at most 64 KiB.
 constexpr size_t kMessageMax = 65536 + 4096;
-// Bytes of rules (with the anonymous sets they bind) per transaction: the
-// kernel walks the whole transaction for every anonymous set a rule binds.
+// Bytes of rules per transaction: few for the chains that bind anonymous
+// sets, since the kernel walks the whole transaction for every anonymous set
+// a rule binds; many for the others, since every commit walks every chain of
+// the namespace.
 constexpr size_t kRuleBytesPerTransaction = 1024 * 1024;
+constexpr size_t kPlainRuleBytesPerTransaction = 16 * 1024 * 1024;
 
 SystemError failure(const std::string& from, const std::string& what, int error) {
   return SystemError(
@@ -332,23 +335,35 @@ void render_objects(Ruleset& r, Batches& out, Anonymous& anonymous) {
   }
 }
 
-// Renders `rules` into `out`, each after the anonymous sets it binds, ending a
-// transaction every kRuleBytesPerTransaction.
-void render_rules(std::vector<Rule>& rules, const Anonymous& anonymous, Batches& out) {
-  for (auto& rule : rules) {
-    nl().rule_unset(rule.get(), NFTNL_RULE_HANDLE);
-    nl().rule_unset(rule.get(), NFTNL_RULE_POSITION);
-    const std::string table = nl().rule_get_str(rule.get(), NFTNL_RULE_TABLE);
-    for (const auto& name : sets_named(rule.get())) {
-      auto it = anonymous.find({table, name});
-      if (it == anonymous.end()) continue;
+// Renders `rules` into `out`: the rules of chains that bind anonymous sets
+// in `bind` transactions of kRuleBytesPerTransaction, each after the sets it
+// binds; the others in `plain` ones of kPlainRuleBytesPerTransaction.
+void render_rules(std::vector<Rule>& rules, const Anonymous& anonymous, Batches& bind,
+                  Batches& plain) {
+  std::set<std::string> binding;
+  std::vector<std::vector<nftnl_set*>> bound(rules.size());
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const std::string table = nl().rule_get_str(rules[i].get(), NFTNL_RULE_TABLE);
+    for (const auto& name : sets_named(rules[i].get()))
+      if (auto it = anonymous.find({table, name}); it != anonymous.end())
+        bound[i].push_back(it->second);
+    if (!bound[i].empty()) binding.insert(nl().rule_get_str(rules[i].get(), NFTNL_RULE_CHAIN));
+  }
+  for (size_t i = 0; i < rules.size(); ++i) {
+    auto* rule = rules[i].get();
+    nl().rule_unset(rule, NFTNL_RULE_HANDLE);
+    nl().rule_unset(rule, NFTNL_RULE_POSITION);
+    const bool binds = binding.count(nl().rule_get_str(rule, NFTNL_RULE_CHAIN));
+    auto& out = binds ? bind : plain;
+    for (auto* set : bound[i]) {
       out.add(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL,
-              [&](nlmsghdr* nlh) { nl().set_nlmsg_build_payload(nlh, it->second); });
-      add_elements(out, it->second);
+              [&](nlmsghdr* nlh) { nl().set_nlmsg_build_payload(nlh, set); });
+      add_elements(out, set);
     }
     out.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
-            [&](nlmsghdr* nlh) { nl().rule_nlmsg_build_payload(nlh, rule.get()); });
-    if (out.open_bytes() >= kRuleBytesPerTransaction) out.close();
+            [&](nlmsghdr* nlh) { nl().rule_nlmsg_build_payload(nlh, rule); });
+    if (out.open_bytes() >= (binds ? kRuleBytesPerTransaction : kPlainRuleBytesPerTransaction))
+      out.close();
   }
 }
 
@@ -436,9 +451,12 @@ void NftTablesCopy::dump() noexcept {
     render_objects(ruleset, batches, anonymous);
     batches.close();
     out.publish(batches.take());
+    Batches plain;
     for (const auto& table : tables_) {
       auto rules = dump_rules(from_, table, s.get());
-      render_rules(rules, anonymous, batches);
+      render_rules(rules, anonymous, batches, plain);
+      plain.close();
+      out.publish(plain.take());
       out.publish(batches.take());
     }
     batches.close();

@@ -75,7 +75,8 @@ std::string table_of(const std::string& netns, const std::string& table) {
 
 // Every kind of object kube-proxy's tables hold: comments, a base chain, named
 // sets and maps with concatenated keys, an element comment, an anonymous
-// verdict map, an anonymous interval set, a dynamic set a rule updates.
+// verdict map, an anonymous interval set (before another rule of its chain),
+// a dynamic set a rule updates.
 constexpr const char* kCopied = R"(
 add table ip kp { comment "copied" ; }
 add set ip kp nodeport-ips { type ipv4_addr ; comment "the node" ; }
@@ -87,7 +88,7 @@ add chain ip kp mark-for-masquerade
 add chain ip kp endpoint-a { ip saddr 10.244.0.2 jump mark-for-masquerade ; update @seen { ip saddr } ; meta l4proto tcp dnat to 10.244.0.2:8080 ; }
 add chain ip kp endpoint-b { meta l4proto tcp dnat to 10.244.1.2:8080 ; }
 add chain ip kp service { numgen random mod 2 vmap { 0 : goto endpoint-a, 1 : goto endpoint-b } ; }
-add chain ip kp firewall { ip saddr != { 10.0.0.0/8, 192.168.0.0/16 } drop ; }
+add chain ip kp firewall { ip saddr != { 10.0.0.0/8, 192.168.0.0/16 } drop ; ip daddr 10.96.0.2 accept ; }
 add chain ip kp prerouting { type nat hook prerouting priority -100 ; }
 add rule ip kp mark-for-masquerade mark set mark or 0x4000
 add rule ip kp prerouting ip daddr . meta l4proto . th dport vmap @service-ips
