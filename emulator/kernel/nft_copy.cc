@@ -33,7 +33,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 
 #include "knetlab/util/error.h"
@@ -335,12 +337,14 @@ void render_objects(Ruleset& r, Batches& out, Anonymous& anonymous) {
   }
 }
 
-// Renders `rules` into `out`: the rules of chains that bind anonymous sets
-// in `bind` transactions of kRuleBytesPerTransaction, each after the sets it
-// binds; the others in `plain` ones of kPlainRuleBytesPerTransaction.
+// Renders `rules` (one table's): the rules of chains that bind anonymous sets
+// into `bind`, in transactions of kRuleBytesPerTransaction, each after the
+// sets it binds; the others into `plain`, in transactions of
+// kPlainRuleBytesPerTransaction. A chain's rules keep their order.
 void render_rules(std::vector<Rule>& rules, const Anonymous& anonymous, Batches& bind,
                   Batches& plain) {
-  std::set<std::string> binding;
+  // Chain names as the rules hold them, alive as long as `rules`.
+  std::unordered_set<std::string_view> binding;
   std::vector<std::vector<nftnl_set*>> bound(rules.size());
   for (size_t i = 0; i < rules.size(); ++i) {
     const std::string table = nl().rule_get_str(rules[i].get(), NFTNL_RULE_TABLE);
@@ -451,6 +455,8 @@ void NftTablesCopy::dump() noexcept {
     render_objects(ruleset, batches, anonymous);
     batches.close();
     out.publish(batches.take());
+    // Every chain exists once the objects are in, so a table's plain rules
+    // may go before its binding ones.
     Batches plain;
     for (const auto& table : tables_) {
       auto rules = dump_rules(from_, table, s.get());
