@@ -456,16 +456,16 @@ void NftTablesCopy::dump() noexcept {
     batches.close();
     out.publish(batches.take());
     // Every chain exists once the objects are in, so a table's plain rules
-    // may go before its binding ones.
+    // may go before its binding ones; each table's are published once dumped.
     Batches plain;
     for (const auto& table : tables_) {
       auto rules = dump_rules(from_, table, s.get());
       render_rules(rules, anonymous, batches, plain);
       plain.close();
+      batches.close();
       out.publish(plain.take());
       out.publish(batches.take());
     }
-    batches.close();
     std::vector<Rendered::NamedSet> sets;
     for (auto& set : ruleset.sets) {
       const auto flags = nl().set_get_u32(set.get(), NFTNL_SET_FLAGS);
@@ -475,7 +475,6 @@ void NftTablesCopy::dump() noexcept {
       sets.push_back({nl().set_get_str(set.get(), NFTNL_SET_TABLE),
                       nl().set_get_str(set.get(), NFTNL_SET_NAME), elements.messages()});
     }
-    out.publish(batches.take());
     out.finish(std::move(sets));
   } catch (...) {
     out.finish({}, std::current_exception());

@@ -55,10 +55,9 @@ class NftTablesCopy {
   /// in errors) with the copy, the sets of `replaced` with those elements
   /// instead of the dumped ones; sends each part as soon as dump() published
   /// it, waiting for dump(), which must have started or start on another
-  /// thread. Sets that a rule
-  /// updates (dynamic) are copied empty. SystemError naming errno when the
-  /// kernel refuses or the dump failed; a refused transaction leaves nothing
-  /// of itself, the earlier ones stay.
+  /// thread. Sets that a rule updates (dynamic) are copied empty. SystemError
+  /// naming errno when the kernel refuses or the dump failed; a refused
+  /// transaction leaves nothing of itself, the earlier ones stay.
   void into(const std::string& netns, const NftSetElements& replaced) const;
 
  private:
