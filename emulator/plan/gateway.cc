@@ -139,10 +139,9 @@ class GatewayRenderer {
         text += server(fallback);
       }
     auto head = nginx::preamble(
-        plan_, pod_,
-        fmt::format("gateway {} (pod {}) in lab \"{}\", rendered by knetlab from the\n# "
-                    "routes attached to its listeners and their backends' ready endpoints.",
-                    gateway_.key(), pod_.key(), plan_.lab));
+        pod_, fmt::format("gateway {} (pod {}) in lab \"{}\", rendered by knetlab from the\n# "
+                          "routes attached to its listeners and their backends' ready endpoints.",
+                          gateway_.key(), pod_.key(), plan_.lab));
     for (const auto& [name, block] : upstreams_) head += block;
     head += blocks_;
     if (!entries_map_.empty()) {

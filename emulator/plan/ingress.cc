@@ -59,7 +59,7 @@ std::string quoted(const std::string& text) {
   return out + "\"";
 }
 
-std::string preamble(const Plan& plan, const PodPlan& pod, const std::string& title) {
+std::string preamble(const PodPlan& pod, const std::string& title) {
   return fmt::format(
       "# nginx.conf of {title}\n"
       "daemon off;\nmaster_process on;\nworker_processes 1;\npid {dir}/nginx.pid;\n"
@@ -382,7 +382,7 @@ class Renderer {
   std::string header() {
     // Rendered last (the servers define the upstreams and maps), printed first.
     std::string out = nginx::preamble(
-        plan_, pod_,
+        pod_,
         fmt::format("the ingress controller {} in lab \"{}\", rendered by knetlab from the\n# "
                     "lab's ingresses and their services' ready endpoints, as ingress-nginx does.",
                     pod_.key(), plan_.lab));

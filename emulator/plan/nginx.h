@@ -28,7 +28,7 @@ std::string quoted(const std::string& text);
 /// The start of a data-plane pod's configuration, up to and inside "http {":
 /// its process, logs, temporary files, the headers every proxied request
 /// gets, and the map that answers knetlab check's probe header.
-std::string preamble(const Plan& plan, const PodPlan& pod, const std::string& title);
+std::string preamble(const PodPlan& pod, const std::string& title);
 
 /// `text` (a preamble and its servers) closed with the health server, named
 /// by a hash of everything else.

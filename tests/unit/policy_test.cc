@@ -329,8 +329,11 @@ ports = [{ port = 80 }, { port = "serve-81-udp", protocol = "UDP" }]
   EXPECT_EQ(mine.chains.at("pod-x/a-ingress"),
             (std::vector<std::string>{"jump " + chain,
                                       "counter drop comment \"x/a is isolated for Ingress\""}));
-  for (const auto& [node, piece] : tables)
-    if (node != xa->node) EXPECT_EQ(piece.chains.count(chain), 0u) << node;
+  for (const auto& [node, piece] : tables) {
+    if (node != xa->node) {
+      EXPECT_EQ(piece.chains.count(chain), 0u) << node;
+    }
+  }
   EXPECT_TRUE(contains(policy_nft_base("np", "n1"), "ct state established,related accept"));
 }
 
