@@ -316,9 +316,8 @@ class NetlinkKernel final : public Kernel {
   }
 
   std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) override {
-    auto results = nft_load_at_once(loads, std::max(1u, std::thread::hardware_concurrency()));
     for (const auto& load : loads) nft_.erase(load.netns);
-    return results;
+    return nft_load_at_once(loads, std::max(1u, std::thread::hardware_concurrency()), nft_);
   }
 
   void release_handles() override {
@@ -401,7 +400,7 @@ class NetlinkKernel final : public Kernel {
   // By the thread that uses them; std::thread::id() for those no thread took yet.
   std::map<std::pair<std::thread::id, std::string>, Namespace> sockets_;
   std::map<std::pair<std::string, std::string>, uint32_t> indexes_;
-  std::map<std::string, std::unique_ptr<NftSession>> nft_;  // by namespace
+  NftSessions nft_;
 };
 
 }  // namespace

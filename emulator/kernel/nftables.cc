@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <type_traits>
 
@@ -78,9 +80,42 @@ void enter(const std::string& netns) {
     throw errno_error("enter", "network namespace", netns, errno);
 }
 
-// In the child: enters the namespace (the thread that forked it may not have)
-// and runs the transactions through a libnftables context of its own, then
-// writes its NftLoadResult, as JSON, to `out`.
+// Runs the transactions, in order, through `run`, which throws a refusal;
+// what it applied and the first refusal (or `run`'s other failure).
+NftLoadResult run_each(const std::vector<std::string>& transactions,
+                       const std::function<void(const std::string&)>& run) {
+  NftLoadResult result;
+  try {
+    for (const auto& t : transactions) {
+      run(t);
+      ++result.applied;
+    }
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  return result;
+}
+
+// A small load's transactions, on the calling thread, through the kept
+// context of its namespace (made if missing), one such load at a time:
+// libnftables does not promise that contexts on several threads are
+// independent of each other.
+NftLoadResult load_in_this_process(const NftLoad& load,
+                                   const std::vector<std::string>& transactions,
+                                   NftSessions& sessions) {
+  static std::mutex one_at_a_time;
+  std::lock_guard lock(one_at_a_time);
+  auto& session = sessions[load.netns];
+  return run_each(transactions, [&](const std::string& t) {
+    if (!session) session = std::make_unique<NftSession>(load.netns);
+    session->run(t);
+  });
+}
+
+// In the child: enters the namespace (the thread that forked it may not have;
+// the child has no other thread to do it, as run_in_netns would) and runs the
+// transactions through a libnftables context of its own, then writes its
+// NftLoadResult, as JSON, to `out`.
 [[noreturn]] void load_in_child(const NftLoad& load, const std::vector<std::string>& transactions,
                                 int out) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -89,20 +124,18 @@ void enter(const std::string& netns) {
   const auto kept = static_cast<unsigned>(out);
   ::close_range(3, kept - 1, 0);
   ::close_range(kept + 1, ~0U, 0);
-  NftLoadResult result;
-  try {
-    enter(load.netns);
-    const auto& nft = libnftables();
-    nft_ctx* ctx = nft.ctx_new(NFT_CTX_DEFAULT);
-    if (!ctx) throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
-    nft.buffer_output(ctx), nft.buffer_error(ctx);
-    for (const auto& t : transactions) {
-      if (nft.run_cmd_from_buffer(ctx, t.c_str()) != 0) throw refusal(load.netns, ctx);
-      ++result.applied;
+  const auto& nft = libnftables();
+  nft_ctx* ctx = nullptr;  // never freed: the child's exit frees it with the rest
+  const NftLoadResult result = run_each(transactions, [&](const std::string& t) {
+    if (!ctx) {
+      enter(load.netns);
+      ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+      if (!ctx)
+        throw SystemError(fmt::format("create nftables context in netns {}", load.netns), 0);
+      nft.buffer_output(ctx), nft.buffer_error(ctx);
     }
-  } catch (const std::exception& e) {
-    result.error = e.what();
-  }
+    if (nft.run_cmd_from_buffer(ctx, t.c_str()) != 0) throw refusal(load.netns, ctx);
+  });
   const auto text = nlohmann::json(result).dump();
   for (size_t at = 0; at < text.size();) {
     auto n = ::write(out, text.data() + at, text.size() - at);
@@ -154,8 +187,10 @@ NftLoadResult load_in_a_child(const NftLoad& load, const std::vector<std::string
 
 // One load, on a thread that may enter namespaces: the copy over netlink from
 // this thread, the transactions (if any) in a child, whose libnftables
-// context, with its copy of the ruleset, goes with it.
-NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy) {
+// context, with its copy of the ruleset, goes with it, or on this thread when
+// the load copies nothing and they are smaller than kNftLoadInChildBytes (the
+// ruleset a context learns is then no bigger than they are).
+NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy, NftSessions& sessions) {
   auto transactions = load.transactions();
   NftLoadResult result;
   if (copy) {
@@ -169,14 +204,19 @@ NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy) {
     }
   }
   if (transactions.empty()) return result;
-  auto rest = load_in_a_child(load, transactions);
+  size_t bytes = 0;
+  for (const auto& t : transactions) bytes += t.size();
+  auto rest = !copy && bytes < kNftLoadInChildBytes
+                  ? load_in_this_process(load, transactions, sessions)
+                  : load_in_a_child(load, transactions);
   rest.applied += result.applied;
   return rest;
 }
 
 }  // namespace
 
-std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs) {
+std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs,
+                                            NftSessions& sessions) {
   libnftables();  // loaded once, before the forks, and its failure reported here
   std::vector<NftLoadResult> results(loads.size());
   // Each copy's source is dumped once, by the first tasks: a task starts
@@ -198,7 +238,7 @@ std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, s
       [&](size_t task) {
         if (task < dumps.size()) return dumps[task]->dump();
         const size_t i = task - dumps.size();
-        results[i] = run_load(loads[i], copy_of[i]);
+        results[i] = run_load(loads[i], copy_of[i], sessions);
       },
       // A dump takes a thread beyond `jobs`: a copy that waits on it leaves
       // its CPU to the dump rather than idle.

@@ -1,9 +1,10 @@
 // The real kernel's nftables loads (Kernel::nft_load): copies from threads,
-// transactions in child processes,
-// against namespaces made for the test alone.
+// big transactions in child processes, small ones through the process's kept
+// context of the namespace, against namespaces made for the test alone.
 
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,23 @@ std::string tables_of(const std::string& netns) {
   return run({"ip", "netns", "exec", netns, "nft", "list", "tables"}).out;
 }
 
-TEST(ROOT_Kernel, NftLoadsRunInParallelChildrenAndSayHowFarEachWent) {
+// nftables netlink sockets open in `netns`: the kernel's own and those of
+// any process.
+size_t nftables_sockets(const std::string& netns) {
+  auto lines = run({"ip", "netns", "exec", netns, "cat", "/proc/net/netlink"}).out;
+  size_t count = 0;
+  std::istringstream in(lines);
+  std::string sk, protocol, line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    if (fields >> sk >> protocol && protocol == "12") ++count;  // NETLINK_NETFILTER
+  }
+  return count;
+}
+
+TEST(ROOT_Kernel, NftLoadsSayHowFarEachWentInChildrenOrInThisProcess) {
   KNL_REQUIRE_ROOT();
-  const std::vector<std::string> names{"knl-kt-a", "knl-kt-b", "knl-kt-c"};
+  const std::vector<std::string> names{"knl-kt-a", "knl-kt-b", "knl-kt-c", "knl-kt-d"};
   Namespaces made(names);
   auto kernel = make_netlink_kernel();
   std::vector<NftLoad> loads;
@@ -48,8 +63,17 @@ TEST(ROOT_Kernel, NftLoadsRunInParallelChildrenAndSayHowFarEachWent) {
   loads.push_back({"knl-kt-c", [] { return std::vector<std::string>{"add table ip one\n"}; }});
   loads.push_back(
       {"knl-kt-missing", [] { return std::vector<std::string>{"add table ip one\n"}; }});
+  // As big as a load that runs in a child: the same refusal, told the same way.
+  loads.push_back({"knl-kt-d", [] {
+                     std::string padding;
+                     while (padding.size() < kNftLoadInChildBytes)
+                       padding += "# a comment line that nft skips, to make the load big\n";
+                     return std::vector<std::string>{
+                         padding + "add table ip one\n",
+                         "add table ip two\nadd rule ip nowhere c accept\n"};
+                   }});
   auto results = kernel->nft_load(loads);
-  ASSERT_EQ(results.size(), 4u);
+  ASSERT_EQ(results.size(), 5u);
   EXPECT_EQ(results[0].applied, 2u);
   EXPECT_EQ(results[0].error, "");
   EXPECT_EQ(tables_of("knl-kt-a"), "table ip one\ntable ip two\n");
@@ -64,7 +88,18 @@ TEST(ROOT_Kernel, NftLoadsRunInParallelChildrenAndSayHowFarEachWent) {
   EXPECT_EQ(tables_of("knl-kt-c"), "table ip one\n");
   EXPECT_EQ(results[3].applied, 0u);
   EXPECT_NE(results[3].error.find("knl-kt-missing"), std::string::npos) << results[3].error;
-  // The namespace's context in this process is new, and sees the load.
+  EXPECT_EQ(results[4].applied, 1u);
+  EXPECT_NE(results[4].error.find("load nftables rules in netns knl-kt-d"), std::string::npos)
+      << results[4].error;
+  EXPECT_NE(results[4].error.find("Error: Could not process rule: No such file or directory"),
+            std::string::npos)
+      << "nft's own message: " << results[4].error;
+  EXPECT_EQ(tables_of("knl-kt-d"), "table ip one\n");
+  // A small load's context stays open in this process (closing it right
+  // after a delete would wait for the kernel); the big load's child is gone
+  // with its own: besides the kernel's, one socket against none.
+  EXPECT_EQ(nftables_sockets("knl-kt-a"), nftables_sockets("knl-kt-d") + 1);
+  // The namespace's context in this process sees the load.
   kernel->nft_apply("knl-kt-a", "delete table ip two\n");
   EXPECT_EQ(tables_of("knl-kt-a"), "table ip one\n");
 }

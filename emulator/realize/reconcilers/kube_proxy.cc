@@ -11,11 +11,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// A later nftables sync whose scripts are this big runs in a child, as a
-// first load does: libnftables' memory for a sync of every service of a big
-// lab would otherwise stay with the supervisor.
-constexpr size_t kSyncInChildBytes = 256 * 1024;
-
 // Nodes whose first load compiles its text, at once (see first_loads): one
 // per CPU of the machines knetlab runs on.
 constexpr size_t kCompiledLoads = 2;
@@ -92,7 +87,7 @@ bool KubeProxyReconciler::sync(const LabState& lab, NodeProxy& n,
   auto steps = nft_sync(n.node, n.applied, services, lab.endpoints, false);
   size_t bytes = 0;
   for (const auto& step : steps) bytes += step.script.size();
-  if (bytes >= kSyncInChildBytes) {
+  if (bytes >= kNftLoadInChildBytes) {
     auto result = effects_.kernel.nft_load({{n.netns, [&] { return take_scripts(steps); }}})[0];
     if (!n.took(steps, result)) failure = result.error;
     return failure.empty();

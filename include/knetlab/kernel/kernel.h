@@ -26,6 +26,14 @@ struct NftCopy {
   NftSetElements elements;          // sets whose elements are these, not the copied ones
 };
 
+/// Transactions of a load (or of a later sync) that total this many bytes, or
+/// follow a copy, run in a forked child, whose exit frees libnftables' memory
+/// for them; smaller ones run in the supervisor through the namespace's kept
+/// context, which spares the fork and the wait of a context closed right after
+/// a transaction that deleted objects (its close waits for the kernel to free
+/// them).
+constexpr size_t kNftLoadInChildBytes = 256 * 1024;
+
 /// A namespace's nftables transactions, run in order by Kernel::nft_load.
 struct NftLoad {
   std::string netns;
@@ -84,9 +92,12 @@ class Kernel {
   /// Runs every load, as many at once as there are CPUs, each on a thread of
   /// its own: a load's copy goes over netlink from that thread, its
   /// transactions run in a child process of their own, where the copy of the
-  /// ruleset that libnftables builds stays. A result per load, in order; a
-  /// child that dies is a refusal naming its signal. Afterwards each load's
-  /// namespace has a new context (nft_renew).
+  /// ruleset that libnftables builds stays, or, when the load copies nothing
+  /// and they are smaller than kNftLoadInChildBytes, on that thread (one such
+  /// load at a time) through a new context for the namespace, which nft_apply
+  /// then uses. A result per load, in order; a child that dies is a refusal
+  /// naming its signal. The contexts kept for the loads' namespaces before the
+  /// call are dropped.
   virtual std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) = 0;
 };
 

@@ -2,6 +2,7 @@
 // nftables through libnftables: the same language as `nft -f`, applied as one
 // atomic transaction per call inside a lab namespace.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,11 +68,19 @@ class NftTablesCopy {
   std::unique_ptr<Rendered> rendered_;
 };
 
-/// Kernel::nft_load's work: at most `jobs` loads at a time, each on a thread
-/// of its own, which does the load's copy itself and runs its transactions in
-/// a forked child; each copy's source is dumped on a further thread while
-/// the loads that copy it start. Fork or pipe failures throw SystemError once
-/// the loads under way are done, and no further load starts.
-std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs);
+/// The kept libnftables context of each namespace, by its name.
+using NftSessions = std::map<std::string, std::unique_ptr<NftSession>>;
+
+/// Kernel::nft_load's work: at most `jobs` loads at a time, each on a thread of
+/// its own, which does the load's copy itself and runs its transactions in a
+/// forked child, or, for a load that copies nothing and is below
+/// kNftLoadInChildBytes, itself through the namespace's context in `sessions`
+/// (made if missing, kept afterwards: a context closed right after a
+/// transaction that deleted objects waits for the kernel to free them); each
+/// copy's source is dumped on a further thread while the loads that copy it
+/// start. Fork or pipe failures throw SystemError once the loads under way are
+/// done, and no further load starts.
+std::vector<NftLoadResult> nft_load_at_once(const std::vector<NftLoad>& loads, size_t jobs,
+                                            NftSessions& sessions);
 
 }  // namespace knl
