@@ -96,10 +96,9 @@ NftLoadResult run_each(const std::vector<std::string>& transactions,
   return result;
 }
 
-// A small load's transactions, on the calling thread, through the kept
-// context of its namespace (made if missing), one such load at a time:
-// libnftables does not promise that contexts on several threads are
-// independent of each other.
+// A small load's transactions, in this process, through the kept context of
+// its namespace (made if missing), one such load at a time: libnftables does
+// not promise that contexts on several threads are independent of each other.
 NftLoadResult load_in_this_process(const NftLoad& load,
                                    const std::vector<std::string>& transactions,
                                    NftSessions& sessions) {
@@ -187,9 +186,9 @@ NftLoadResult load_in_a_child(const NftLoad& load, const std::vector<std::string
 
 // One load, on a thread that may enter namespaces: the copy over netlink from
 // this thread, the transactions (if any) in a child, whose libnftables
-// context, with its copy of the ruleset, goes with it, or on this thread when
-// the load copies nothing and they are smaller than kNftLoadInChildBytes (the
-// ruleset a context learns is then no bigger than they are).
+// context, with its copy of the ruleset, goes with it, or in this process
+// when the load copies nothing and they are smaller than kNftLoadInChildBytes
+// (the ruleset a context learns is then no bigger than they are).
 NftLoadResult run_load(const NftLoad& load, const NftTablesCopy* copy, NftSessions& sessions) {
   auto transactions = load.transactions();
   NftLoadResult result;

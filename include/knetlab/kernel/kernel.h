@@ -93,9 +93,9 @@ class Kernel {
   /// its own: a load's copy goes over netlink from that thread, its
   /// transactions run in a child process of their own, where the copy of the
   /// ruleset that libnftables builds stays, or, when the load copies nothing
-  /// and they are smaller than kNftLoadInChildBytes, on that thread (one such
-  /// load at a time) through a new context for the namespace, which nft_apply
-  /// then uses. A result per load, in order; a child that dies is a refusal
+  /// and they are smaller than kNftLoadInChildBytes, in this process (one
+  /// such load at a time) through a new context for the namespace, which
+  /// nft_apply then uses. A result per load, in order; a child that dies is a refusal
   /// naming its signal. The contexts kept for the loads' namespaces before the
   /// call are dropped.
   virtual std::vector<NftLoadResult> nft_load(const std::vector<NftLoad>& loads) = 0;

@@ -74,8 +74,8 @@ using NftSessions = std::map<std::string, std::unique_ptr<NftSession>>;
 /// Kernel::nft_load's work: at most `jobs` loads at a time, each on a thread of
 /// its own, which does the load's copy itself and runs its transactions in a
 /// forked child, or, for a load that copies nothing and is below
-/// kNftLoadInChildBytes, itself through the namespace's context in `sessions`
-/// (made if missing, kept afterwards: a context closed right after a
+/// kNftLoadInChildBytes, in this process through the namespace's context in
+/// `sessions` (made if missing, kept afterwards: a context closed right after a
 /// transaction that deleted objects waits for the kernel to free them); each
 /// copy's source is dumped on a further thread while the loads that copy it
 /// start. Fork or pipe failures throw SystemError once the loads under way are
