@@ -285,7 +285,7 @@ std::vector<std::string> sets_named(nftnl_rule* rule) {
       rule,
       [](nftnl_expr* e, void* data) {
         auto* out = static_cast<std::vector<std::string>*>(data);
-        const std::string kind = nl().expr_get_str(e, NFTNL_EXPR_NAME);
+        const std::string_view kind = nl().expr_get_str(e, NFTNL_EXPR_NAME);
         if (kind == "lookup" && nl().expr_is_set(e, NFTNL_EXPR_LOOKUP_SET))
           out->push_back(nl().expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
         else if (kind == "dynset" && nl().expr_is_set(e, NFTNL_EXPR_DYNSET_SET_NAME))
@@ -337,17 +337,16 @@ void render_objects(Ruleset& r, Batches& out, Anonymous& anonymous) {
   }
 }
 
-// Renders `rules` (one table's): the rules of chains that bind anonymous sets
-// into `bind`, in transactions of kRuleBytesPerTransaction, each after the
-// sets it binds; the others into `plain`, in transactions of
+// Renders `rules` (those of `table`): the rules of chains that bind anonymous
+// sets into `bind`, in transactions of kRuleBytesPerTransaction, each after
+// the sets it binds; the others into `plain`, in transactions of
 // kPlainRuleBytesPerTransaction. A chain's rules keep their order.
-void render_rules(std::vector<Rule>& rules, const Anonymous& anonymous, Batches& bind,
-                  Batches& plain) {
+void render_rules(const std::string& table, std::vector<Rule>& rules, const Anonymous& anonymous,
+                  Batches& bind, Batches& plain) {
   // Chain names as the rules hold them, alive as long as `rules`.
   std::unordered_set<std::string_view> binding;
   std::vector<std::vector<nftnl_set*>> bound(rules.size());
   for (size_t i = 0; i < rules.size(); ++i) {
-    const std::string table = nl().rule_get_str(rules[i].get(), NFTNL_RULE_TABLE);
     for (const auto& name : sets_named(rules[i].get()))
       if (auto it = anonymous.find({table, name}); it != anonymous.end())
         bound[i].push_back(it->second);
@@ -460,7 +459,7 @@ void NftTablesCopy::dump() noexcept {
     Batches plain;
     for (const auto& table : tables_) {
       auto rules = dump_rules(from_, table, s.get());
-      render_rules(rules, anonymous, batches, plain);
+      render_rules(table, rules, anonymous, batches, plain);
       plain.close();
       batches.close();
       out.publish(plain.take());
