@@ -90,8 +90,8 @@ NftPiece nft_service(const ProxyNode& node, const ServicePlan& s,
     bool local_chain_used = !c.local.empty();
     if (cluster_chain) {
       auto& rules = out.chains[service_chain];
-      rules.push_back(fmt::format("ip daddr {} ip saddr != {} jump mark-for-masquerade", cip,
-                                  node.pod_subnet.str()));
+      rules.push_back(fmt::format("ip daddr {} {} dport {} ip saddr != {} jump mark-for-masquerade",
+                                  cip, proto, port.port, node.pod_subnet.str()));
       pick(rules, c.cluster);
     }
     if (local_chain_used) pick(out.chains[local_chain], c.local);

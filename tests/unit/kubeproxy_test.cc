@@ -47,7 +47,7 @@ TEST(KubeProxyNft, ClusterIpServiceAsKubeProxyWritesIt) {
   ASSERT_TRUE(out.chains.count(svc));
   EXPECT_EQ(out.chains[svc],
             (std::vector<std::string>{
-                "ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+                "ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
                 "numgen random mod 1 vmap { 0 : goto " + ep + " }"}));
   EXPECT_EQ(out.chains[ep],
             (std::vector<std::string>{"ip saddr 10.180.0.1 jump mark-for-masquerade",
@@ -332,7 +332,7 @@ TEST(KubeProxyNft, RulesPickerSpreadsWithoutAnonymousMaps) {
       {{{ip("10.180.0.4"), 80, "node2", "ns4/a"}, {ip("10.180.0.5"), 80, "node1", "ns4/b"}}});
   EXPECT_EQ(out.chains["service-LAUZTJTB-ns4/svc4/tcp/p80"],
             (std::vector<std::string>{
-                "ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+                "ip daddr 172.30.0.44 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
                 "numgen random mod 2 0 goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80",
                 "goto endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}));
 }
@@ -353,7 +353,7 @@ TEST(KubeProxyNft, MapPickerDnatsFromOneMapWithoutEndpointChainsAndMasqueradesHa
   EXPECT_EQ(out.chains.size(), 1u) << "no endpoint- chains";
   EXPECT_EQ(out.chains["service-LAUZTJTB-ns4/svc4/tcp/p80"],
             (std::vector<std::string>{
-                "ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+                "ip daddr 172.30.0.44 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
                 "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.180.0.4 . 80 , 1 : "
                 "10.180.0.5 . 80 }"}));
   // Affinity needs a set per endpoint: such a service keeps its endpoint chains.
